@@ -1,0 +1,43 @@
+# Every target creates what it needs itself: a fresh clone needs only python3 (>=3.10) and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The AWS CLI pins botocore differently from aiobotocore, so it lives in its own venv (used by
+# entrypoint.sh tests only).
+AWSCLI_VENV := $(VENV)/awscli
+
+.PHONY: install test lint typecheck pytest demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+$(AWSCLI_VENV)/.installed:
+	$(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/python -m pip install -q awscli
+	touch $@
+
+lint: install
+	$(BIN)/ruff check ecs_executor tests benchmarks
+	$(BIN)/ruff format --check ecs_executor tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy ecs_executor
+
+pytest: install $(AWSCLI_VENV)/.installed
+	AWSCLI_BIN=$(CURDIR)/$(AWSCLI_VENV)/bin/aws $(BIN)/pytest -q -p no:cacheprovider
+
+test: lint typecheck pytest
+
+demo: install
+	$(BIN)/python -m ecs_executor.demo
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

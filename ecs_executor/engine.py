@@ -1,0 +1,565 @@
+"""All AWS I/O: one daemon thread, one asyncio loop, one long-lived aiobotocore ECS client.
+
+The scheduler thread talks to this module only through ``messages.Channel``. Launches are concurrent
+(one RunTask per Airflow try, paced by a token bucket and bounded by a semaphore); tracking is one
+DescribeTasks sweep every ``poll_interval`` in chunks of 100; stops are concurrent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+)
+
+from ecs_executor import messages as m
+from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.ratelimit import TokenBucket
+from ecs_executor.run_task import TaskIdentity, with_attempt
+from ecs_executor.states import Phase, TaskStatus, task_status
+from ecs_executor.triage import (
+    THROTTLING_CODES,
+    Decision,
+    Verdict,
+    backoff_seconds,
+    classify_api_error,
+    classify_connection_error,
+    classify_run_task_failure,
+    classify_stopped,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DESCRIBE_CHUNK = 100  # ECS DescribeTasks limit
+# ECS "cluster resource read" bucket (DescribeTasks, ListTasks): burst 100, refill 20/s.
+DESCRIBE_RATE = 20.0
+DESCRIBE_BURST = 100
+# A freshly launched task can be briefly unknown to DescribeTasks (eventual consistency).
+MISSING_POLLS_BEFORE_FAIL = 3
+RETRY_DELAY_CAP = 20.0
+
+ClientFactory = Callable[[], Awaitable[tuple[Any, contextlib.AsyncExitStack]]]
+
+
+@dataclass(eq=False)
+class Tracked:
+    """One Airflow try as the engine sees it. Kept small: thousands live at once."""
+
+    key: Hashable
+    identity: TaskIdentity
+    kwargs: dict[str, Any] | None  # dropped once the task runs (no relaunch after start)
+    deadline: float | None = None
+    attempt: int = 1
+    arn: str | None = None
+    phase: Phase | None = None
+    missing_polls: int = 0
+    adopted: bool = False
+    stopping: bool = False
+    launch_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+def _error_code(exc: ClientError) -> tuple[str, str, int | None]:
+    err = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return str(err.get("Code", "Unknown")), str(err.get("Message", "")), status
+
+
+def classify_exception(exc: BaseException) -> Decision:
+    """Map anything an ECS call can raise to a triage verdict."""
+    if isinstance(exc, ClientError):
+        return classify_api_error(*_error_code(exc))
+    if isinstance(exc, NoCredentialsError):
+        return classify_api_error("NoCredentials", str(exc))
+    if isinstance(exc, (ParamValidationError, NoRegionError)):
+        return Decision(Verdict.FAIL, f"invalid RunTask request: {exc}")
+    if isinstance(exc, (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError)):
+        return classify_connection_error(f"{type(exc).__name__}: {exc}")
+    return Decision(Verdict.FAIL, f"unexpected error {type(exc).__name__}: {exc}")
+
+
+async def default_client(
+    settings: EcsExecutorSettings,
+) -> tuple[Any, contextlib.AsyncExitStack]:
+    """Client from the Airflow AWS connection (falls back to the default credential chain)."""
+    session, endpoint_url, verify = await asyncio.to_thread(_session_from_connection, settings)
+    config = AioConfig(
+        max_pool_connections=max(10, settings.max_concurrent_calls),
+        retries={"mode": "adaptive", "max_attempts": 5},
+        connect_timeout=10,
+        read_timeout=60,
+    )
+    stack = contextlib.AsyncExitStack()
+    client = await stack.enter_async_context(
+        session.create_client(
+            "ecs",
+            region_name=settings.region_name,
+            endpoint_url=endpoint_url,
+            config=config,
+            verify=verify,
+        )
+    )
+    return client, stack
+
+
+def _session_from_connection(settings: EcsExecutorSettings) -> tuple[Any, str | None, Any]:
+    # Imported here: the provider import is slow and only this thread needs it.
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    hook = AwsBaseHook(
+        aws_conn_id=settings.conn_id or None, client_type="ecs", region_name=settings.region_name
+    )
+    session = hook.get_session(region_name=settings.region_name, deferrable=True)
+    endpoint_url = hook.conn_config.get_service_endpoint_url(service_name="ecs")
+    return session, endpoint_url, hook.verify
+
+
+class Engine:
+    """Owns the background thread. Public methods are safe to call from the scheduler thread."""
+
+    def __init__(
+        self,
+        settings: EcsExecutorSettings,
+        channel: m.Channel,
+        *,
+        client_factory: ClientFactory | None = None,
+        name: str = "ecs-executor-engine",
+    ):
+        self.settings = settings
+        self.channel = channel
+        self._client_factory = client_factory or (lambda: default_client(settings))
+        self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.crash: BaseException | None = None
+        self.stopped_cleanly = False
+        # Loop-side state (touched only on the engine thread).
+        self._client: Any = None
+        self._client_stack: contextlib.AsyncExitStack | None = None
+        self._client_generation = 0
+        self._client_lock: asyncio.Lock | None = None
+        self._by_key: dict[Hashable, Tracked] = {}
+        self._by_arn: dict[str, Tracked] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._wake: asyncio.Event | None = None
+        self._shutdown: m.Shutdown | None = None
+        self._sem: asyncio.Semaphore | None = None
+        self._run_bucket = TokenBucket(settings.effective_run_task_rate, settings.effective_run_task_burst)
+        self._describe_bucket = TokenBucket(DESCRIBE_RATE, DESCRIBE_BURST)
+        self._rng = random.Random()
+        self.counters: dict[str, int] = {
+            "run_task_calls": 0,
+            "run_task_retries": 0,
+            "describe_calls": 0,
+            "throttled": 0,
+            "credential_refreshes": 0,
+            "relaunches": 0,
+        }
+
+    # ---- scheduler-thread API ------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("ECS executor engine thread did not start")
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def run_coroutine(self, factory: Callable[[], Awaitable[T]], timeout: float) -> T:
+        """Run a coroutine on the engine loop and wait for it: start-up only (health check)."""
+        if self._loop is None:
+            raise RuntimeError("engine not started")
+
+        async def wrapper() -> T:
+            await self._ensure_client()
+            return await factory()
+
+        fut = asyncio.run_coroutine_threadsafe(wrapper(), self._loop)
+        return fut.result(timeout)
+
+    # ---- loop ------------------------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main())
+            self.stopped_cleanly = True
+        except BaseException as exc:
+            self.crash = exc
+            log.exception("ECS executor engine thread crashed")
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self._sem = asyncio.Semaphore(self.settings.max_concurrent_calls)
+        self._client_lock = asyncio.Lock()
+        wake = self._wake
+
+        def wakeup() -> None:
+            with contextlib.suppress(RuntimeError):  # loop already closed during shutdown
+                loop.call_soon_threadsafe(wake.set)
+
+        self.channel.bind_wakeup(wakeup)
+        self._ready.set()
+        poller = asyncio.create_task(self._poll_forever())
+        try:
+            while self._shutdown is None:
+                for command in self.channel.drain_commands():
+                    self._handle(command)
+                if self._shutdown is not None:
+                    break
+                await wake.wait()
+                wake.clear()
+            await self._drain_for_shutdown(self._shutdown)
+        finally:
+            self.channel.bind_wakeup(None)
+            poller.cancel()
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(poller, *self._background, return_exceptions=True)
+            if self._client_stack is not None:
+                with contextlib.suppress(Exception):
+                    await self._client_stack.aclose()
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def _emit(self, result: m.Result) -> None:
+        self.channel.results.put(result)
+
+    def _handle(self, command: m.Command) -> None:
+        if isinstance(command, m.Launch):
+            old = self._by_key.get(command.key)
+            if old is not None:
+                self._forget(old)
+            tracked = Tracked(command.key, command.identity, command.run_task_kwargs, command.deadline)
+            self._by_key[command.key] = tracked
+            tracked.launch_task = self._spawn(self._launch(tracked))
+        elif isinstance(command, m.Adopt):
+            tracked = Tracked(command.key, _adopted_identity(command.key), None, adopted=True)
+            tracked.arn = command.task_arn
+            self._by_key[command.key] = tracked
+            self._by_arn[command.task_arn] = tracked
+        elif isinstance(command, m.Stop):
+            known = self._by_key.get(command.key)
+            if known is not None:
+                known.stopping = True
+                self._forget(known)
+                if known.arn:
+                    self._spawn(self._stop_task(known.arn, command.reason))
+        elif isinstance(command, m.Shutdown):
+            self._shutdown = command
+
+    def _forget(self, tracked: Tracked) -> None:
+        if self._by_key.get(tracked.key) is tracked:
+            del self._by_key[tracked.key]
+        if tracked.arn and self._by_arn.get(tracked.arn) is tracked:
+            del self._by_arn[tracked.arn]
+
+    async def _drain_for_shutdown(self, shutdown: m.Shutdown | None) -> None:
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        if shutdown is not None and shutdown.stop_tasks:
+            arns = [t.arn for t in self._by_key.values() if t.arn]
+            for t in list(self._by_key.values()):
+                t.stopping = True
+            await asyncio.gather(
+                *(self._stop_task(arn, "Airflow scheduler terminated") for arn in arns),
+                return_exceptions=True,
+            )
+        launches = [
+            t.launch_task for t in self._by_key.values() if t.launch_task and not t.launch_task.done()
+        ]
+        if launches:
+            await asyncio.wait(launches, timeout=max(0.0, deadline - time.monotonic()))
+        # One last sweep so the final states of finished tasks reach the executor.
+        if self._by_arn and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._poll_once(), timeout=max(0.1, deadline - time.monotonic()))
+
+    # ---- client ----------------------------------------------------------------------------------
+
+    async def _ensure_client(self) -> Any:
+        if self._client is None:
+            assert self._client_lock is not None
+            async with self._client_lock:
+                if self._client is None:
+                    self._client, self._client_stack = await self._client_factory()
+                    self._client_generation += 1
+        return self._client
+
+    async def _refresh_client(self, generation: int) -> None:
+        """Rebuild the client once per failed generation (many calls may fail together)."""
+        assert self._client_lock is not None
+        async with self._client_lock:
+            if generation != self._client_generation:
+                return
+            old = self._client_stack
+            self._client, self._client_stack = None, None
+            self.counters["credential_refreshes"] += 1
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await old.aclose()
+            self._client, self._client_stack = await self._client_factory()
+            self._client_generation += 1
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        client = await self._ensure_client()
+        assert self._sem is not None
+        async with self._sem:
+            try:
+                return await getattr(client, method)(**kwargs)
+            except ClientError as exc:
+                if _error_code(exc)[0] in THROTTLING_CODES:
+                    self.counters["throttled"] += 1
+                raise
+
+    # ---- launch ----------------------------------------------------------------------------------
+
+    async def _launch(self, t: Tracked) -> None:
+        retries = 0
+        try:
+            while not t.stopping:
+                assert t.kwargs is not None
+                if t.deadline is not None and time.monotonic() > t.deadline:
+                    self._fail_launch(
+                        t,
+                        "the task was not started before its Airflow token expired "
+                        "([scheduler] task_queued_timeout)",
+                    )
+                    return
+                await self._run_bucket.acquire()
+                generation = self._client_generation
+                self.counters["run_task_calls"] += 1
+                try:
+                    response = await self._call("run_task", **t.kwargs)
+                except Exception as exc:
+                    decision = classify_exception(exc)
+                else:
+                    tasks = response.get("tasks") or []
+                    if tasks:
+                        self._launched(t, tasks[0])
+                        return
+                    failures = response.get("failures") or []
+                    if failures:
+                        f = failures[0]
+                        decision = classify_run_task_failure(str(f.get("reason", "")), f.get("detail"))
+                    else:
+                        decision = Decision(Verdict.FAIL, "RunTask returned neither a task nor a failure")
+                if decision.verdict in (Verdict.RETRY, Verdict.REFRESH_CREDENTIALS):
+                    retries += 1
+                    self.counters["run_task_retries"] += 1
+                    if decision.verdict == Verdict.REFRESH_CREDENTIALS:
+                        with contextlib.suppress(Exception):
+                            await self._refresh_client(generation)
+                    delay = min(RETRY_DELAY_CAP, 0.5 * 2 ** min(retries, 6)) * self._rng.uniform(0.5, 1.0)
+                    if retries in (3, 10) or retries % 50 == 0:
+                        self._emit(
+                            m.EngineNote(
+                                "warning", f"RunTask for {t.identity} still retrying: {decision.reason}"
+                            )
+                        )
+                    await asyncio.sleep(delay)
+                    continue
+                if decision.verdict == Verdict.RELAUNCH and await self._schedule_relaunch(t, decision.reason):
+                    continue
+                if decision.verdict == Verdict.RELAUNCH:
+                    return
+                self._fail_launch(t, decision.reason)
+                return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not kill the engine; fail this task visibly
+            log.exception("Unexpected error launching %s", t.identity)
+            self._fail_launch(t, f"internal error while launching: {type(exc).__name__}: {exc}")
+
+    async def _schedule_relaunch(self, t: Tracked, reason: str) -> bool:
+        """Wait and prepare the next attempt; False (and the task failed) when none is allowed."""
+        if t.kwargs is None:
+            self._fail_launch(t, reason)
+            return False
+        if t.attempt >= self.settings.max_run_task_attempts:
+            self._fail_launch(t, f"{reason} (gave up after {t.attempt} launch attempts)")
+            return False
+        delay = backoff_seconds(t.attempt, rng=self._rng)
+        if t.deadline is not None and time.monotonic() + delay > t.deadline:
+            self._fail_launch(
+                t, f"{reason} (no relaunch: it could not start before the task's Airflow token expires)"
+            )
+            return False
+        self.counters["relaunches"] += 1
+        self._emit(m.Relaunching(t.key, reason, t.attempt + 1, delay))
+        await asyncio.sleep(delay)
+        t.attempt += 1
+        t.kwargs = with_attempt(t.kwargs, t.identity, t.attempt, t.kwargs.get("startedBy", ""))
+        return not t.stopping
+
+    def _launched(self, t: Tracked, task: Mapping[str, Any]) -> None:
+        arn = str(task["taskArn"])
+        t.arn = arn
+        if t.stopping:  # revoked while RunTask was in flight: do not leave an orphan
+            self._spawn(self._stop_task(arn, "Airflow revoked the task"))
+            return
+        self._by_arn[arn] = t
+        self._emit(m.Launched(t.key, arn, t.attempt))
+        self._observe(t, task)
+
+    def _fail_launch(self, t: Tracked, reason: str) -> None:
+        self._forget(t)
+        if not t.stopping:
+            self._emit(m.LaunchFailed(t.key, reason))
+
+    # ---- tracking --------------------------------------------------------------------------------
+
+    async def _poll_forever(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self._poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("DescribeTasks sweep failed; will retry")
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(0.05, self.settings.poll_interval - elapsed))
+
+    async def _poll_once(self) -> None:
+        arns = list(self._by_arn)
+        chunks = [arns[i : i + DESCRIBE_CHUNK] for i in range(0, len(arns), DESCRIBE_CHUNK)]
+        await asyncio.gather(*(self._describe(chunk) for chunk in chunks))
+
+    async def _describe(self, arns: list[str]) -> None:
+        await self._describe_bucket.acquire()
+        generation = self._client_generation
+        self.counters["describe_calls"] += 1
+        try:
+            response = await self._call("describe_tasks", cluster=self.settings.cluster, tasks=arns)
+        except Exception as exc:
+            decision = classify_exception(exc)
+            if decision.verdict == Verdict.REFRESH_CREDENTIALS:
+                with contextlib.suppress(Exception):
+                    await self._refresh_client(generation)
+            log.warning("DescribeTasks for %d tasks failed: %s", len(arns), decision.reason)
+            return
+        for task in response.get("tasks") or []:
+            tracked = self._by_arn.get(str(task.get("taskArn")))
+            if tracked is not None:
+                tracked.missing_polls = 0
+                self._observe(tracked, task)
+        for failure in response.get("failures") or []:
+            tracked = self._by_arn.get(str(failure.get("arn")))
+            if tracked is not None and failure.get("reason") == "MISSING":
+                self._missing(tracked)
+
+    def _missing(self, t: Tracked) -> None:
+        t.missing_polls += 1
+        if t.adopted and t.phase is None:
+            self._forget(t)
+            self._emit(m.AdoptionFailed(t.key, t.arn or "", "ECS does not know this task (any more)"))
+        elif t.missing_polls >= MISSING_POLLS_BEFORE_FAIL:
+            self._forget(t)
+            status = TaskStatus(Phase.FAILED, f"ECS no longer knows task {t.arn} (DescribeTasks: MISSING)")
+            self._emit(m.StateChanged(t.key, t.arn or "", status))
+
+    def _observe(self, t: Tracked, task: Mapping[str, Any]) -> None:
+        status = task_status(task, self.settings.container_name)
+        if status.phase == t.phase:
+            return
+        t.phase = status.phase
+        if status.phase == Phase.RUNNING:
+            t.kwargs = None  # a task that ran is never relaunched; free the workload JSON
+        if status.phase == Phase.FAILED_TO_START:
+            decision = classify_stopped(status)
+            if decision is not None and decision.verdict == Verdict.RELAUNCH and t.kwargs is not None:
+                if self._by_arn.get(t.arn or "") is t:
+                    del self._by_arn[t.arn or ""]
+                t.arn, t.phase = None, None
+                t.launch_task = self._spawn(self._relaunch_after_stop(t, decision.reason))
+                return
+            status = TaskStatus(Phase.FAILED, status.reason, status.exit_code, status.stop_code)
+        if status.phase.is_terminal:
+            self._forget(t)
+        self._emit(m.StateChanged(t.key, str(task.get("taskArn")), status))
+
+    async def _relaunch_after_stop(self, t: Tracked, reason: str) -> None:
+        if await self._schedule_relaunch(t, reason):
+            await self._launch(t)
+
+    async def _stop_task(self, arn: str, reason: str) -> None:
+        for attempt in range(5):
+            try:
+                await self._call("stop_task", cluster=self.settings.cluster, task=arn, reason=reason[:255])
+                return
+            except Exception as exc:
+                decision = classify_exception(exc)
+                if decision.verdict == Verdict.FAIL:
+                    log.warning("StopTask %s failed: %s", arn, decision.reason)
+                    return
+                await asyncio.sleep(min(5.0, 0.5 * 2**attempt))
+
+    # ---- start-up check ----------------------------------------------------------------------------
+
+    async def health_problems(self) -> list[str]:
+        """Cluster ACTIVE, task definition resolvable and holding our container; [] when healthy."""
+        s = self.settings
+        problems: list[str] = []
+        try:
+            answer = await self._call("describe_clusters", clusters=[s.cluster])
+            clusters = answer.get("clusters") or []
+            if not clusters:
+                problems.append(f"cluster {s.cluster!r} was not found in {s.region_name}")
+            elif clusters[0].get("status") != "ACTIVE":
+                problems.append(f"cluster {s.cluster!r} is {clusters[0].get('status')}, not ACTIVE")
+        except Exception as exc:
+            problems.append(f"could not describe cluster {s.cluster!r}: {classify_exception(exc).reason}")
+            return problems
+        task_definition = s.base_run_task_kwargs().get("taskDefinition")
+        try:
+            answer = await self._call("describe_task_definition", taskDefinition=task_definition)
+            names = [c.get("name") for c in answer["taskDefinition"].get("containerDefinitions", [])]
+            if s.container_name not in names:
+                problems.append(
+                    f"task definition {task_definition!r} has no container named {s.container_name!r} "
+                    f"(container_name); it has: {', '.join(map(str, names)) or 'none'}"
+                )
+        except Exception as exc:
+            problems.append(
+                f"could not resolve task definition {task_definition!r}: {classify_exception(exc).reason}"
+            )
+        return problems
+
+    # ---- introspection (tests, benchmarks) ---------------------------------------------------------
+
+    def tracked_count(self) -> int:
+        return len(self._by_key)
+
+
+def _adopted_identity(key: Hashable) -> TaskIdentity:
+    try:
+        return TaskIdentity.from_key(key)
+    except AttributeError:
+        return TaskIdentity(str(key), "", "", 0)

@@ -1,0 +1,277 @@
+"""``EcsExecutor``: the synchronous facade the Airflow scheduler drives.
+
+Every method here runs on the scheduler thread and only moves messages: ``_process_workloads`` builds
+RunTask arguments (pure) and enqueues them; ``sync`` drains results into Airflow's event buffer. The
+network is touched only by ``engine.Engine`` on its own thread (and once, at ``start()``, for the
+optional health check).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.configuration import conf as airflow_conf
+from airflow.executors.base_executor import BaseExecutor
+from airflow.executors.workloads import ExecuteTask
+
+from ecs_executor import messages as m
+from ecs_executor.config import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
+from ecs_executor.engine import Engine
+from ecs_executor.run_task import (
+    SCHEDULER_AIRFLOW_ENV,
+    SCHEDULER_PYTHON_ENV,
+    InvalidTaskConfig,
+    RunTaskBuilder,
+    TaskIdentity,
+    workload_command,
+)
+from ecs_executor.states import Phase
+
+if TYPE_CHECKING:
+    from airflow.models.taskinstance import TaskInstance
+
+# Leave this much of the workload token's lifetime for the container to pull and start.
+START_MARGIN_SECONDS = 60.0
+MAX_ENGINE_RESTARTS = 3
+ENGINE_RESTART_WINDOW = 600.0
+
+
+class ExecutorStartupError(SystemExit):
+    """Stops the scheduler with one clear message instead of a traceback (SystemExit prints it)."""
+
+
+def scheduler_versions() -> dict[str, str]:
+    """Versions the worker image must match; entrypoint.sh compares them (docs/worker-image.md)."""
+    import airflow
+
+    return {SCHEDULER_PYTHON_ENV: platform.python_version(), SCHEDULER_AIRFLOW_ENV: airflow.__version__}
+
+
+def _is_task_arn(value: str | None) -> bool:
+    return bool(value) and str(value).startswith("arn:") and ":task/" in str(value)
+
+
+class EcsExecutor(BaseExecutor):
+    """Runs each Airflow task instance as one Amazon ECS task (Fargate, EC2 or EXTERNAL)."""
+
+    supports_multi_team = True
+    supports_ad_hoc_ti_run = True
+    is_local = False
+    serve_logs = False
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        # Cheap and network-free: the API server builds executors just to read task logs.
+        super().__init__(*args, **kwargs)
+        self.settings: EcsExecutorSettings | None = None
+        self._builder: RunTaskBuilder | None = None
+        self._channel = m.Channel()
+        self._engine: Engine | None = None
+        self._arns: dict[Hashable, str] = {}
+        self._pending: dict[Hashable, m.Launch] = {}
+        self._restarts: list[float] = []
+        self._ending = False
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def load_settings(self) -> EcsExecutorSettings:
+        return EcsExecutorSettings.from_conf(self.conf, self.team_name)
+
+    def start(self) -> None:
+        try:
+            self.settings = self.load_settings()
+        except EcsExecutorConfigError as exc:
+            self.log.error("%s", exc)
+            raise ExecutorStartupError(str(exc)) from None
+        self._builder = RunTaskBuilder(
+            self.settings, team_name=self.team_name, extra_env=scheduler_versions()
+        )
+        self._start_engine()
+        if self.settings.check_health_on_startup:
+            self._check_health()
+        self.log.info(
+            "ECS executor started: cluster=%s region=%s container=%s run_task_rate=%.0f/s burst=%d",
+            self.settings.cluster,
+            self.settings.region_name,
+            self.settings.container_name,
+            self.settings.effective_run_task_rate,
+            self.settings.effective_run_task_burst,
+        )
+
+    def _check_health(self) -> None:
+        assert self._engine is not None
+        try:
+            problems = self._engine.run_coroutine(self._engine.health_problems, timeout=60)
+        except Exception as exc:
+            problems = [f"the check itself failed: {type(exc).__name__}: {exc}"]
+        if problems:
+            option = env_var_name("check_health_on_startup", self.team_name)
+            message = (
+                "ECS executor start-up check failed:\n"
+                + "\n".join(f"  - {p}" for p in problems)
+                + f"\n(set {option}=False to skip this check)"
+            )
+            self.log.error("%s", message)
+            self._stop_engine(stop_tasks=False, timeout=5)
+            raise ExecutorStartupError(message)
+
+    def _start_engine(self) -> None:
+        assert self.settings is not None
+        self._engine = Engine(
+            self.settings, self._channel, name=f"ecs-executor-engine-{self.team_name or 'default'}"
+        )
+        self._engine.start()
+
+    def _ensure_engine(self) -> None:
+        """Notice a dead engine thread at the next heartbeat: restart it, or fail loudly."""
+        engine = self._engine
+        if engine is None or engine.is_alive() or self._ending:
+            return
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < ENGINE_RESTART_WINDOW]
+        crash = f"{type(engine.crash).__name__}: {engine.crash}" if engine.crash else "thread exited"
+        if len(self._restarts) >= MAX_ENGINE_RESTARTS:
+            raise RuntimeError(
+                f"ECS executor engine died {len(self._restarts) + 1} times within "
+                f"{ENGINE_RESTART_WINDOW:.0f}s (last: {crash}); refusing to continue"
+            )
+        self._restarts.append(now)
+        self.log.error("ECS executor engine thread died (%s); restarting it", crash)
+        self._channel = m.Channel()
+        self._start_engine()
+        for key, arn in self._arns.items():
+            self._channel.send(m.Adopt(key, arn))
+        for launch in self._pending.values():
+            self._channel.send(launch)
+
+    def _stop_engine(self, *, stop_tasks: bool, timeout: float) -> None:
+        if self._engine is None:
+            return
+        self._ending = True
+        self._channel.send(m.Shutdown(stop_tasks=stop_tasks))
+        if not self._engine.join(timeout):
+            self.log.warning("ECS executor engine did not stop within %.0fs; leaving it", timeout)
+
+    def end(self) -> None:
+        """Stop accepting work; wait at most shutdown_timeout for in-flight launches, then return."""
+        if self._engine is None:
+            return
+        assert self.settings is not None
+        self._stop_engine(stop_tasks=False, timeout=self.settings.shutdown_timeout + 5)
+        self._process_results()
+
+    def terminate(self) -> None:
+        """Stop every tracked ECS task (concurrently), then end."""
+        if self._engine is None:
+            return
+        assert self.settings is not None
+        self._stop_engine(stop_tasks=True, timeout=self.settings.shutdown_timeout + 5)
+        self._process_results()
+
+    # ---- scheduler loop ------------------------------------------------------------------------------
+
+    def _process_workloads(self, workloads: Sequence[Any]) -> None:
+        if self._builder is None:
+            raise RuntimeError("EcsExecutor.start() must be called before workloads are processed")
+        token_lifetime = airflow_conf.getfloat("scheduler", "task_queued_timeout", fallback=600.0)
+        deadline = time.monotonic() + max(30.0, token_lifetime - START_MARGIN_SECONDS)
+        for workload in workloads:
+            if not isinstance(workload, ExecuteTask):
+                raise ValueError(f"EcsExecutor cannot run {type(workload).__name__} workloads")
+            key = workload.ti.key
+            self.queued_tasks.pop(key, None)
+            self.running.add(key)
+            identity = TaskIdentity.from_key(key)
+            try:
+                kwargs = self._builder.build(
+                    identity, workload_command(workload.model_dump_json()), workload.ti.executor_config
+                )
+            except InvalidTaskConfig as exc:
+                self._fail(key, f"not launched: {exc}")
+                continue
+            launch = m.Launch(key, identity, kwargs, deadline)
+            self._pending[key] = launch
+            self._channel.send(launch)
+
+    def sync(self) -> None:
+        self._ensure_engine()
+        self._process_results()
+
+    def _process_results(self) -> None:
+        for result in self._channel.drain_results():
+            self._apply(result)
+
+    def _apply(self, result: m.Result) -> None:
+        if isinstance(result, m.EngineNote):
+            self.log.log(40 if result.level == "error" else 30, "%s", result.message)
+            return
+        key = result.key
+        if key not in self.running:
+            return  # revoked or already finished; late news
+        if isinstance(result, m.Launched):
+            self._pending.pop(key, None)
+            self._arns[key] = result.task_arn
+            self.running_state(key, result.task_arn)
+            if result.attempt > 1:
+                self._task_event(
+                    key, "ECS task launched", f"{result.task_arn} (launch attempt {result.attempt})"
+                )
+        elif isinstance(result, m.LaunchFailed):
+            self._pending.pop(key, None)
+            self._fail(key, result.reason)
+        elif isinstance(result, m.Relaunching):
+            self._pending.pop(key, None)
+            self._task_event(
+                key,
+                "ECS launch retry",
+                f"{result.reason}; launch attempt {result.attempt} in {result.delay:.0f}s",
+            )
+        elif isinstance(result, m.StateChanged):
+            phase = result.status.phase
+            if phase == Phase.SUCCESS:
+                self._arns.pop(key, None)
+                self.success(key, result.task_arn)
+            elif phase in (Phase.FAILED, Phase.FAILED_TO_START):
+                self._arns.pop(key, None)
+                self._fail(key, f"{result.task_arn}: {result.status.reason}", info=result.task_arn)
+        elif isinstance(result, m.AdoptionFailed):
+            self._arns.pop(key, None)
+            self._fail(key, f"adopted ECS task {result.task_arn} could not be found: {result.reason}")
+
+    def _fail(self, key: Hashable, reason: str, info: str | None = None) -> None:
+        self._pending.pop(key, None)
+        self.log.error("Task %s failed: %s", key, reason)
+        self._task_event(key, "ECS task failed", reason)
+        self.fail(key, info)  # type: ignore[arg-type]
+
+    def _task_event(self, key: Hashable, event: str, extra: str) -> None:
+        self.log_task_event(event=event, extra=extra, ti_key=key)  # type: ignore[arg-type]
+
+    # ---- scheduler restarts, revocation ---------------------------------------------------------------
+
+    def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
+        """Adopt every TI whose external_executor_id is an ECS task ARN; O(n), no network."""
+        not_adopted = []
+        for ti in tis:
+            arn = ti.external_executor_id
+            if not _is_task_arn(arn):
+                not_adopted.append(ti)
+                continue
+            key = ti.key
+            self.running.add(key)
+            self._arns[key] = str(arn)
+            self._channel.send(m.Adopt(key, str(arn)))
+        if len(not_adopted) < len(tis):
+            self.log.info("Adopted %d ECS tasks", len(tis) - len(not_adopted))
+        return not_adopted
+
+    def revoke_task(self, *, ti: TaskInstance) -> None:
+        """Stop the ECS task (if any) and forget it; never raises, never touches the event buffer."""
+        key = ti.key
+        self.queued_tasks.pop(key, None)
+        self.running.discard(key)
+        self._pending.pop(key, None)
+        self._arns.pop(key, None)
+        self._channel.send(m.Stop(key, "Airflow revoked the task (task_queued_timeout or cleared)"))

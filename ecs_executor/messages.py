@@ -1,0 +1,137 @@
+"""The queues between the scheduler thread and the engine thread, and the messages they carry.
+
+The scheduler side only ever calls ``put``/``get_nowait`` here: both are non-blocking, so the
+scheduler's heartbeat never waits on the network.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ecs_executor.run_task import TaskIdentity
+from ecs_executor.states import TaskStatus
+
+# ---- executor -> engine ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Start one ECS task for one Airflow try."""
+
+    key: Hashable
+    identity: TaskIdentity
+    run_task_kwargs: dict[str, Any] = field(repr=False)  # holds the workload JWT: never log it
+    deadline: float | None = None  # time.monotonic() after which the token has expired
+
+
+@dataclass(frozen=True)
+class Stop:
+    key: Hashable
+    reason: str
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """Track an ECS task launched by an earlier scheduler."""
+
+    key: Hashable
+    task_arn: str
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    stop_tasks: bool = False
+
+
+Command = Launch | Stop | Adopt | Shutdown
+
+# ---- engine -> executor ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Launched:
+    key: Hashable
+    task_arn: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class LaunchFailed:
+    key: Hashable
+    reason: str
+
+
+@dataclass(frozen=True)
+class Relaunching:
+    """A launch attempt failed transiently; shown in the task's log, no state change."""
+
+    key: Hashable
+    reason: str
+    attempt: int
+    delay: float
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    key: Hashable
+    task_arn: str
+    status: TaskStatus
+
+
+@dataclass(frozen=True)
+class AdoptionFailed:
+    """An adopted ARN does not exist (any more) in ECS."""
+
+    key: Hashable
+    task_arn: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class EngineNote:
+    """Something the operator should see in the scheduler log (no task attached)."""
+
+    level: str
+    message: str
+
+
+Result = Launched | LaunchFailed | Relaunching | StateChanged | AdoptionFailed | EngineNote
+
+
+class Channel:
+    """Two unbounded thread-safe queues plus a wake-up hook into the engine's event loop."""
+
+    def __init__(self) -> None:
+        self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[Result] = queue.SimpleQueue()
+        self._wake: Callable[[], None] | None = None
+
+    def bind_wakeup(self, wake: Callable[[], None] | None) -> None:
+        self._wake = wake
+
+    def send(self, command: Command) -> None:
+        """Called from the scheduler thread; never blocks."""
+        self.commands.put(command)
+        wake = self._wake
+        if wake is not None:
+            wake()
+
+    def drain_results(self, limit: int | None = None) -> list[Result]:
+        out: list[Result] = []
+        while limit is None or len(out) < limit:
+            try:
+                out.append(self.results.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+    def drain_commands(self) -> list[Command]:
+        out: list[Command] = []
+        while True:
+            try:
+                out.append(self.commands.get_nowait())
+            except queue.Empty:
+                return out

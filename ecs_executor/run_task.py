@@ -1,0 +1,186 @@
+"""Turn one Airflow workload into the exact RunTask arguments. Pure: no I/O, no clock.
+
+Layering (lowest to highest): option defaults < ``run_task_kwargs`` < explicit options (see config.py),
+then the task's ``executor_config``, then what the executor must own (command, count, identity).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ecs_executor.config import EcsExecutorSettings, deep_merge, run_task_param_problems
+
+# ECS caps the whole `overrides` object at 8,192 characters.
+MAX_OVERRIDES_CHARS = 8192
+MAX_TAGS = 50
+MAX_CLIENT_TOKEN = 64
+EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
+# Read by entrypoint.sh to refuse running with a Python/Airflow that differs from the scheduler's.
+SCHEDULER_PYTHON_ENV = "ECS_EXECUTOR_SCHEDULER_PYTHON_VERSION"
+SCHEDULER_AIRFLOW_ENV = "ECS_EXECUTOR_SCHEDULER_AIRFLOW_VERSION"
+STARTED_BY = "airflow-ecs-executor"
+TAG_PREFIX = "airflow:"
+_TAG_BAD_CHARS = re.compile(r"[^\w .:/=+\-@]", flags=re.ASCII)
+_STARTED_BY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_/-]")
+WORKLOAD_COMMAND = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
+# Keys that only the executor may set: one task per Airflow try, tracked by us.
+_FORBIDDEN_KEYS = ("count", "clientToken", "startedBy")
+
+
+class InvalidTaskConfig(ValueError):
+    """A task's executor_config or size is unusable; fails that task only, with this message."""
+
+
+@dataclass(frozen=True)
+class TaskIdentity:
+    """What identifies one Airflow try, for tags, idempotency tokens and logs."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int
+    map_index: int = -1
+
+    @classmethod
+    def from_key(cls, key: Any) -> TaskIdentity:
+        """Accept Airflow's TaskInstanceKey (or anything with the same attributes)."""
+        return cls(key.dag_id, key.task_id, key.run_id, key.try_number, key.map_index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "task_id": self.task_id,
+            "run_id": self.run_id,
+            "try_number": self.try_number,
+            "map_index": self.map_index,
+        }
+
+
+def started_by(team_name: str | None) -> str:
+    """The startedBy value of every task we launch, so ListTasks finds our (orphaned) tasks."""
+    value = STARTED_BY if not team_name else f"{STARTED_BY}/{team_name}"
+    return _STARTED_BY_BAD_CHARS.sub("_", value)[:128]
+
+
+def client_token(identity: TaskIdentity, attempt: int, scope: str = "") -> str:
+    """Stable per (try, launch attempt): a RunTask retried after a lost reply starts no second task."""
+    digest = hashlib.sha256(json.dumps([scope, identity.to_dict()], sort_keys=True).encode()).hexdigest()
+    suffix = f"-{attempt}"
+    return digest[: MAX_CLIENT_TOKEN - len(suffix)] + suffix
+
+
+def sanitize_tag(text: str, limit: int) -> str:
+    """ECS tags allow letters, digits, spaces and _ . : / = + - @ only."""
+    return _TAG_BAD_CHARS.sub("_", text)[:limit]
+
+
+def identity_tags(identity: TaskIdentity) -> list[dict[str, str]]:
+    return [
+        {"key": sanitize_tag(TAG_PREFIX + name, 128), "value": sanitize_tag(str(value), 256)}
+        for name, value in identity.to_dict().items()
+    ]
+
+
+def workload_command(workload_json: str) -> list[str]:
+    return [*WORKLOAD_COMMAND, workload_json]
+
+
+class RunTaskBuilder:
+    """Builds RunTask kwargs for one executor instance (its settings and identity are fixed)."""
+
+    def __init__(
+        self,
+        settings: EcsExecutorSettings,
+        *,
+        team_name: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ):
+        self.settings = settings
+        self.team_name = team_name
+        self.started_by = started_by(team_name)
+        self._base = settings.base_run_task_kwargs()
+        self._extra_env = dict(extra_env or {})
+
+    def build(
+        self,
+        identity: TaskIdentity,
+        command: list[str],
+        executor_config: Mapping[str, Any] | None = None,
+        *,
+        attempt: int = 1,
+    ) -> dict[str, Any]:
+        """Exactly what RunTask receives for this try and launch attempt."""
+        merged = self._base
+        if executor_config:
+            _check_executor_config(executor_config, self.settings.container_name)
+            merged = deep_merge(merged, executor_config)
+        environment = [{"name": EXECUTOR_CONTAINER_ENV, "value": "true"}] + [
+            {"name": k, "value": v} for k, v in self._extra_env.items()
+        ]
+        ours = {
+            "overrides": {
+                "containerOverrides": [
+                    {"name": self.settings.container_name, "command": command, "environment": environment}
+                ]
+            }
+        }
+        kwargs = deep_merge(merged, ours)
+        kwargs["count"] = 1
+        kwargs["startedBy"] = self.started_by
+        kwargs["clientToken"] = client_token(identity, attempt, self.started_by)
+        kwargs["tags"] = _merge_tags(kwargs.get("tags") or [], identity_tags(identity))
+        problem = run_task_param_problems(kwargs)
+        if problem:
+            raise InvalidTaskConfig(f"executor_config does not match the ECS RunTask API: {problem}")
+        size = len(json.dumps(kwargs["overrides"], separators=(",", ":")))
+        if size > MAX_OVERRIDES_CHARS:
+            raise InvalidTaskConfig(
+                f"RunTask overrides are {size} characters, over ECS's limit of {MAX_OVERRIDES_CHARS}; "
+                "move environment variables into the task definition or shorten executor_config"
+            )
+        return kwargs
+
+
+def with_attempt(
+    kwargs: Mapping[str, Any], identity: TaskIdentity, attempt: int, scope: str
+) -> dict[str, Any]:
+    """The same launch for a later attempt: only the idempotency token changes."""
+    new = dict(kwargs)
+    new["clientToken"] = client_token(identity, attempt, scope)
+    return new
+
+
+def _check_executor_config(executor_config: Mapping[str, Any], container_name: str) -> None:
+    if not isinstance(executor_config, Mapping):
+        raise InvalidTaskConfig(
+            f"executor_config must be a dict of RunTask arguments, got {type(executor_config).__name__}"
+        )
+    bad = [k for k in _FORBIDDEN_KEYS if k in executor_config]
+    if bad:
+        raise InvalidTaskConfig(
+            f"executor_config must not set {', '.join(bad)}: the executor sets these for every task"
+        )
+    overrides = executor_config.get("overrides") or {}
+    for item in (overrides.get("containerOverrides") or []) if isinstance(overrides, Mapping) else []:
+        if isinstance(item, Mapping) and item.get("name") == container_name and "command" in item:
+            raise InvalidTaskConfig(
+                f"executor_config must not override the command of container {container_name!r}; "
+                "the executor runs the Airflow task there"
+            )
+
+
+def _merge_tags(user: list[Any], ours: list[dict[str, str]]) -> list[Any]:
+    ours_keys = {t["key"] for t in ours}
+    kept = [t for t in user if not (isinstance(t, Mapping) and t.get("key") in ours_keys)]
+    tags = kept + ours
+    if len(tags) > MAX_TAGS:
+        raise InvalidTaskConfig(
+            f"{len(tags)} tags requested but ECS allows {MAX_TAGS} per task "
+            f"(the executor adds {len(ours)} of its own)"
+        )
+    return tags

@@ -1,0 +1,106 @@
+"""Map an ECS task description to what Airflow should be told. Pure: dicts in, value objects out.
+
+An exit code of 0 from ``execute_workload`` means the Airflow task ran to an end (its real state travels
+through the Execution API); non-zero means the worker crashed. A task stopped with ``TaskFailedToStart``
+never ran the Airflow try, so it may be relaunched.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# entrypoint.sh exit codes (docs/worker-image.md).
+EXIT_VERSION_MISMATCH = 78
+EXIT_DAG_SYNC_FAILED = 66
+
+_EXIT_MEANINGS = {
+    EXIT_VERSION_MISMATCH: "worker image's Python/Airflow version does not match the scheduler's "
+    "(entrypoint.sh version check; rebuild the image with matching versions)",
+    EXIT_DAG_SYNC_FAILED: "entrypoint.sh could not sync DAGs from S3 (check s3_url and the task role)",
+    137: "killed with SIGKILL, usually out of memory (raise the task or container memory)",
+    139: "segmentation fault in the worker",
+    143: "terminated with SIGTERM",
+}
+
+_PENDING = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
+_RUNNING = frozenset({"RUNNING"})
+
+
+class Phase(str, enum.Enum):
+    """Where a tracked ECS task stands, from the executor's point of view."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    SUCCESS = "success"
+    FAILED = "failed"
+    FAILED_TO_START = "failed_to_start"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (Phase.SUCCESS, Phase.FAILED, Phase.FAILED_TO_START)
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """The verdict on one description: phase, a one-line reason and the facts behind it."""
+
+    phase: Phase
+    reason: str = ""
+    exit_code: int | None = None
+    stop_code: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase.value,
+            "reason": self.reason,
+            "exit_code": self.exit_code,
+            "stop_code": self.stop_code,
+        }
+
+
+def _container(task: Mapping[str, Any], container_name: str) -> Mapping[str, Any] | None:
+    containers = task.get("containers") or []
+    for c in containers:
+        if c.get("name") == container_name:
+            return c
+    return containers[0] if containers else None
+
+
+def describe_exit(code: int) -> str:
+    meaning = _EXIT_MEANINGS.get(code)
+    return f"exited with code {code}" + (f": {meaning}" if meaning else "")
+
+
+def task_status(task: Mapping[str, Any], container_name: str) -> TaskStatus:
+    """Classify one DescribeTasks entry."""
+    last = task.get("lastStatus", "")
+    stop_code = task.get("stopCode")
+    if last in _PENDING:
+        return TaskStatus(Phase.PENDING, f"ECS task is {last}")
+    if last in _RUNNING and task.get("desiredStatus") != "STOPPED":
+        return TaskStatus(Phase.RUNNING, "ECS task is RUNNING")
+    if last != "STOPPED":
+        return TaskStatus(Phase.STOPPING, f"ECS task is {last or 'stopping'}")
+
+    container = _container(task, container_name) or {}
+    exit_code = container.get("exitCode")
+    parts = [f"ECS task stopped ({stop_code or 'no stop code'})"]
+    if task.get("stoppedReason"):
+        parts.append(str(task["stoppedReason"]))
+    if container.get("name"):
+        detail = f"container {container['name']!r} "
+        detail += describe_exit(exit_code) if exit_code is not None else "has no exit code"
+        if container.get("reason"):
+            detail += f" ({container['reason']})"
+        parts.append(detail)
+    reason = "; ".join(parts)
+
+    if stop_code == "TaskFailedToStart" and exit_code is None:
+        return TaskStatus(Phase.FAILED_TO_START, reason, None, stop_code)
+    if exit_code == 0:
+        return TaskStatus(Phase.SUCCESS, reason, 0, stop_code)
+    return TaskStatus(Phase.FAILED, reason, exit_code, stop_code)
