@@ -28,6 +28,7 @@ from botocore.exceptions import (
 )
 
 from ecs_executor import messages as m
+from ecs_executor import redact
 from ecs_executor.config import EcsExecutorSettings
 from ecs_executor.ratelimit import TokenBucket
 from ecs_executor.run_task import TaskIdentity, with_attempt
@@ -174,6 +175,7 @@ class Engine:
     # ---- scheduler-thread API ------------------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> None:
+        redact.install()
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("ECS executor engine thread did not start")

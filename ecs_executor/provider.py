@@ -1,0 +1,102 @@
+"""Airflow provider metadata (entry point ``apache_airflow_provider``), generated from the config model.
+
+One source of truth: every option, type, default and description comes from ``EcsExecutorSettings``,
+so ``airflow config list --section aws_ecs_executor`` and our docs cannot drift from what is validated.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, get_args, get_origin
+
+from ecs_executor import __version__
+from ecs_executor.config import SECTION, EcsExecutorSettings
+
+EXAMPLES: dict[str, str] = {
+    "cluster": "airflow-tasks",
+    "container_name": "airflow-worker",
+    "region_name": "eu-west-1",
+    "conn_id": "aws_default",
+    "task_definition": "airflow-worker:7",
+    "launch_type": "FARGATE",
+    "capacity_provider_strategy": '[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]',
+    "platform_version": "1.4.0",
+    "assign_public_ip": "False",
+    "subnets": "subnet-0abc,subnet-0def",
+    "security_groups": "sg-0123",
+    "run_task_kwargs": '{"propagateTags": "TASK_DEFINITION", "enableExecuteCommand": true}',
+    "max_run_task_attempts": "3",
+    "check_health_on_startup": "True",
+    "max_concurrent_calls": "32",
+    "run_task_rate": "40",
+    "run_task_burst": "100",
+    "poll_interval": "2",
+    "shutdown_timeout": "30",
+}
+# Declared without a default so an explicit setting can be told apart from "not set"
+# (explicit options override run_task_kwargs; defaults do not).
+NO_DECLARED_DEFAULT = frozenset({"assign_public_ip"})
+
+
+def _option_type(annotation: Any) -> str:
+    args = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    base = args[0]
+    if get_origin(base) is not None:
+        return "string"
+    if base is bool:
+        return "boolean"
+    if base is int:
+        return "integer"
+    if base is float:
+        return "float"
+    return "string"
+
+
+def _default(name: str) -> str | None:
+    field = EcsExecutorSettings.model_fields[name]
+    if name in NO_DECLARED_DEFAULT or field.is_required():
+        return None
+    value = field.get_default(call_default_factory=True)
+    if value is None or value == () or value == {}:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def config_options() -> dict[str, dict[str, Any]]:
+    options: dict[str, dict[str, Any]] = {}
+    for name, field in EcsExecutorSettings.model_fields.items():
+        required = field.is_required()
+        description = (field.description or "").strip()
+        if required:
+            description = f"Required. {description}"
+        model_default = field.get_default(call_default_factory=True) if not required else None
+        if name in NO_DECLARED_DEFAULT:
+            description += f" Default: {model_default}."
+        options[name] = {
+            "description": description,
+            "version_added": "0.1.0",
+            "type": _option_type(field.annotation),
+            "example": EXAMPLES.get(name),
+            "default": _default(name),
+        }
+    return options
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "ecs-executor",
+        "name": "ECS Executor",
+        "description": "Runs every Airflow task instance in its own Amazon ECS task.",
+        "versions": [__version__],
+        "executors": ["ecs_executor.EcsExecutor"],
+        "config": {
+            SECTION: {
+                "description": "Options of ecs_executor.EcsExecutor (docs/configuration.md).",
+                "options": config_options(),
+            }
+        },
+    }
