@@ -352,16 +352,19 @@ _OPTION_FOR_FIELD = {"region_name": "region_name"}
 def _describe_errors(exc: ValidationError, raw: Mapping[str, Any], team_name: str | None) -> list[str]:
     problems = []
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else ""
+        loc = err["loc"]
+        field = str(loc[0]) if loc else ""
         option = _OPTION_FOR_FIELD.get(field, field)
         msg = err["msg"].removeprefix("Value error, ")
         where = f"{option} ({env_var_name(option, team_name)})"
-        if err["type"] == "missing":
+        if field == "region_name":
+            where = f"{option} (or region; {env_var_name(option, team_name)})"
+        if len(loc) == 1 and err["type"] == "missing":
             problems.append(f"{where} is required but not set")
             continue
-        if err["type"] == "extra_forbidden":  # pragma: no cover - the source reads known fields only
-            problems.append(f"unknown option {field}")
-            continue
+        if len(loc) > 1:
+            inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+            msg = f"{msg} (at {option}{inner})"
         value = raw.get(field, err.get("input"))
         problems.append(f"{where} = {_shorten(value)!r}: {msg}")
     return problems

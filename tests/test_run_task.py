@@ -1,0 +1,153 @@
+"""build(): exactly what RunTask receives, per task; and the limits a task must respect."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ecs_executor.config import settings_from_mapping
+from ecs_executor.run_task import (
+    MAX_CLIENT_TOKEN,
+    InvalidTaskConfig,
+    RunTaskBuilder,
+    TaskIdentity,
+    client_token,
+    identity_tags,
+    sanitize_tag,
+    started_by,
+    with_attempt,
+    workload_command,
+)
+
+SETTINGS = settings_from_mapping(
+    {
+        "cluster": "c",
+        "container_name": "w",
+        "region_name": "us-east-1",
+        "task_definition": "td:3",
+        "subnets": "subnet-1",
+        "run_task_kwargs": json.dumps(
+            {"tags": [{"key": "team", "value": "data"}], "propagateTags": "TASK_DEFINITION"}
+        ),
+    }
+)
+IDENT = TaskIdentity("my_dag", "my_task", "manual__2026-11-25T10:00:00+00:00", 2, 5)
+CMD = workload_command('{"token": "x"}')
+
+
+def test_build_returns_exactly_the_run_task_arguments() -> None:
+    builder = RunTaskBuilder(SETTINGS, extra_env={"V": "1"})
+    kwargs = builder.build(IDENT, CMD)
+    tags = kwargs.pop("tags")
+    assert kwargs == {
+        "cluster": "c",
+        "clientToken": client_token(IDENT, 1, "airflow-ecs-executor"),
+        "count": 1,
+        "launchType": "FARGATE",
+        "networkConfiguration": {
+            "awsvpcConfiguration": {"subnets": ["subnet-1"], "assignPublicIp": "DISABLED"}
+        },
+        "overrides": {
+            "containerOverrides": [
+                {
+                    "name": "w",
+                    "command": CMD,
+                    "environment": [
+                        {"name": "AIRFLOW_IS_EXECUTOR_CONTAINER", "value": "true"},
+                        {"name": "V", "value": "1"},
+                    ],
+                }
+            ]
+        },
+        "platformVersion": "LATEST",
+        "propagateTags": "TASK_DEFINITION",
+        "startedBy": "airflow-ecs-executor",
+        "taskDefinition": "td:3",
+    }
+    assert {"key": "team", "value": "data"} in tags
+    assert {"key": "airflow:run_id", "value": "manual__2026-11-25T10:00:00+00:00"} in tags
+    assert {"key": "airflow:map_index", "value": "5"} in tags
+    assert {"key": "airflow:try_number", "value": "2"} in tags
+
+
+def test_executor_config_merges_last_and_by_container_name() -> None:
+    builder = RunTaskBuilder(SETTINGS)
+    kwargs = builder.build(
+        IDENT,
+        CMD,
+        {
+            "overrides": {
+                "cpu": "1024",
+                "containerOverrides": [
+                    {"name": "w", "memory": 4096, "environment": [{"name": "X", "value": "1"}]},
+                    {"name": "sidecar", "cpu": 128},
+                ],
+            },
+        },
+    )
+    ours, sidecar = kwargs["overrides"]["containerOverrides"]
+    assert ours["name"] == "w" and ours["memory"] == 4096 and ours["command"] == CMD
+    assert [e["name"] for e in ours["environment"]] == ["X", "AIRFLOW_IS_EXECUTOR_CONTAINER"]
+    assert sidecar == {"name": "sidecar", "cpu": 128}
+    assert kwargs["overrides"]["cpu"] == "1024"
+
+
+@pytest.mark.parametrize(
+    ("executor_config", "text"),
+    [
+        ({"count": 3}, "must not set count"),
+        ({"clientToken": "x"}, "must not set clientToken"),
+        (
+            {"overrides": {"containerOverrides": [{"name": "w", "command": ["bash"]}]}},
+            "must not override the command",
+        ),
+        ({"overides": {}}, 'Unknown parameter in input: "overides"'),
+        ({"overrides": {"cpu": 1024}}, "Invalid type for parameter overrides.cpu"),
+        ({"tags": [{"key": f"k{i}", "value": "v"} for i in range(50)]}, "ECS allows 50 per task"),
+        (
+            {
+                "overrides": {
+                    "containerOverrides": [
+                        {"name": "w", "environment": [{"name": "BIG", "value": "x" * 8200}]}
+                    ]
+                }
+            },
+            "over ECS's limit of 8192",
+        ),
+    ],
+)
+def test_bad_executor_config_is_refused_with_a_reason(executor_config, text) -> None:
+    with pytest.raises(InvalidTaskConfig, match=None) as err:
+        RunTaskBuilder(SETTINGS).build(IDENT, CMD, executor_config)
+    assert text in str(err.value)
+
+
+def test_executor_config_must_be_a_dict() -> None:
+    with pytest.raises(InvalidTaskConfig, match="must be a dict"):
+        RunTaskBuilder(SETTINGS).build(IDENT, CMD, ["x"])  # type: ignore[arg-type]
+
+
+def test_client_token_is_stable_per_try_and_attempt_and_fits_ecs() -> None:
+    a1 = client_token(IDENT, 1)
+    assert a1 == client_token(IDENT, 1)
+    assert a1 != client_token(IDENT, 2)
+    other_try = TaskIdentity(IDENT.dag_id, IDENT.task_id, IDENT.run_id, 3, IDENT.map_index)
+    assert a1 != client_token(other_try, 1)
+    assert client_token(IDENT, 1, "team-a") != client_token(IDENT, 1, "team-b")
+    assert len(client_token(IDENT, 12345)) <= MAX_CLIENT_TOKEN
+    kwargs = RunTaskBuilder(SETTINGS).build(IDENT, CMD)
+    again = with_attempt(kwargs, IDENT, 2, "airflow-ecs-executor")
+    assert again["clientToken"] == client_token(IDENT, 2, "airflow-ecs-executor")
+    assert {k: v for k, v in again.items() if k != "clientToken"} == {
+        k: v for k, v in kwargs.items() if k != "clientToken"
+    }
+
+
+def test_tags_follow_ecs_character_and_length_rules() -> None:
+    assert sanitize_tag("a#b$c é", 256) == "a_b_c _"
+    long_id = TaskIdentity("d" * 300, "t", "r", 1)
+    for tag in identity_tags(long_id):
+        assert len(tag["key"]) <= 128 and len(tag["value"]) <= 256
+    assert started_by("team a!") == "airflow-ecs-executor/team_a_"
+    assert len(started_by("x" * 300)) == 128
