@@ -1,0 +1,1 @@
+"""`make demo`: a real Airflow with this executor against the local ECS endpoint (see docs/demo.md)."""

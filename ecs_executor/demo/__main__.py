@@ -1,0 +1,123 @@
+"""``python -m ecs_executor.demo`` (``make demo``): run the fan-out DAG end to end and print a table.
+
+Exit 0 only if every task instance succeeded, each ran in its own ECS task (distinct ARNs recorded as
+``external_executor_id``), and everything was stopped cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ecs_executor.demo.stack import ADMIN_USER, LocalStack, StackError, clean
+
+DAG_ID = "ecs_fanout_demo"
+EXPECTED_TASKS = 22  # plan + 20 mapped work + join
+
+
+def _parse(ts: str | None) -> datetime.datetime | None:
+    if not ts:
+        return None
+    return datetime.datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    a, b = _parse(start), _parse(end)
+    return (b - a).total_seconds() if a and b else None
+
+
+def _fmt(value: float | None) -> str:
+    return f"{value:6.1f}s" if value is not None else "      -"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'task':<14} {'state':<8} {'ECS task ARN':<80} {'queued→run':>10} {'duration':>9}"]
+    lines.append("-" * len(lines[0]))
+    for r in rows:
+        name = r["task_id"] + (f"[{r['map_index']}]" if r["map_index"] >= 0 else "")
+        lines.append(
+            f"{name:<14} {r['state'] or '-':<8} {(r['external_executor_id'] or '-'):<80} "
+            f"{_fmt(_seconds(r['queued_dttm'], r['start_date'])):>10} "
+            f"{_fmt(_seconds(r['start_date'], r['end_date'])):>9}"
+        )
+    return "\n".join(lines)
+
+
+def progress(rows: list[dict[str, Any]]) -> None:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"] or "none"] = counts.get(r["state"] or "none", 0) + 1
+    text = "  ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    print(
+        f"\r  [{time.strftime('%H:%M:%S')}] {len(rows)} task instances: {text}".ljust(100), end="", flush=True
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ecs_executor.demo", description=__doc__)
+    parser.add_argument("--workdir", type=Path, default=Path(".demo"), help="recreated on each run")
+    parser.add_argument("--keep", action="store_true", help="keep Airflow running for the UI until Ctrl-C")
+    parser.add_argument("--timeout", type=float, default=240)
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    workdir = args.workdir.resolve()
+    clean(workdir)
+    stack = LocalStack(workdir)
+    ok = False
+    try:
+        print("1/4 starting the local ECS endpoint (tasks run as local processes)...", flush=True)
+        stack.start_local_ecs()
+        print(f"    {stack.ecs_url}")
+        print("2/4 airflow db migrate (SQLite), then api-server, scheduler, dag-processor...", flush=True)
+        stack.start()
+        print(f"    UI: {stack.api_url}  user: {ADMIN_USER}  password: {stack.admin_password()}")
+        print(f"    component logs: {stack.logs}")
+        print(f"3/4 waiting for DAG {DAG_ID} to be parsed, then triggering it...", flush=True)
+        stack.wait_for_dag(DAG_ID)
+        run_id = stack.trigger(DAG_ID)
+        run_started = time.monotonic()
+        print(f"    run {run_id}")
+        state = stack.wait_for_run(DAG_ID, run_id, timeout=args.timeout, on_tick=progress)
+        run_seconds = time.monotonic() - run_started
+        print()
+        rows = stack.task_rows(DAG_ID, run_id)
+        print("4/4 result\n")
+        print(table(rows))
+        arns = [r["external_executor_id"] for r in rows if r["external_executor_id"]]
+        succeeded = sum(1 for r in rows if r["state"] == "success")
+        ok = (
+            state == "success"
+            and len(rows) == EXPECTED_TASKS
+            and succeeded == EXPECTED_TASKS
+            and len(set(arns)) == EXPECTED_TASKS
+            and all(":task/" in a for a in arns)
+        )
+        print(
+            f"\nDAG run {state}: {succeeded}/{len(rows)} task instances succeeded, "
+            f"{len(set(arns))} distinct ECS tasks; run took {run_seconds:.0f}s, "
+            f"demo {time.monotonic() - started:.0f}s in all."
+        )
+        if args.keep:
+            print(f"\nAirflow keeps running at {stack.api_url} (Ctrl-C to stop).")
+            try:
+                while True:
+                    stack.check_alive()
+                    time.sleep(2)
+            except KeyboardInterrupt:
+                pass
+    except StackError as exc:
+        print(f"\nDemo failed: {exc}", file=sys.stderr)
+    finally:
+        print("stopping all processes...", flush=True)
+        stack.stop()
+    print("OK" if ok else "NOT OK: the outcome was not as expected (see the logs above)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""A whole Airflow-on-"ECS" deployment on one machine: the local ECS endpoint, SQLite, api-server,
+scheduler and dag-processor, all as child processes of this one, stopped by PID on exit.
+
+Used by ``make demo`` and by the end-to-end tests, so what the demo shows is what CI checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CLUSTER = "airflow-local"
+CONTAINER = "airflow-worker"
+TASK_FAMILY = "airflow-worker"
+REGION = "us-east-1"
+ADMIN_USER = "admin"
+DEMO_DAGS = Path(__file__).with_name("dags")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def task_definition() -> dict[str, Any]:
+    """The task definition registered at the local endpoint; its command is always overridden."""
+    return {
+        "family": TASK_FAMILY,
+        "containerDefinitions": [
+            {
+                "name": CONTAINER,
+                "image": "ecs-executor-worker:local",
+                "memory": 512,
+                "essential": True,
+                "command": ["python", "--version"],
+            }
+        ],
+    }
+
+
+class StackError(RuntimeError):
+    """A component failed to come up; the message names it and its log file."""
+
+
+@dataclass
+class LocalStack:
+    """Start with ``start()``, always ``stop()`` (also a context manager)."""
+
+    workdir: Path
+    dags_folder: Path = DEMO_DAGS
+    executor_options: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    api_port: int = 0
+    ecs_url: str = ""
+    _token: str | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.workdir / "airflow-home"
+
+    @property
+    def logs(self) -> Path:
+        return self.workdir / "logs"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "airflow.db"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def __post_init__(self) -> None:
+        # Fixed up front: the task environment (inherited via the local endpoint) needs the API URL.
+        self.api_port = self.api_port or free_port()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- environment -----------------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        """The environment every component shares (tasks inherit it through the local endpoint)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
+        venv_bin = str(Path(sys.executable).parent)
+        env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__EXECUTOR": "ecs_executor.EcsExecutor",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
+                "AIRFLOW__CORE__PARALLELISM": "64",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt"),
+                "AIRFLOW__API__SECRET_KEY": self._secret("api"),
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                # Local endpoint: dummy credentials, endpoint from the standard botocore variable.
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_ENDPOINT_URL_ECS": self.ecs_url,
+            }
+        )
+        options = {
+            "cluster": CLUSTER,
+            "container_name": CONTAINER,
+            "region_name": REGION,
+            "task_definition": TASK_FAMILY,
+            "launch_type": "EC2",
+            "poll_interval": "1",
+            "shutdown_timeout": "10",
+        }
+        options.update(self.executor_options)
+        env.update({f"AIRFLOW__AWS_ECS_EXECUTOR__{k.upper()}": v for k, v in options.items()})
+        env.update(self.extra_env)
+        return env
+
+    def _secret(self, name: str) -> str:
+        path = self.workdir / f".{name}-secret"
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+        return path.read_text()
+
+    # ---- processes ---------------------------------------------------------------------------------
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.workdir
+        )
+        out.close()
+        self.processes[name] = proc
+        return proc
+
+    def start_local_ecs(self, *extra_args: str) -> str:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        env = self.env()
+        args = [
+            sys.executable,
+            "-m",
+            "ecs_executor.local_ecs",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--log-dir",
+            str(self.logs / "tasks"),
+            "--bootstrap-cluster",
+            CLUSTER,
+            "--bootstrap-task-definition",
+            json.dumps(task_definition()),
+            *extra_args,
+        ]
+        err = open(self.logs / "local-ecs.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=err, start_new_session=True, cwd=self.workdir
+        )
+        err.close()
+        self.processes["local-ecs"] = proc
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline().decode().strip()
+            if line.startswith("LOCAL_ECS_URL="):
+                self.ecs_url = line.split("=", 1)[1]
+                return self.ecs_url
+            if proc.poll() is not None:
+                break
+        raise StackError(f"local ECS endpoint did not start; see {self.logs / 'local-ecs.log'}")
+
+    def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run one airflow CLI command to completion (e.g. db migrate)."""
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("airflow")), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.workdir,
+        )
+        if result.returncode != 0:
+            raise StackError(
+                f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        return result
+
+    def start(self, components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(parents=True, exist_ok=True)
+        if not self.ecs_url:
+            self.start_local_ecs()
+        self.airflow("db", "migrate")
+        airflow_bin = str(Path(sys.executable).with_name("airflow"))
+        for component in components:
+            extra = ["--port", str(self.api_port)] if component == "api-server" else []
+            self._spawn(component, [airflow_bin, component, *extra], self.env())
+        if "api-server" in components:
+            self.wait_http(f"{self.api_url}/api/v2/monitor/health", "api-server", timeout=120)
+
+    def check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise StackError(
+                    f"{name} exited with code {proc.returncode}; see {self.logs / (name + '.log')}"
+                )
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM every process group we started, then SIGKILL what is left."""
+        order = ["scheduler", "dag-processor", "api-server", "local-ecs"]
+        procs = sorted(self.processes.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 0)
+        for _, proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for _, proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+            if proc.stdout:
+                proc.stdout.close()
+        self.processes.clear()
+
+    # ---- HTTP API ----------------------------------------------------------------------------------
+
+    def wait_http(self, url: str, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status < 500:
+                        return
+            time.sleep(0.5)
+        raise StackError(f"{name} did not answer at {url} within {timeout:.0f}s")
+
+    def admin_password(self) -> str:
+        path = self.home / "simple_auth_manager_passwords.json.generated"
+        return str(json.loads(path.read_text())[ADMIN_USER])
+
+    def token(self) -> str:
+        if self._token is None:
+            body = json.dumps({"username": ADMIN_USER, "password": self.admin_password()}).encode()
+            req = urllib.request.Request(
+                f"{self.api_url}/auth/token", data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                self._token = str(json.loads(resp.read())["access_token"])
+        return self._token
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            f"{self.api_url}/api/v2{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token()}"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                self.api("GET", f"/dags/{dag_id}")
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+            time.sleep(1)
+        raise StackError(f"DAG {dag_id} was not parsed within {timeout:.0f}s; see logs/dag-processor.log")
+
+    def trigger(self, dag_id: str) -> str:
+        self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None})
+        return str(run["dag_run_id"])
+
+    def dag_run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def task_rows(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Task instances with the ECS task ARN (external_executor_id is not in the REST API)."""
+        query = (
+            "SELECT task_id, map_index, state, external_executor_id, queued_dttm, start_date, end_date, "
+            "try_number FROM task_instance WHERE dag_id = ? AND run_id = ? ORDER BY task_id, map_index"
+        )
+        for _ in range(20):
+            try:
+                with contextlib.closing(
+                    sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
+                ) as db:
+                    db.row_factory = sqlite3.Row
+                    return [dict(row) for row in db.execute(query, (dag_id, run_id))]
+            except sqlite3.OperationalError:
+                time.sleep(0.2)
+        return []
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float, on_tick: Any = None) -> str:
+        deadline = time.monotonic() + timeout
+        state = "queued"
+        while time.monotonic() < deadline:
+            self.check_alive()
+            state = self.dag_run_state(dag_id, run_id)
+            if on_tick is not None:
+                on_tick(self.task_rows(dag_id, run_id))
+            if state in ("success", "failed"):
+                return state
+            time.sleep(1)
+        raise StackError(f"DAG run {run_id} still {state} after {timeout:.0f}s")
+
+
+def clean(workdir: Path) -> None:
+    if workdir.exists():
+        shutil.rmtree(workdir)
