@@ -260,10 +260,9 @@ class LocalStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status < 500:
-                        return
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500:
+                    return
             time.sleep(0.5)
         raise StackError(f"{name} did not answer at {url} within {timeout:.0f}s")
 
