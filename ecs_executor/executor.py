@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections import deque
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,30 @@ def scheduler_versions() -> dict[str, str]:
     return {SCHEDULER_PYTHON_ENV: platform.python_version(), SCHEDULER_AIRFLOW_ENV: airflow.__version__}
 
 
+class _RetainingDeque(deque):  # type: ignore[type-arg]
+    """Works around Airflow 3.3.2 losing every task event log line.
+
+    The scheduler drains ``_task_event_logs`` with ``popleft()`` inside a generator handed to
+    ``session.bulk_save_objects``; SQLAlchemy keeps only weak references to the objects, so each ``Log``
+    is garbage-collected before the INSERT and the batch fails ("NOT NULL constraint failed: log.event").
+    Holding the drained objects until the next append (the next heartbeat, after the save) fixes it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._drained: list[Any] = []
+
+    def popleft(self) -> Any:
+        item = super().popleft()
+        self._drained.append(item)
+        return item
+
+    def append(self, item: Any) -> None:
+        if self._drained and not self:
+            self._drained = []
+        super().append(item)
+
+
 def _is_task_arn(value: str | None) -> bool:
     return bool(value) and str(value).startswith("arn:") and ":task/" in str(value)
 
@@ -65,6 +90,7 @@ class EcsExecutor(BaseExecutor):
     def __init__(self, *args: Any, **kwargs: Any):
         # Cheap and network-free: the API server builds executors just to read task logs.
         super().__init__(*args, **kwargs)
+        self._task_event_logs = _RetainingDeque()
         self.settings: EcsExecutorSettings | None = None
         self._builder: RunTaskBuilder | None = None
         self._channel = m.Channel()

@@ -32,7 +32,7 @@ def ecs_fanout_demo():
         assert total == sum(n * n for n in range(20))
         return total
 
-    join(work.expand(n=plan()))
+    join(work.expand(n=plan()))  # type: ignore[arg-type]
 
 
 ecs_fanout_demo()

@@ -1,0 +1,205 @@
+"""Tunable behaviour of the local ECS endpoint.
+
+One table drives the Python keyword arguments, the CLI flags and the ``/_local_ecs/config`` endpoint, so
+the three can never drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Operation groups with their real-ECS (burst, refill per second) token buckets. Operations not listed
+#: here are never throttled by the bucket emulation.
+DEFAULT_BUCKETS: dict[str, tuple[float, float]] = {
+    "cluster_modify": (100, 40),  # RunTask, StartTask, StopTask
+    "cluster_read": (100, 20),  # DescribeTasks, ListTasks
+    "cluster_describe": (50, 20),  # DescribeClusters
+    "task_definition_modify": (20, 1),  # Register/DeregisterTaskDefinition
+    "task_definition_read": (50, 20),  # DescribeTaskDefinition (our choice, not a published figure)
+    "fargate_launch": (100, 20),  # task launches with launchType FARGATE, only when fargate=True
+}
+
+OPERATION_BUCKETS: dict[str, str] = {
+    "RunTask": "cluster_modify",
+    "StartTask": "cluster_modify",
+    "StopTask": "cluster_modify",
+    "DescribeTasks": "cluster_read",
+    "ListTasks": "cluster_read",
+    "DescribeClusters": "cluster_describe",
+    "RegisterTaskDefinition": "task_definition_modify",
+    "DeregisterTaskDefinition": "task_definition_modify",
+    "DescribeTaskDefinition": "task_definition_read",
+}
+
+
+class KnobError(ValueError):
+    """A knob name or value the endpoint cannot use."""
+
+
+def _rate(value: Any) -> float:
+    rate = float(value)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be within 0..1, got {rate}")
+    return rate
+
+
+def _non_negative(value: Any) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {number}")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return bool(value)
+
+
+def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() in {"", "none", "null"}):
+            return None
+        return convert(value)
+
+    return parse
+
+
+def _operations(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return [str(name) for name in value]
+
+
+def _bucket_overrides(value: Any) -> dict[str, tuple[float, float]]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, Mapping):
+        raise ValueError('expected {"group": [burst, refill_per_second], ...}')
+    parsed: dict[str, tuple[float, float]] = {}
+    for group, pair in value.items():
+        if group not in DEFAULT_BUCKETS:
+            raise ValueError(f"unknown bucket {group!r}; known: {', '.join(DEFAULT_BUCKETS)}")
+        burst, refill = pair
+        parsed[str(group)] = (_non_negative(burst), _non_negative(refill))
+    return parsed
+
+
+def _meta(parse: Callable[[Any], Any], help_text: str, *, flag: bool = False) -> dict[str, Any]:
+    return {"parse": parse, "help": help_text, "flag": flag}
+
+
+@dataclass
+class Knobs:
+    """Every behaviour switch; defaults describe a fast, fault-free, unthrottled endpoint."""
+
+    latency_ms: float = field(
+        default=0.0, metadata=_meta(_non_negative, "milliseconds added to every ECS call")
+    )
+    latency_spike_rate: float = field(
+        default=0.0, metadata=_meta(_rate, "share of calls that get latency_spike_ms on top")
+    )
+    latency_spike_ms: float = field(
+        default=0.0, metadata=_meta(_non_negative, "extra milliseconds for a latency spike")
+    )
+    throttle: bool = field(
+        default=False, metadata=_meta(_bool, "emulate the real ECS per-operation token buckets", flag=True)
+    )
+    fargate: bool = field(
+        default=False,
+        metadata=_meta(_bool, "also apply the Fargate task-launch bucket to FARGATE RunTask", flag=True),
+    )
+    throttle_overrides: dict[str, tuple[float, float]] = field(
+        default_factory=dict,
+        metadata=_meta(
+            _bucket_overrides, 'JSON {"bucket": [burst, refill_per_s]} replacing real-ECS bucket sizes'
+        ),
+    )
+    throttle_rate: float = field(
+        default=0.0, metadata=_meta(_rate, "share of calls answered with ThrottlingException")
+    )
+    server_error_rate: float = field(
+        default=0.0, metadata=_meta(_rate, "share of calls answered with HTTP 500/503")
+    )
+    reset_rate: float = field(
+        default=0.0, metadata=_meta(_rate, "share of calls whose connection is closed before applying them")
+    )
+    lost_reply_rate: float = field(
+        default=0.0, metadata=_meta(_rate, "share of calls applied, then closed without an answer")
+    )
+    run_task_failure_rate: float = field(
+        default=0.0, metadata=_meta(_rate, "share of RunTask tasks reported in failures[]")
+    )
+    run_task_failure_reason: str = field(
+        default="RESOURCE:MEMORY", metadata=_meta(str, "reason used in RunTask failures[]")
+    )
+    fail_to_start_rate: float = field(
+        default=0.0, metadata=_meta(_rate, "share of launched tasks that stop with TaskFailedToStart")
+    )
+    fail_to_start_reason: str | None = field(
+        default=None,
+        metadata=_meta(
+            _optional(str), "stoppedReason for injected start failures (default: a random realistic one)"
+        ),
+    )
+    fault_operations: list[str] | None = field(
+        default=None,
+        metadata=_meta(
+            _optional(_operations), "comma-separated operations random faults apply to (default: all)"
+        ),
+    )
+    seed: int | None = field(default=None, metadata=_meta(_optional(int), "seed for every random decision"))
+    provisioning_seconds: float = field(
+        default=0.2, metadata=_meta(_non_negative, "time a task spends PENDING before it runs")
+    )
+    deprovisioning_seconds: float = field(
+        default=0.05, metadata=_meta(_non_negative, "time a task spends DEPROVISIONING")
+    )
+    stop_timeout_seconds: float = field(
+        default=5.0, metadata=_meta(_non_negative, "SIGTERM to SIGKILL delay for StopTask")
+    )
+    pretend_seconds: float | None = field(
+        default=None,
+        metadata=_meta(_optional(_non_negative), "run no process: tasks stay RUNNING this long, then exit"),
+    )
+    pretend_exit_code: int = field(default=0, metadata=_meta(int, "exit code of pretend tasks"))
+    log_dir: str | None = field(
+        default=None, metadata=_meta(_optional(str), "directory for <task_id>.log files (default: temp dir)")
+    )
+    default_region: str = field(
+        default="us-east-1", metadata=_meta(str, "region when the request carries no SigV4 scope")
+    )
+
+    def update(self, values: Mapping[str, Any]) -> list[str]:
+        """Apply knob values (JSON or CLI strings) all-or-nothing; return the names that changed."""
+        specs = {spec.name: spec for spec in dataclasses.fields(self)}
+        parsed: dict[str, Any] = {}
+        for name, raw in values.items():
+            spec = specs.get(name)
+            if spec is None:
+                raise KnobError(f"unknown knob {name!r}")
+            try:
+                parsed[name] = spec.metadata["parse"](raw)
+            except (TypeError, ValueError) as exc:
+                raise KnobError(f"bad value for {name}: {exc}") from exc
+        changed = [name for name, value in parsed.items() if getattr(self, name) != value]
+        for name, value in parsed.items():
+            setattr(self, name, value)
+        return changed
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def knob_specs() -> list[dataclasses.Field[Any]]:
+    """The knob fields, for building CLI flags."""
+    return list(dataclasses.fields(Knobs))

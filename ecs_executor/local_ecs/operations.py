@@ -1,0 +1,414 @@
+"""The ECS operations: request validation and response shaping, as real ECS does them.
+
+Each operation is synchronous (no ``await``), so a RunTask is applied atomically with respect to other
+calls: a clientToken check and the tasks it creates can never interleave with a concurrent retry.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from ecs_executor.local_ecs.faults import Faults
+from ecs_executor.local_ecs.model import (
+    ACCOUNT_ID,
+    RUNNING,
+    STOPPED,
+    Cluster,
+    EcsError,
+    Registry,
+    TaskDefinition,
+    cluster_arn,
+    cluster_name_of,
+    invalid,
+)
+from ecs_executor.local_ecs.runner import Runner
+
+MAX_RUN_COUNT = 10
+MAX_DESCRIBE_TASKS = 100
+MAX_LIST_RESULTS = 100
+MAX_OVERRIDES_CHARS = 8192
+MAX_CLIENT_TOKEN = 64
+MAX_STARTED_BY = 128
+MAX_TAGS = 50
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
+
+Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def _validate_tags(tags: Any) -> list[dict[str, str]]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or len(tags) > MAX_TAGS:
+        raise invalid(f"Tags must be a list of at most {MAX_TAGS} key/value pairs.")
+    for tag in tags:
+        key, value = tag.get("key"), tag.get("value", "")
+        if not isinstance(key, str) or not 1 <= len(key) <= 128 or not _TAG_TEXT.match(key):
+            raise invalid(f"Tag key {key!r} is invalid: 1-128 letters, digits, spaces or _ . : / = + - @.")
+        if not isinstance(value, str) or len(value) > 256 or not _TAG_TEXT.match(value):
+            raise invalid(
+                f"Tag value for key {key!r} is invalid: up to 256 letters, digits, spaces or _ . : / = + - @."
+            )
+        if key.lower().startswith("aws:"):
+            raise invalid("Tag keys starting with 'aws:' are reserved.")
+    return [{"key": tag["key"], "value": tag.get("value", "")} for tag in tags]
+
+
+def _merge_tags(current: list[dict[str, str]], new: list[dict[str, str]]) -> list[dict[str, str]]:
+    merged = {tag["key"]: tag["value"] for tag in current}
+    merged.update({tag["key"]: tag["value"] for tag in new})
+    return [{"key": key, "value": value} for key, value in merged.items()]
+
+
+def _encode_token(seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": seq}).encode()).decode()
+
+
+def _decode_token(token: str) -> int:
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["after"])
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise invalid("Invalid nextToken.") from exc
+
+
+class EcsApi:
+    """Dispatches one parsed ECS request to its operation."""
+
+    def __init__(self, registry: Registry, runner: Runner, faults: Faults) -> None:
+        self.registry = registry
+        self.runner = runner
+        self.faults = faults
+        self.operations: dict[str, Handler] = {
+            "CreateCluster": self.create_cluster,
+            "DescribeClusters": self.describe_clusters,
+            "ListClusters": self.list_clusters,
+            "RegisterTaskDefinition": self.register_task_definition,
+            "DeregisterTaskDefinition": self.deregister_task_definition,
+            "DescribeTaskDefinition": self.describe_task_definition,
+            "RunTask": self.run_task,
+            "DescribeTasks": self.describe_tasks,
+            "StopTask": self.stop_task,
+            "ListTasks": self.list_tasks,
+            "TagResource": self.tag_resource,
+            "UntagResource": self.untag_resource,
+            "ListTagsForResource": self.list_tags_for_resource,
+        }
+
+    def call(self, operation: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        handler = self.operations.get(operation)
+        if handler is None:
+            raise EcsError("UnknownOperationException", f"Operation {operation} is not supported.")
+        return handler(region, params)
+
+    def fargate_launches(self, region: str, params: dict[str, Any]) -> int:
+        """How many Fargate task launches a RunTask asks for (the Fargate bucket counts tasks)."""
+        strategy = params.get("capacityProviderStrategy")
+        if not params.get("launchType") and not strategy:
+            cluster = self.registry.find_cluster(region, params.get("cluster") or "default")
+            strategy = cluster.default_strategy if cluster else None
+        provider = (strategy or [{}])[0].get("capacityProvider", "")
+        if params.get("launchType") == "FARGATE" or str(provider).startswith("FARGATE"):
+            count = params.get("count", 1)
+            return count if isinstance(count, int) and count > 0 else 1
+        return 0
+
+    # Clusters -------------------------------------------------------------------------------------
+
+    def create_cluster(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        name = params.get("clusterName") or "default"
+        if not _NAME.match(name):
+            raise invalid("Cluster name can have up to 255 letters, numbers, hyphens and underscores.")
+        params = {**params, "tags": _validate_tags(params.get("tags"))}
+        cluster = self.registry.create_cluster(region, name, params)
+        return {"cluster": cluster.to_dict({"TAGS", "SETTINGS", "CONFIGURATIONS"})}
+
+    def describe_clusters(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        identifiers = params.get("clusters") or ["default"]
+        if len(identifiers) > 100:
+            raise invalid("Clusters cannot have more than 100 elements.")
+        include = set(params.get("include") or [])
+        clusters, failures = [], []
+        for identifier in identifiers:
+            cluster = self.registry.find_cluster(region, identifier)
+            if cluster is None:
+                failures.append(
+                    {"arn": cluster_arn(region, cluster_name_of(identifier)), "reason": "MISSING"}
+                )
+            else:
+                clusters.append(cluster.to_dict(include))
+        return {"clusters": clusters, "failures": failures}
+
+    def list_clusters(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {"clusterArns": [c.arn for (r, _), c in self.registry.clusters.items() if r == region]}
+
+    # Task definitions -----------------------------------------------------------------------------
+
+    def register_task_definition(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        family = params.get("family")
+        if not isinstance(family, str) or not _NAME.match(family):
+            raise EcsError(
+                "ClientException", "Family can have up to 255 letters, numbers, hyphens and underscores."
+            )
+        containers = params.get("containerDefinitions")
+        if not isinstance(containers, list) or not containers:
+            raise EcsError("ClientException", "Container list cannot be empty.")
+        fargate = "FARGATE" in (params.get("requiresCompatibilities") or [])
+        if fargate and params.get("networkMode") != "awsvpc":
+            raise EcsError("ClientException", "Fargate only supports network mode 'awsvpc'.")
+        if fargate and not (params.get("cpu") and params.get("memory")):
+            raise EcsError(
+                "ClientException", "Fargate requires that 'cpu' and 'memory' be defined at the task level."
+            )
+        normalized, names = [], set()
+        for container in containers:
+            name = container.get("name")
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise EcsError(
+                    "ClientException",
+                    "Container name is required: up to 255 letters, numbers, hyphens, underscores.",
+                )
+            if name in names:
+                raise EcsError("ClientException", f"Duplicate container name '{name}'.")
+            names.add(name)
+            if not container.get("image"):
+                raise EcsError(
+                    "ClientException", f"Container.image should not be null or empty (container '{name}')."
+                )
+            if not params.get("memory") and not (
+                container.get("memory") or container.get("memoryReservation")
+            ):
+                raise EcsError(
+                    "ClientException",
+                    f"Invalid setting for container '{name}'. At least one of 'memory' or "
+                    "'memoryReservation' must be specified.",
+                )
+            normalized.append(
+                {
+                    "cpu": 0,
+                    "essential": True,
+                    "portMappings": [],
+                    "environment": [],
+                    "mountPoints": [],
+                    "volumesFrom": [],
+                    "systemControls": [],
+                    **container,
+                }
+            )
+        if not any(c["essential"] for c in normalized):
+            raise EcsError("ClientException", "Task definition must have at least one essential container.")
+        tags = _validate_tags(params.get("tags"))
+        definition = self.registry.register(
+            region, {**params, "containerDefinitions": normalized, "tags": tags}
+        )
+        return {"taskDefinition": definition.to_dict(), "tags": definition.tags}
+
+    def deregister_task_definition(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        identifier = str(params.get("taskDefinition") or "")
+        definition = self.registry.find_definition(region, identifier) if ":" in identifier else None
+        if definition is None:
+            raise EcsError("ClientException", "The specified task definition does not exist.")
+        if definition.status == "ACTIVE":
+            definition.status = "INACTIVE"
+            definition.spec["deregisteredAt"] = self.registry.clock()
+        return {"taskDefinition": definition.to_dict()}
+
+    def describe_task_definition(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        definition = self.registry.find_definition(region, str(params.get("taskDefinition") or ""))
+        if definition is None:
+            raise EcsError("ClientException", "Unable to describe task definition.")
+        answer: dict[str, Any] = {"taskDefinition": definition.to_dict()}
+        if "TAGS" in (params.get("include") or []):
+            answer["tags"] = definition.tags
+        return answer
+
+    # Tasks ----------------------------------------------------------------------------------------
+
+    def _run_task_definition(self, region: str, params: dict[str, Any]) -> TaskDefinition:
+        identifier = params.get("taskDefinition")
+        if not identifier:
+            raise invalid("taskDefinition can not be blank.")
+        definition = self.registry.find_definition(region, str(identifier))
+        if definition is None:
+            raise EcsError("ClientException", f"Unable to find task definition '{identifier}'.")
+        if definition.status != "ACTIVE":
+            raise EcsError("ClientException", f"TaskDefinition '{identifier}' is inactive.")
+        return definition
+
+    def _validate_run_task(self, cluster: Cluster, definition: TaskDefinition, params: dict[str, Any]) -> int:
+        count = params.get("count", 1)
+        if not isinstance(count, int) or not 1 <= count <= MAX_RUN_COUNT:
+            raise invalid(f"Count must be between 1 and {MAX_RUN_COUNT}.")
+        token = params.get("clientToken")
+        if token is not None and not 1 <= len(str(token)) <= MAX_CLIENT_TOKEN:
+            raise invalid(f"clientToken length must be between 1 and {MAX_CLIENT_TOKEN}.")
+        started_by = params.get("startedBy")
+        if started_by is not None and len(str(started_by)) > MAX_STARTED_BY:
+            raise invalid(f"startedBy length must be at most {MAX_STARTED_BY}.")
+        launch_type = params.get("launchType")
+        strategy = params.get("capacityProviderStrategy")
+        if launch_type and strategy:
+            raise invalid(
+                "Specifying both a launch type and capacity provider strategy is not supported. "
+                "Remove one and try again."
+            )
+        for item in strategy or []:
+            if item.get("capacityProvider") not in cluster.capacity_providers:
+                raise invalid(
+                    "The specified capacity provider strategy cannot contain a capacity provider that is "
+                    "not associated with the cluster. Associate the capacity provider with the cluster or "
+                    f"specify a valid capacity provider and try again. ({item.get('capacityProvider')})"
+                )
+        if launch_type == "FARGATE" and not definition.fargate:
+            raise invalid("Task definition does not support launch_type FARGATE.")
+        if definition.spec.get("networkMode") == "awsvpc" and not (
+            (params.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
+        ).get("subnets"):
+            raise invalid("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+        overrides = params.get("overrides")
+        if overrides is not None:
+            if len(_compact(overrides)) > MAX_OVERRIDES_CHARS:
+                raise invalid(f"Container Overrides length must be at most {MAX_OVERRIDES_CHARS}")
+            for override in overrides.get("containerOverrides") or []:
+                if override.get("name") not in definition.containers:
+                    raise invalid(
+                        f"Override for container named {override.get('name')} is not a container in the "
+                        "TaskDefinition."
+                    )
+        _validate_tags(params.get("tags"))
+        return count
+
+    def run_task(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.registry.cluster(region, params.get("cluster"))
+        definition = self._run_task_definition(region, params)
+        count = self._validate_run_task(cluster, definition, params)
+        token = params.get("clientToken")
+        # A digest, not the request: 10,000 tokens must not pin 10,000 copies of the overrides.
+        request = _compact({k: v for k, v in params.items() if k != "clientToken"})
+        fingerprint = hashlib.sha256(request.encode()).hexdigest()
+        if token is not None and token in cluster.client_tokens:
+            seen_fingerprint, arns, failures = cluster.client_tokens[token]
+            if seen_fingerprint != fingerprint:
+                raise EcsError(
+                    "ConflictException",
+                    "The RunTask request could not be processed due to conflicts. The provided clientToken "
+                    "is already in use with a different RunTask request.",
+                    resourceIds=arns,
+                )
+            self.registry.deduplicated += 1
+            tasks = [task.to_dict() for arn in arns if (task := self.registry.find_task(arn)) is not None]
+            return {"tasks": tasks, "failures": failures}
+        image = str(next(iter(definition.containers.values())).get("image", ""))
+        created, failures = [], []
+        for _ in range(count):
+            reason = self.faults.run_task_failure()
+            if reason is not None:
+                instance = (
+                    f"arn:aws:ecs:{region}:{ACCOUNT_ID}:container-instance/{cluster.name}/{uuid.uuid4().hex}"
+                )
+                failures.append({"arn": instance, "reason": reason})
+                continue
+            task = self.registry.new_task(cluster, definition, params)
+            self.runner.launch(task, self.faults.fail_to_start(image))
+            created.append(task)
+        if token is not None and created:
+            cluster.client_tokens[token] = (fingerprint, [task.arn for task in created], failures)
+        return {"tasks": [task.to_dict() for task in created], "failures": failures}
+
+    def describe_tasks(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.registry.cluster(region, params.get("cluster"))
+        identifiers = params.get("tasks") or []
+        if not identifiers:
+            raise invalid("Tasks cannot be empty.")
+        if len(identifiers) > MAX_DESCRIBE_TASKS:
+            raise invalid(f"Tasks cannot have more than {MAX_DESCRIBE_TASKS} elements.")
+        include_tags = "TAGS" in (params.get("include") or [])
+        tasks, failures = [], []
+        for identifier in dict.fromkeys(identifiers):
+            task = self.registry.find_task(str(identifier), cluster)
+            if task is None:
+                failures.append({"arn": identifier, "reason": "MISSING"})
+            else:
+                tasks.append(task.to_dict(include_tags))
+        return {"tasks": tasks, "failures": failures}
+
+    def stop_task(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.registry.cluster(region, params.get("cluster"))
+        identifier = params.get("task")
+        task = self.registry.find_task(str(identifier or ""), cluster) if identifier else None
+        if task is None:
+            raise invalid("The referenced task was not found.")
+        reason = params.get("reason") or "Task stopped by user"
+        if len(reason) > 255:
+            raise invalid("Reason length must be at most 255.")
+        self.runner.stop(task, reason)
+        return {"task": task.to_dict()}
+
+    def list_tasks(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.registry.cluster(region, params.get("cluster"))
+        limit = params.get("maxResults", MAX_LIST_RESULTS)
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_RESULTS:
+            raise invalid(f"maxResults must be between 1 and {MAX_LIST_RESULTS}.")
+        desired = params.get("desiredStatus") or RUNNING
+        if desired not in (RUNNING, "PENDING", STOPPED):
+            raise invalid("desiredStatus must be one of RUNNING, PENDING, STOPPED.")
+        after = _decode_token(params["nextToken"]) if params.get("nextToken") else 0
+        family, started_by, launch_type = (
+            params.get("family"),
+            params.get("startedBy"),
+            params.get("launchType"),
+        )
+        arns: list[str] = []
+        last_seq = 0
+        for task in self.registry.iter_tasks(cluster, desired, after):
+            if family is not None and task.definition.family != family:
+                continue
+            if started_by is not None and task.started_by != started_by:
+                continue
+            if launch_type is not None and task.launch_type != launch_type:
+                continue
+            if len(arns) == limit:
+                return {"taskArns": arns, "nextToken": _encode_token(last_seq)}
+            arns.append(task.arn)
+            last_seq = task.seq
+        return {"taskArns": arns}
+
+    # Tags -----------------------------------------------------------------------------------------
+
+    def _tag_owner(self, region: str, arn: str) -> Any:
+        owner: Any = None
+        if ":task-definition/" in arn:
+            owner = self.registry.find_definition(region, arn)
+        elif ":task/" in arn:
+            owner = self.registry.find_task(arn)
+        elif ":cluster/" in arn:
+            owner = self.registry.find_cluster(region, arn)
+        if owner is None:
+            raise EcsError("ResourceNotFoundException", "The specified resource could not be found.")
+        return owner
+
+    def tag_resource(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        owner = self._tag_owner(region, str(params.get("resourceArn") or ""))
+        owner.tags = _merge_tags(owner.tags or [], _validate_tags(params.get("tags")))
+        return {}
+
+    def untag_resource(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        owner = self._tag_owner(region, str(params.get("resourceArn") or ""))
+        drop = set(params.get("tagKeys") or [])
+        owner.tags = [tag for tag in owner.tags or [] if tag["key"] not in drop]
+        return {}
+
+    def list_tags_for_resource(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        owner = self._tag_owner(region, str(params.get("resourceArn") or ""))
+        return {"tags": list(owner.tags or [])}

@@ -1,0 +1,295 @@
+"""Drives tasks through their lifecycle: timers for the ECS states, local processes for the containers.
+
+Pretend mode uses only ``loop.call_later`` timers (no process, no coroutine per task) so 10,000
+concurrent tasks cost a few megabytes. Real mode runs each container's command as an asyncio subprocess
+in its own session, so stopping a task can take down everything the command spawned, like Docker does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ecs_executor.local_ecs.knobs import Knobs
+from ecs_executor.local_ecs.model import (
+    DEPROVISIONING,
+    PENDING,
+    PROVISIONING,
+    RUNNING,
+    STOPPED,
+    USER_INITIATED,
+    Registry,
+    Task,
+)
+
+log = logging.getLogger(__name__)
+
+#: What Docker reports for a container stopped by SIGTERM; pretend tasks use it when stopped by the user.
+SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
+
+
+def exit_code_of(returncode: int) -> int:
+    """Docker reports death by signal N as exit code 128 + N; asyncio reports -N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+class Runner:
+    """Owns every timer and process of the endpoint's tasks."""
+
+    def __init__(self, registry: Registry, knobs: Knobs) -> None:
+        self.registry = registry
+        self.knobs = knobs
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._supervisors: dict[str, asyncio.Task[None]] = {}
+        self._processes: dict[str, list[asyncio.subprocess.Process]] = {}
+        self._forced_exit: dict[str, int] = {}
+        self._temp_log_dir: str | None = None
+
+    # Helpers ---------------------------------------------------------------------------------------
+
+    @property
+    def log_dir(self) -> Path:
+        """Where task output goes; a temp dir is only created once a real process needs it."""
+        if self.knobs.log_dir:
+            path = Path(self.knobs.log_dir)
+        else:
+            if self._temp_log_dir is None:
+                self._temp_log_dir = tempfile.mkdtemp(prefix="local-ecs-logs-")
+            path = Path(self._temp_log_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def log_path(self, task_id: str) -> Path:
+        return self.log_dir / f"{task_id}.log"
+
+    @property
+    def process_count(self) -> int:
+        return sum(len(processes) for processes in self._processes.values())
+
+    def _schedule(self, task: Task, delay: float, callback: Callable[..., None], *args: Any) -> None:
+        """Replace the task's pending timer: a task waits for at most one lifecycle step at a time."""
+        self._cancel_timer(task)
+        loop = asyncio.get_running_loop()
+        self._timers[task.id] = loop.call_later(delay, self._fire, task, callback, args)
+
+    def _fire(self, task: Task, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self._timers.pop(task.id, None)
+        callback(task, *args)
+
+    def _cancel_timer(self, task: Task) -> None:
+        handle = self._timers.pop(task.id, None)
+        if handle is not None:
+            handle.cancel()
+
+    # Lifecycle -------------------------------------------------------------------------------------
+
+    def launch(self, task: Task, fail_reason: str | None) -> None:
+        """Start a freshly created (PROVISIONING) task; RunTask answers before it moves on."""
+        self._schedule(task, 0, self._to_pending, fail_reason)
+
+    def _to_pending(self, task: Task, fail_reason: str | None) -> None:
+        self.registry.to_pending(task)
+        self._schedule(task, self.knobs.provisioning_seconds, self._start, fail_reason)
+
+    def _start(self, task: Task, fail_reason: str | None) -> None:
+        if fail_reason is not None:
+            self._fail_to_start(task, fail_reason)
+        elif self.knobs.pretend_seconds is not None or task.id in self._forced_exit:
+            self.registry.to_running(task)
+            delay = 0 if task.id in self._forced_exit else self.knobs.pretend_seconds or 0
+            self._schedule(task, delay, self._pretend_exit)
+        else:
+            supervisor = asyncio.get_running_loop().create_task(self._supervise(task))
+            self._supervisors[task.id] = supervisor
+
+    def _fail_to_start(self, task: Task, reason: str) -> None:
+        self.registry.fail_to_start(task, reason)
+        self._schedule(task, self.knobs.deprovisioning_seconds, self._to_stopped)
+
+    def _pretend_exit(self, task: Task) -> None:
+        code = self._forced_exit.pop(task.id, self.knobs.pretend_exit_code)
+        for container in task.containers:
+            self.registry.container_exited(task, container.name, code, self._essential(task, container.name))
+        self._deprovision(task)
+
+    def _deprovision(self, task: Task) -> None:
+        self.registry.to_deprovisioning(task)
+        self._schedule(task, self.knobs.deprovisioning_seconds, self._to_stopped)
+
+    def _to_stopped(self, task: Task) -> None:
+        self._forced_exit.pop(task.id, None)
+        self.registry.to_stopped(task)
+
+    @staticmethod
+    def _essential(task: Task, name: str) -> bool:
+        return bool(task.definition.containers[name].get("essential", True))
+
+    # Outside events --------------------------------------------------------------------------------
+
+    def stop(self, task: Task, reason: str) -> None:
+        """StopTask: remember the user's reason, then take the task down from wherever it is."""
+        if task.last_status in (DEPROVISIONING, STOPPED):
+            self.registry.request_stop(task, USER_INITIATED, reason)
+            return
+        if not self.registry.request_stop(task, USER_INITIATED, reason):
+            return  # already on its way down; the first cause stays
+        processes = self._processes.get(task.id)
+        if processes:
+            for process in processes:
+                _signal(process.pid, signal.SIGTERM)
+            self._schedule(task, self.knobs.stop_timeout_seconds, self._kill)
+        elif task.id in self._supervisors:
+            return  # still spawning: the supervisor sees desiredStatus STOPPED once spawned
+        elif task.last_status == RUNNING:
+            self._forced_exit.setdefault(task.id, SIGTERM_EXIT_CODE)
+            self._schedule(task, 0, self._pretend_exit)
+        else:
+            self._deprovision(task)
+
+    def finish(self, task: Task, exit_code: int) -> bool:
+        """Make a task's containers exit now with ``exit_code`` (tests use it to script outcomes)."""
+        if task.last_status in (DEPROVISIONING, STOPPED):
+            return False
+        self._forced_exit[task.id] = exit_code
+        processes = self._processes.get(task.id)
+        if processes:
+            for process in processes:
+                _kill_group(process.pid, signal.SIGKILL)
+        elif task.last_status == RUNNING and task.id not in self._supervisors:
+            self._schedule(task, 0, self._pretend_exit)
+        return True
+
+    def _kill(self, task: Task) -> None:
+        for process in self._processes.get(task.id, []):
+            _kill_group(process.pid, signal.SIGKILL)
+
+    # Real processes --------------------------------------------------------------------------------
+
+    async def _supervise(self, task: Task) -> None:
+        try:
+            await self._run_containers(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must not leave the task RUNNING forever
+            log.exception("supervising %s failed", task.arn)
+            self._kill(task)
+            if task.last_status in (PROVISIONING, PENDING):
+                self._fail_to_start(task, "CannotStartContainerError: local ECS endpoint error")
+            elif task.last_status == RUNNING:
+                self._deprovision(task)
+        finally:
+            self._processes.pop(task.id, None)
+            self._supervisors.pop(task.id, None)
+
+    def _plan(self, task: Task) -> list[tuple[str, list[str], dict[str, str], str | None]] | str:
+        """(container, argv, env, cwd) for each container, or why the task cannot start."""
+        plans = []
+        for container in task.containers:
+            spec = task.definition.containers[container.name]
+            override = task.container_override(container.name)
+            command = override["command"] if "command" in override else spec.get("command")
+            argv = [str(part) for part in (spec.get("entryPoint") or []) + (command or [])]
+            if not argv:
+                return "CannotStartContainerError: Error response from daemon: No command specified"
+            env = dict(os.environ)
+            for entry in (spec.get("environment") or []) + (override.get("environment") or []):
+                env[str(entry["name"])] = str(entry.get("value", ""))
+            plans.append((container.name, argv, env, spec.get("workingDirectory")))
+        return plans
+
+    async def _run_containers(self, task: Task) -> None:
+        plans = self._plan(task)
+        if isinstance(plans, str):
+            self._fail_to_start(task, plans)
+            return
+        processes: list[asyncio.subprocess.Process] = []
+        self._processes[task.id] = processes
+        with open(self.log_path(task.id), "ab") as log_file:
+            for _name, argv, env, cwd in plans:
+                try:
+                    process = await asyncio.create_subprocess_exec(
+                        *argv,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=log_file,
+                        stderr=asyncio.subprocess.STDOUT,
+                        env=env,
+                        cwd=cwd,
+                        start_new_session=True,
+                    )
+                except OSError as exc:
+                    self._kill(task)
+                    for started in processes:
+                        await started.wait()
+                    self._fail_to_start(
+                        task,
+                        "CannotStartContainerError: ResourceInitializationError: failed to create new "
+                        "container runtime task: OCI runtime create failed: unable to start container "
+                        f"process: exec: {argv[0]!r}: {exc.strerror or exc}: unknown",
+                    )
+                    return
+                processes.append(process)
+        if task.id in self._forced_exit:  # finish() arrived while spawning
+            self._kill(task)
+        if task.stop_code is not None:  # StopTask arrived while spawning: it never really ran
+            self._kill(task)
+            for process in processes:
+                await process.wait()
+            self._deprovision(task)
+            return
+        self.registry.to_running(task)
+        waits = {
+            asyncio.ensure_future(process.wait()): (name, process)
+            for (name, *_), process in zip(plans, processes, strict=True)
+        }
+        pending = set(waits)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                name, process = waits[finished]
+                _kill_group(process.pid, signal.SIGKILL)  # the container's other processes die with it
+                forced = self._forced_exit.get(task.id)
+                code = forced if forced is not None else exit_code_of(finished.result())
+                essential = self._essential(task, name)
+                self.registry.container_exited(task, name, code, essential)
+                if essential and pending and task.id not in self._timers:
+                    for _other, other in waits.values():
+                        if other.returncode is None:
+                            _signal(other.pid, signal.SIGTERM)
+                    self._schedule(task, self.knobs.stop_timeout_seconds, self._kill)
+        self._forced_exit.pop(task.id, None)
+        self._processes.pop(task.id, None)
+        self._deprovision(task)
+
+    async def shutdown(self) -> None:
+        """Kill every task process and cancel every timer; state is discarded with the endpoint."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for processes in self._processes.values():
+            for process in processes:
+                _kill_group(process.pid, signal.SIGKILL)
+        supervisors = list(self._supervisors.values())
+        for supervisor in supervisors:
+            supervisor.cancel()
+        for processes in list(self._processes.values()):
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(process.wait(), timeout=5)
+        await asyncio.gather(*supervisors, return_exceptions=True)
