@@ -9,6 +9,7 @@ optional health check).
 from __future__ import annotations
 
 import platform
+import sys
 import time
 from collections import deque
 from collections.abc import Hashable, Sequence
@@ -40,8 +41,27 @@ MAX_ENGINE_RESTARTS = 3
 ENGINE_RESTART_WINDOW = 600.0
 
 
-class ExecutorStartupError(SystemExit):
-    """Stops the scheduler with one clear message instead of a traceback (SystemExit prints it)."""
+class ExecutorStartupError(RuntimeError):
+    """The executor cannot start; the message alone says what to fix.
+
+    Not SystemExit: Airflow's job runner swallows SystemExit as a normal shutdown and exits 0.
+    """
+
+
+def _print_startup_errors_plainly() -> None:
+    """Make the process end on our message, not on a Python traceback (uncaught in the CLI)."""
+    previous = sys.excepthook
+    if getattr(previous, "_ecs_executor", False):
+        return
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        if isinstance(exc, ExecutorStartupError):
+            sys.stderr.write(f"\nThe scheduler cannot start: {exc}\n")
+            return
+        previous(exc_type, exc, tb)
+
+    hook._ecs_executor = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def scheduler_versions() -> dict[str, str]:
@@ -110,6 +130,7 @@ class EcsExecutor(BaseExecutor):
             self.settings = self.load_settings()
         except EcsExecutorConfigError as exc:
             self.log.error("%s", exc)
+            _print_startup_errors_plainly()
             raise ExecutorStartupError(str(exc)) from None
         self._builder = RunTaskBuilder(
             self.settings, team_name=self.team_name, extra_env=scheduler_versions()
@@ -141,6 +162,7 @@ class EcsExecutor(BaseExecutor):
             )
             self.log.error("%s", message)
             self._stop_engine(stop_tasks=False, timeout=5)
+            _print_startup_errors_plainly()
             raise ExecutorStartupError(message)
 
     def _start_engine(self) -> None:

@@ -1,0 +1,79 @@
+"""A real Airflow (SQLite, api-server, scheduler, dag-processor) running tasks through this executor on
+the local ECS endpoint. Slow (~1 min) but it is the only test that proves the whole contract."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ecs_executor.demo.stack import LocalStack
+
+DAGS = Path(__file__).with_name("e2e_dags")
+
+
+@pytest.fixture
+def stack(tmp_path: Path):
+    s = LocalStack(tmp_path / "stack", dags_folder=DAGS)
+    try:
+        yield s
+    finally:
+        s.stop()  # by PID, also when the test failed
+    for proc in s.processes.values():
+        assert proc.poll() is not None
+
+
+def test_dag_run_end_to_end(stack: LocalStack) -> None:
+    stack.start()
+    stack.wait_for_dag("e2e_parallel")
+    run_id = stack.trigger("e2e_parallel")
+    assert stack.wait_for_run("e2e_parallel", run_id, timeout=240) == "failed"
+    rows = {r["task_id"]: r for r in stack.task_rows("e2e_parallel", run_id)}
+    assert {k: v["state"] for k, v in rows.items()} == {
+        "ok_a": "success",
+        "ok_b": "success",
+        "fails": "failed",
+        "crashes": "failed",
+        "sleeps": "success",
+    }
+    arns = [r["external_executor_id"] for r in rows.values()]
+    assert all(a and a.startswith("arn:aws:ecs:us-east-1:") and ":task/airflow-local/" in a for a in arns)
+    assert len(set(arns)) == 5  # one ECS task per task instance
+    # The crash reason reached the task's log in the UI (the scheduler persisted our task event).
+    with contextlib.closing(sqlite3.connect(stack.db_path)) as db:
+        events = db.execute(
+            "SELECT task_id, event, extra FROM log WHERE dag_id = 'e2e_parallel' AND event LIKE 'ECS%'"
+        ).fetchall()
+    crash = [extra for task_id, event, extra in events if task_id == "crashes" and event == "ECS task failed"]
+    assert crash and "exited with code 1" in crash[0], events
+    scheduler_log = (stack.logs / "scheduler.log").read_text()
+    assert "Something went wrong when trying to save task event logs" not in scheduler_log
+    assert "Traceback" not in scheduler_log
+
+
+def test_scheduler_refuses_bad_config_with_one_message(tmp_path: Path) -> None:
+    stack = LocalStack(tmp_path / "bad", dags_folder=DAGS, executor_options={"subnets": "vpc-123"})
+    stack.ecs_url = "http://127.0.0.1:9"  # never contacted: validation fails first
+    stack.home.mkdir(parents=True)
+    stack.airflow("db", "migrate")
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "scheduler"],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "AIRFLOW__AWS_ECS_EXECUTOR__SUBNETS" in output and "must start with 'subnet-'" in output
+    # Airflow's scheduler logs its own stack trace for any start-up exception; the process still ends
+    # on our message rather than on a Python traceback.
+    last_lines = result.stderr.strip().splitlines()[-3:]
+    assert any(
+        "The scheduler cannot start: Invalid [aws_ecs_executor] configuration" in ln for ln in last_lines
+    )
+    assert "must start with 'subnet-'" in result.stderr.strip().splitlines()[-1]
