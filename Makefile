@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # entrypoint.sh tests only).
 AWSCLI_VENV := $(VENV)/awscli
 
-.PHONY: install test lint typecheck pytest demo bench clean
+.PHONY: install test lint typecheck docs pytest demo bench clean
 
 install: $(VENV)/.installed
 
@@ -28,10 +28,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy ecs_executor
 
+# Builds the docs in strict mode: broken internal links and anchors fail the build.
+docs: install
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(CURDIR)/.venv/site
+
 pytest: install $(AWSCLI_VENV)/.installed
 	AWSCLI_BIN=$(CURDIR)/$(AWSCLI_VENV)/bin/aws $(BIN)/pytest -q -p no:cacheprovider
 
-test: lint typecheck pytest
+test: lint typecheck docs pytest
 
 demo: install
 	$(BIN)/python -m ecs_executor.demo

@@ -100,3 +100,34 @@ def get_provider_info() -> dict[str, Any]:
             }
         },
     }
+
+
+GENERATED_BEGIN = "<!-- BEGIN GENERATED: python -m ecs_executor.provider -->"
+GENERATED_END = "<!-- END GENERATED -->"
+
+
+def configuration_markdown() -> str:
+    """The option table of docs/configuration.md (a test keeps the doc in sync)."""
+    rows = ["| option | env var | type | default | description |", "|---|---|---|---|---|"]
+    for name, option in config_options().items():
+        field = EcsExecutorSettings.model_fields[name]
+        default = "(required)" if field.is_required() else f"`{_model_default_text(name)}`"
+        env = f"`AIRFLOW__AWS_ECS_EXECUTOR__{name.upper()}`"
+        description = option["description"].replace("|", "\\|")
+        if option["example"]:
+            description += f" Example: `{option['example']}`"
+        rows.append(f"| `{name}` | {env} | {option['type']} | {default} | {description} |")
+    return "\n".join([GENERATED_BEGIN, *rows, GENERATED_END])
+
+
+def _model_default_text(name: str) -> str:
+    value = EcsExecutorSettings.model_fields[name].get_default(call_default_factory=True)
+    if value is None:
+        return "auto" if name in ("run_task_rate", "run_task_burst", "launch_type", "platform_version") else "none"
+    if value in ((), {}):
+        return "empty"
+    return str(value)
+
+
+if __name__ == "__main__":
+    print(configuration_markdown())

@@ -13,17 +13,27 @@ from dataclasses import dataclass
 from typing import Any
 
 # entrypoint.sh exit codes (docs/worker-image.md).
-EXIT_VERSION_MISMATCH = 78
+EXIT_NO_COMMAND = 64
 EXIT_DAG_SYNC_FAILED = 66
+EXIT_VERSION_UNREADABLE = 70
+EXIT_VERSION_MISMATCH = 78
 
 _EXIT_MEANINGS = {
     EXIT_VERSION_MISMATCH: "worker image's Python/Airflow version does not match the scheduler's "
     "(entrypoint.sh version check; rebuild the image with matching versions)",
     EXIT_DAG_SYNC_FAILED: "entrypoint.sh could not sync DAGs from S3 (check s3_url and the task role)",
+    EXIT_NO_COMMAND: "entrypoint.sh was started without a command",
+    EXIT_VERSION_UNREADABLE: "entrypoint.sh could not read the image's Python/Airflow version",
+    1: "the worker process failed (see its container log: often the Execution API is unreachable or "
+    "the DAG file is missing in the image)",
+    126: "the command cannot be executed (permissions)",
+    127: "the command was not found in the image",
     137: "killed with SIGKILL, usually out of memory (raise the task or container memory)",
     139: "segmentation fault in the worker",
     143: "terminated with SIGTERM",
 }
+
+EXIT_MEANINGS = _EXIT_MEANINGS
 
 _PENDING = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
 _RUNNING = frozenset({"RUNNING"})
