@@ -148,6 +148,7 @@ class Engine:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.crash: BaseException | None = None
+        self.last_sweep_seconds: float | None = None
         self.stopped_cleanly = False
         # Loop-side state (touched only on the engine thread).
         self._client: Any = None
@@ -352,6 +353,7 @@ class Engine:
                         t,
                         "the task was not started before its Airflow token expired "
                         "([scheduler] task_queued_timeout)",
+                        "expired",
                     )
                     return
                 await self._run_bucket.acquire()
@@ -397,7 +399,7 @@ class Engine:
             raise
         except Exception as exc:  # a bug must not kill the engine; fail this task visibly
             log.exception("Unexpected error launching %s", t.identity)
-            self._fail_launch(t, f"internal error while launching: {type(exc).__name__}: {exc}")
+            self._fail_launch(t, f"internal error while launching: {type(exc).__name__}: {exc}", "internal")
 
     async def _schedule_relaunch(self, t: Tracked, reason: str) -> bool:
         """Wait and prepare the next attempt; False (and the task failed) when none is allowed."""
@@ -405,12 +407,14 @@ class Engine:
             self._fail_launch(t, reason)
             return False
         if t.attempt >= self.settings.max_run_task_attempts:
-            self._fail_launch(t, f"{reason} (gave up after {t.attempt} launch attempts)")
+            self._fail_launch(t, f"{reason} (gave up after {t.attempt} launch attempts)", "gave_up")
             return False
         delay = backoff_seconds(t.attempt, rng=self._rng)
         if t.deadline is not None and time.monotonic() + delay > t.deadline:
             self._fail_launch(
-                t, f"{reason} (no relaunch: it could not start before the task's Airflow token expires)"
+                t,
+                f"{reason} (no relaunch: it could not start before the task's Airflow token expires)",
+                "expired",
             )
             return False
         self.counters["relaunches"] += 1
@@ -430,10 +434,10 @@ class Engine:
         self._emit(m.Launched(t.key, arn, t.attempt))
         self._observe(t, task)
 
-    def _fail_launch(self, t: Tracked, reason: str) -> None:
+    def _fail_launch(self, t: Tracked, reason: str, kind: str = "permanent") -> None:
         self._forget(t)
         if not t.stopping:
-            self._emit(m.LaunchFailed(t.key, reason))
+            self._emit(m.LaunchFailed(t.key, reason, kind))
 
     # ---- tracking --------------------------------------------------------------------------------
 
@@ -447,6 +451,8 @@ class Engine:
             except Exception:
                 log.exception("DescribeTasks sweep failed; will retry")
             elapsed = time.monotonic() - started
+            if self._by_arn or elapsed > 0.001:
+                self.last_sweep_seconds = elapsed
             await asyncio.sleep(max(0.05, self.settings.poll_interval - elapsed))
 
     async def _poll_once(self) -> None:

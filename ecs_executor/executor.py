@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf as airflow_conf
 from airflow.executors.base_executor import BaseExecutor
-from airflow.executors.workloads import ExecuteTask
+from airflow.executors.workloads import ExecuteCallback, ExecuteTask
 
 from ecs_executor import messages as m
 from ecs_executor.config import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
 from ecs_executor.engine import Engine
+from ecs_executor.metrics import ExecutorMetrics
 from ecs_executor.run_task import (
     SCHEDULER_AIRFLOW_ENV,
     SCHEDULER_PYTHON_ENV,
@@ -95,6 +96,13 @@ class _RetainingDeque(deque):  # type: ignore[type-arg]
         super().append(item)
 
 
+def callback_identity(workload: ExecuteCallback) -> TaskIdentity:
+    """Tags and idempotency tokens for a callback (its log path carries the DAG and run ids)."""
+    parts = (workload.log_path or "").split("/")
+    dag_id, run_id = (parts[1], parts[2]) if len(parts) >= 4 else ("callback", str(workload.callback.id))
+    return TaskIdentity(dag_id, f"callback:{workload.display_name}", run_id, 1, -1)
+
+
 def _is_task_arn(value: str | None) -> bool:
     return bool(value) and str(value).startswith("arn:") and ":task/" in str(value)
 
@@ -103,6 +111,7 @@ class EcsExecutor(BaseExecutor):
     """Runs each Airflow task instance as one Amazon ECS task (Fargate, EC2 or EXTERNAL)."""
 
     supports_multi_team = True
+    supports_callbacks = True
     supports_ad_hoc_ti_run = True
     is_local = False
     serve_logs = False
@@ -119,6 +128,8 @@ class EcsExecutor(BaseExecutor):
         self._pending: dict[Hashable, m.Launch] = {}
         self._restarts: list[float] = []
         self._ending = False
+        self._queued_at: dict[Hashable, float] = {}
+        self._metrics = ExecutorMetrics(self.team_name)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -224,19 +235,29 @@ class EcsExecutor(BaseExecutor):
         if self._builder is None:
             raise RuntimeError("EcsExecutor.start() must be called before workloads are processed")
         token_lifetime = airflow_conf.getfloat("scheduler", "task_queued_timeout", fallback=600.0)
-        deadline = time.monotonic() + max(30.0, token_lifetime - START_MARGIN_SECONDS)
+        now = time.monotonic()
+        deadline = now + max(30.0, token_lifetime - START_MARGIN_SECONDS)
         for workload in workloads:
-            if not isinstance(workload, ExecuteTask):
+            if isinstance(workload, ExecuteTask):
+                key: Any = workload.ti.key
+                self.queued_tasks.pop(key, None)
+                identity = TaskIdentity.from_key(key)
+                executor_config = workload.ti.executor_config
+            elif isinstance(workload, ExecuteCallback):
+                key = workload.key
+                self.queued_callbacks.pop(key, None)
+                identity = callback_identity(workload)
+                executor_config = None
+            else:
                 raise ValueError(f"EcsExecutor cannot run {type(workload).__name__} workloads")
-            key = workload.ti.key
-            self.queued_tasks.pop(key, None)
             self.running.add(key)
-            identity = TaskIdentity.from_key(key)
+            self._queued_at[key] = now
             try:
                 kwargs = self._builder.build(
-                    identity, workload_command(workload.model_dump_json()), workload.ti.executor_config
+                    identity, workload_command(workload.model_dump_json()), executor_config
                 )
             except InvalidTaskConfig as exc:
+                self._metrics.incr("launch_failures.invalid_config")
                 self._fail(key, f"not launched: {exc}")
                 continue
             launch = m.Launch(key, identity, kwargs, deadline)
@@ -246,6 +267,17 @@ class EcsExecutor(BaseExecutor):
     def sync(self) -> None:
         self._ensure_engine()
         self._process_results()
+        engine = self._engine
+        self._metrics.gauges(pending=len(self._pending), running=len(self.running) - len(self._pending))
+        if engine is not None:
+            self._metrics.engine_counters(engine.counters, engine.last_sweep_seconds)
+
+    @staticmethod
+    def get_cli_commands() -> list[Any]:
+        """``airflow ecs-executor check``: validate config and the AWS resources it names."""
+        from ecs_executor.cli import cli_commands
+
+        return cli_commands()
 
     def _process_results(self) -> None:
         for result in self._channel.drain_results():
@@ -261,6 +293,8 @@ class EcsExecutor(BaseExecutor):
         if isinstance(result, m.Launched):
             self._pending.pop(key, None)
             self._arns[key] = result.task_arn
+            self._metrics.incr("launches")
+            self._metrics.latency("launch_latency.accepted", self._queued_at.get(key))
             self.running_state(key, result.task_arn)
             if result.attempt > 1:
                 self._task_event(
@@ -268,9 +302,11 @@ class EcsExecutor(BaseExecutor):
                 )
         elif isinstance(result, m.LaunchFailed):
             self._pending.pop(key, None)
+            self._metrics.incr(f"launch_failures.{result.kind}")
             self._fail(key, result.reason)
         elif isinstance(result, m.Relaunching):
             self._pending.pop(key, None)
+            self._metrics.incr("relaunches")
             self._task_event(
                 key,
                 "ECS launch retry",
@@ -278,8 +314,11 @@ class EcsExecutor(BaseExecutor):
             )
         elif isinstance(result, m.StateChanged):
             phase = result.status.phase
-            if phase == Phase.SUCCESS:
+            if phase == Phase.RUNNING:
+                self._metrics.latency("launch_latency.running", self._queued_at.pop(key, None))
+            elif phase == Phase.SUCCESS:
                 self._arns.pop(key, None)
+                self._queued_at.pop(key, None)
                 self.success(key, result.task_arn)
             elif phase in (Phase.FAILED, Phase.FAILED_TO_START):
                 self._arns.pop(key, None)
@@ -290,6 +329,7 @@ class EcsExecutor(BaseExecutor):
 
     def _fail(self, key: Hashable, reason: str, info: str | None = None) -> None:
         self._pending.pop(key, None)
+        self._queued_at.pop(key, None)
         self.log.error("Task %s failed: %s", key, reason)
         self._task_event(key, "ECS task failed", reason)
         self.fail(key, info)  # type: ignore[arg-type]

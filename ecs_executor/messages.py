@@ -62,6 +62,7 @@ class Launched:
 class LaunchFailed:
     key: Hashable
     reason: str
+    kind: str = "permanent"  # permanent | gave_up | expired | internal (metric dimension)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Runs every Airflow task instance in its own Amazon ECS task.",
         "versions": [__version__],
         "executors": ["ecs_executor.EcsExecutor"],
+        "cli": ["ecs_executor.cli.cli_commands"],
         "config": {
             SECTION: {
                 "description": "Options of ecs_executor.EcsExecutor (docs/configuration.md).",
@@ -123,7 +124,11 @@ def configuration_markdown() -> str:
 def _model_default_text(name: str) -> str:
     value = EcsExecutorSettings.model_fields[name].get_default(call_default_factory=True)
     if value is None:
-        return "auto" if name in ("run_task_rate", "run_task_burst", "launch_type", "platform_version") else "none"
+        return (
+            "auto"
+            if name in ("run_task_rate", "run_task_burst", "launch_type", "platform_version")
+            else "none"
+        )
     if value in ((), {}):
         return "empty"
     return str(value)

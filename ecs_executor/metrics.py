@@ -1,0 +1,57 @@
+"""Executor metrics through Airflow's ``Stats`` (StatsD / OpenTelemetry, as the deployment configures).
+
+Names are prefixed ``ecs_executor.`` (plus ``.<team>`` for team executors). Called only from the scheduler
+thread in ``sync``; Stats calls are fire-and-forget, so they add no waiting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+# Engine counters exported as counters (deltas since the last heartbeat).
+ENGINE_COUNTERS = {
+    "throttled": "throttles",
+    "run_task_calls": "run_task_calls",
+    "run_task_retries": "run_task_retries",
+    "describe_calls": "describe_calls",
+    "credential_refreshes": "credential_refreshes",
+}
+
+
+class ExecutorMetrics:
+    def __init__(self, team_name: str | None = None):
+        self.prefix = "ecs_executor." + (f"{team_name}." if team_name else "")
+        self._last: dict[str, int] = {}
+        self._last_sweep: float | None = None
+
+    @staticmethod
+    def _stats():  # type: ignore[no-untyped-def]
+        from airflow.observability.stats import Stats
+
+        return Stats
+
+    def incr(self, name: str, count: int = 1) -> None:
+        self._stats().incr(self.prefix + name, count)
+
+    def latency(self, name: str, since: float | None) -> None:
+        """Milliseconds from a monotonic start time until now."""
+        if since is not None:
+            self._stats().timing(self.prefix + name, (time.monotonic() - since) * 1000.0)
+
+    def gauges(self, *, pending: int, running: int) -> None:
+        stats = self._stats()
+        stats.gauge(self.prefix + "pending", pending)
+        stats.gauge(self.prefix + "running", max(0, running))
+
+    def engine_counters(self, counters: Mapping[str, int], last_sweep_seconds: float | None) -> None:
+        stats = self._stats()
+        for key, name in ENGINE_COUNTERS.items():
+            value = counters.get(key, 0)
+            delta = value - self._last.get(key, 0)
+            if delta > 0:
+                stats.incr(self.prefix + name, delta)
+            self._last[key] = value
+        if last_sweep_seconds is not None and last_sweep_seconds != self._last_sweep:
+            self._last_sweep = last_sweep_seconds
+            stats.timing(self.prefix + "describe_cycle", last_sweep_seconds * 1000.0)
