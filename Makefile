@@ -22,8 +22,8 @@ $(AWSCLI_VENV)/.installed:
 	touch $@
 
 lint: install
-	$(BIN)/ruff check ecs_executor tests benchmarks
-	$(BIN)/ruff format --check ecs_executor tests benchmarks
+	$(BIN)/ruff check ecs_executor tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check ecs_executor tests $(wildcard benchmarks)
 
 typecheck: install
 	$(BIN)/mypy ecs_executor

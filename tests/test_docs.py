@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_configuration_reference_is_current() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text()
-    assert configuration_markdown() in doc, "run: python -m ecs_executor.provider, paste into docs/configuration.md"
+    assert configuration_markdown() in doc, "regenerate: python -m ecs_executor.provider"
 
 
 def test_provider_metadata_lists_every_option() -> None:
