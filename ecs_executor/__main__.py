@@ -1,7 +1,9 @@
-"""``python -m ecs_executor check``."""
+"""``python -m ecs_executor check [--team T]``: the same check as ``airflow ecs-executor check``."""
 
 import sys
 
-from ecs_executor.cli import main
+from ecs_executor import check
 
-sys.exit(main())
+if len(sys.argv) < 2 or sys.argv[1] != "check":
+    sys.exit("usage: python -m ecs_executor check [--team TEAM]")
+sys.exit(check.main(sys.argv[2:]))

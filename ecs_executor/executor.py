@@ -130,6 +130,7 @@ class EcsExecutor(BaseExecutor):
         self._ending = False
         self._queued_at: dict[Hashable, float] = {}
         self._metrics = ExecutorMetrics(self.team_name)
+        self._log_reader: Any = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -275,9 +276,24 @@ class EcsExecutor(BaseExecutor):
     @staticmethod
     def get_cli_commands() -> list[Any]:
         """``airflow ecs-executor check``: validate config and the AWS resources it names."""
-        from ecs_executor.cli import cli_commands
+        from ecs_executor.check import cli_commands
 
         return cli_commands()
+
+    def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
+        """Live container output from CloudWatch Logs (awslogs driver) for a running task.
+
+        Runs in the API server, where start() is never called: settings and clients are built on first
+        use, and nothing is fetched until a user opens a log.
+        """
+        from ecs_executor.task_logs import TaskLogReader
+
+        if self._log_reader is None:
+            try:
+                self._log_reader = TaskLogReader(self.settings or self.load_settings())
+            except EcsExecutorConfigError as exc:
+                return [], [f"ECS executor: {exc}"]
+        return self._log_reader.read_for_ti(ti, try_number)
 
     def _process_results(self) -> None:
         for result in self._channel.drain_results():
