@@ -54,6 +54,9 @@ DESCRIBE_BURST = 100
 # A freshly launched task can be briefly unknown to DescribeTasks (eventual consistency).
 MISSING_POLLS_BEFORE_FAIL = 3
 RETRY_DELAY_CAP = 20.0
+# Last CloudWatch lines added to a crashed task's failure reason (awslogs driver only).
+CRASH_LOG_LINES = 5
+CRASH_LOG_TIMEOUT = 10.0
 
 ClientFactory = Callable[[], Awaitable[tuple[Any, contextlib.AsyncExitStack]]]
 
@@ -149,6 +152,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.crash: BaseException | None = None
         self.last_sweep_seconds: float | None = None
+        self._log_reader: Any = None
         self.stopped_cleanly = False
         # Loop-side state (touched only on the engine thread).
         self._client: Any = None
@@ -511,7 +515,37 @@ class Engine:
             status = TaskStatus(Phase.FAILED, status.reason, status.exit_code, status.stop_code)
         if status.phase.is_terminal:
             self._forget(t)
-        self._emit(m.StateChanged(t.key, str(task.get("taskArn")), status))
+        arn = str(task.get("taskArn"))
+        if status.phase == Phase.FAILED and status.exit_code not in (None, 0):
+            # A crash: the last container lines usually say why. Fetched off the loop, bounded.
+            self._spawn(self._report_crash(t, arn, str(task.get("taskDefinitionArn") or ""), status))
+            return
+        self._emit(m.StateChanged(t.key, arn, status))
+
+    async def _report_crash(self, t: Tracked, arn: str, task_definition_arn: str, status: TaskStatus) -> None:
+        lines: list[str] = []
+        try:
+            lines = await asyncio.wait_for(
+                asyncio.to_thread(self._last_log_lines, arn, task_definition_arn), CRASH_LOG_TIMEOUT
+            )
+        except Exception as exc:  # logs are a bonus; never delay or lose the failure
+            log.debug("Could not read the last log lines of %s: %s", arn, exc)
+        if lines:
+            tail = " | ".join(line.strip()[:300] for line in lines[-CRASH_LOG_LINES:])
+            status = TaskStatus(
+                status.phase, f"{status.reason}; last log lines: {tail}", status.exit_code, status.stop_code
+            )
+        self._emit(m.StateChanged(t.key, arn, status))
+
+    def _last_log_lines(self, arn: str, task_definition_arn: str) -> list[str]:
+        """Runs in a worker thread (boto3 is synchronous); the reader caches task definitions."""
+        from ecs_executor.task_logs import TaskLogReader
+
+        if self._log_reader is None:
+            self._log_reader = TaskLogReader(self.settings)
+        return list(
+            self._log_reader.last_lines(arn, CRASH_LOG_LINES, task_definition_arn=task_definition_arn or None)
+        )
 
     async def _relaunch_after_stop(self, t: Tracked, reason: str) -> None:
         if await self._schedule_relaunch(t, reason):

@@ -364,3 +364,51 @@ def test_terminate_stops_all_tracked_tasks(configure, ecs_cluster, new_executor,
     executor.terminate()
     statuses = Counter(t.desired_status for t in moto_tasks(ecs_cluster).values())
     assert statuses == {"STOPPED": 5}
+
+
+def test_crash_reason_includes_the_last_cloudwatch_lines(
+    configure, boto_ecs, new_executor, moto_manual_lifecycle, moto_url
+):
+    import time
+    import uuid
+
+    import boto3
+
+    cluster = f"logs-{uuid.uuid4().hex[:8]}"
+    group = f"/ecs/{cluster}"
+    boto_ecs.create_cluster(clusterName=cluster)
+    options = {"awslogs-group": group, "awslogs-region": REGION, "awslogs-stream-prefix": "airflow"}
+    boto_ecs.register_task_definition(
+        family=cluster,
+        containerDefinitions=[
+            {
+                "name": CONTAINER,
+                "image": "x",
+                "memory": 256,
+                "logConfiguration": {"logDriver": "awslogs", "options": options},
+            }
+        ],
+    )
+    configure(cluster)
+    executor = new_executor()
+    driver = Driver(executor)
+    w = make_workload("crashy")
+    executor.queue_workload(w, session=None)
+    driver.until(lambda: w.ti.key in executor._arns)
+    arn = executor._arns[w.ti.key]
+    logs = boto3.client("logs", endpoint_url=moto_url, region_name=REGION)
+    stream = f"airflow/{CONTAINER}/{arn.rsplit('/', 1)[-1]}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    lines = ["loading dag", "ModuleNotFoundError: No module named 'pandas'"]
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(lines)],
+    )
+    finish_moto_task(cluster, arn, 1)
+    driver.until(lambda: w.ti.key in driver.final_states())
+    (event,) = [log.extra for log in executor._task_event_logs if log.task_id == "crashy"]
+    assert "exited with code 1" in event
+    assert "last log lines: loading dag | ModuleNotFoundError: No module named 'pandas'" in event
