@@ -199,6 +199,7 @@ class EcsExecutor(BaseExecutor):
             )
         self._restarts.append(now)
         self.log.error("ECS executor engine thread died (%s); restarting it", crash)
+        self._process_results()  # what the dead engine already reported still counts
         self._channel = m.Channel()
         self._start_engine()
         for key, arn in self._arns.items():
