@@ -47,14 +47,20 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+_last_progress = [""]
+
+
 def progress(rows: list[dict[str, Any]]) -> None:
+    """One status line: rewritten in place on a terminal, printed on change otherwise (CI logs)."""
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["state"] or "none"] = counts.get(r["state"] or "none", 0) + 1
-    text = "  ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-    print(
-        f"\r  [{time.strftime('%H:%M:%S')}] {len(rows)} task instances: {text}".ljust(100), end="", flush=True
-    )
+    text = f"{len(rows)} task instances: " + "  ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    if sys.stdout.isatty():
+        print(f"\r  [{time.strftime('%H:%M:%S')}] {text}".ljust(100), end="", flush=True)
+    elif text != _last_progress[0]:
+        print(f"  [{time.strftime('%H:%M:%S')}] {text}", flush=True)
+    _last_progress[0] = text
 
 
 def main(argv: list[str] | None = None) -> int:
