@@ -31,7 +31,13 @@ from ecs_executor import messages as m
 from ecs_executor import redact
 from ecs_executor.config import EcsExecutorSettings
 from ecs_executor.ratelimit import TokenBucket
-from ecs_executor.run_task import TaskIdentity, with_attempt
+from ecs_executor.run_task import (
+    InvalidTaskConfig,
+    RunTaskBuilder,
+    TaskIdentity,
+    with_attempt,
+    workload_command,
+)
 from ecs_executor.states import Phase, TaskStatus, task_status
 from ecs_executor.triage import (
     THROTTLING_CODES,
@@ -76,6 +82,7 @@ class Tracked:
     adopted: bool = False
     stopping: bool = False
     launch_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    source: m.Launch | None = field(default=None, repr=False)  # until kwargs are built
 
 
 def _error_code(exc: ClientError) -> tuple[str, str, int | None]:
@@ -141,10 +148,12 @@ class Engine:
         settings: EcsExecutorSettings,
         channel: m.Channel,
         *,
+        builder: RunTaskBuilder | None = None,
         client_factory: ClientFactory | None = None,
         name: str = "ecs-executor-engine",
     ):
         self.settings = settings
+        self.builder = builder or RunTaskBuilder(settings)
         self.channel = channel
         self._client_factory = client_factory or (lambda: default_client(settings))
         self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
@@ -264,7 +273,7 @@ class Engine:
             old = self._by_key.get(command.key)
             if old is not None:
                 self._forget(old)
-            tracked = Tracked(command.key, command.identity, command.run_task_kwargs, command.deadline)
+            tracked = Tracked(command.key, command.identity, None, command.deadline, source=command)
             self._by_key[command.key] = tracked
             tracked.launch_task = self._spawn(self._launch(tracked))
         elif isinstance(command, m.Adopt):
@@ -350,6 +359,8 @@ class Engine:
     async def _launch(self, t: Tracked) -> None:
         retries = 0
         try:
+            if t.source is not None and not self._build(t):
+                return
             while not t.stopping:
                 assert t.kwargs is not None
                 if t.deadline is not None and time.monotonic() > t.deadline:
@@ -404,6 +415,18 @@ class Engine:
         except Exception as exc:  # a bug must not kill the engine; fail this task visibly
             log.exception("Unexpected error launching %s", t.identity)
             self._fail_launch(t, f"internal error while launching: {type(exc).__name__}: {exc}", "internal")
+
+    def _build(self, t: Tracked) -> bool:
+        """RunTask arguments for the first attempt; a bad executor_config fails only this task."""
+        source, t.source = t.source, None
+        assert source is not None
+        try:
+            command = workload_command(source.workload.model_dump_json())
+            t.kwargs = self.builder.build(t.identity, command, source.executor_config)
+        except InvalidTaskConfig as exc:
+            self._fail_launch(t, f"not launched: {exc}", "invalid_config")
+            return False
+        return True
 
     async def _schedule_relaunch(self, t: Tracked, reason: str) -> bool:
         """Wait and prepare the next attempt; False (and the task failed) when none is allowed."""

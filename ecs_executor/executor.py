@@ -26,10 +26,8 @@ from ecs_executor.metrics import ExecutorMetrics
 from ecs_executor.run_task import (
     SCHEDULER_AIRFLOW_ENV,
     SCHEDULER_PYTHON_ENV,
-    InvalidTaskConfig,
     RunTaskBuilder,
     TaskIdentity,
-    workload_command,
 )
 from ecs_executor.states import Phase
 
@@ -131,6 +129,7 @@ class EcsExecutor(BaseExecutor):
         self._queued_at: dict[Hashable, float] = {}
         self._metrics = ExecutorMetrics(self.team_name)
         self._log_reader: Any = None
+        self._token_lifetime = 600.0
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -147,6 +146,8 @@ class EcsExecutor(BaseExecutor):
         self._builder = RunTaskBuilder(
             self.settings, team_name=self.team_name, extra_env=scheduler_versions()
         )
+        # The workload JWT is valid for task_queued_timeout (Airflow's generate_token).
+        self._token_lifetime = airflow_conf.getfloat("scheduler", "task_queued_timeout", fallback=600.0)
         self._start_engine()
         if self.settings.check_health_on_startup:
             self._check_health()
@@ -179,9 +180,8 @@ class EcsExecutor(BaseExecutor):
 
     def _start_engine(self) -> None:
         assert self.settings is not None
-        self._engine = Engine(
-            self.settings, self._channel, name=f"ecs-executor-engine-{self.team_name or 'default'}"
-        )
+        name = f"ecs-executor-engine-{self.team_name or 'default'}"
+        self._engine = Engine(self.settings, self._channel, builder=self._builder, name=name)
         self._engine.start()
 
     def _ensure_engine(self) -> None:
@@ -236,9 +236,8 @@ class EcsExecutor(BaseExecutor):
     def _process_workloads(self, workloads: Sequence[Any]) -> None:
         if self._builder is None:
             raise RuntimeError("EcsExecutor.start() must be called before workloads are processed")
-        token_lifetime = airflow_conf.getfloat("scheduler", "task_queued_timeout", fallback=600.0)
         now = time.monotonic()
-        deadline = now + max(30.0, token_lifetime - START_MARGIN_SECONDS)
+        deadline = now + max(30.0, self._token_lifetime - START_MARGIN_SECONDS)
         for workload in workloads:
             if isinstance(workload, ExecuteTask):
                 key: Any = workload.ti.key
@@ -254,15 +253,7 @@ class EcsExecutor(BaseExecutor):
                 raise ValueError(f"EcsExecutor cannot run {type(workload).__name__} workloads")
             self.running.add(key)
             self._queued_at[key] = now
-            try:
-                kwargs = self._builder.build(
-                    identity, workload_command(workload.model_dump_json()), executor_config
-                )
-            except InvalidTaskConfig as exc:
-                self._metrics.incr("launch_failures.invalid_config")
-                self._fail(key, f"not launched: {exc}")
-                continue
-            launch = m.Launch(key, identity, kwargs, deadline)
+            launch = m.Launch(key, identity, workload, executor_config, deadline)
             self._pending[key] = launch
             self._channel.send(launch)
 

@@ -7,7 +7,7 @@ scheduler's heartbeat never waits on the network.
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +19,16 @@ from ecs_executor.states import TaskStatus
 
 @dataclass(frozen=True)
 class Launch:
-    """Start one ECS task for one Airflow try."""
+    """Start one ECS task for one Airflow try.
+
+    Carries the workload itself: serialising it and building the RunTask arguments happens on the engine
+    thread, so the scheduler's heartbeat only enqueues.
+    """
 
     key: Hashable
     identity: TaskIdentity
-    run_task_kwargs: dict[str, Any] = field(repr=False)  # holds the workload JWT: never log it
+    workload: Any = field(repr=False)  # pydantic workload; its JSON holds the JWT: never log it
+    executor_config: Mapping[str, Any] | None = field(default=None, repr=False)
     deadline: float | None = None  # time.monotonic() after which the token has expired
 
 

@@ -134,9 +134,12 @@ class RunTaskBuilder:
         kwargs["startedBy"] = self.started_by
         kwargs["clientToken"] = client_token(identity, attempt, self.started_by)
         kwargs["tags"] = _merge_tags(kwargs.get("tags") or [], identity_tags(identity))
-        problem = run_task_param_problems(kwargs)
-        if problem:
-            raise InvalidTaskConfig(f"executor_config does not match the ECS RunTask API: {problem}")
+        # The shared base was validated at start-up and our additions are valid by construction, so
+        # only a task's own executor_config needs botocore's (comparatively slow) shape check.
+        if executor_config:
+            problem = run_task_param_problems(kwargs)
+            if problem:
+                raise InvalidTaskConfig(f"executor_config does not match the ECS RunTask API: {problem}")
         size = len(json.dumps(kwargs["overrides"], separators=(",", ":")))
         if size > MAX_OVERRIDES_CHARS:
             raise InvalidTaskConfig(
