@@ -8,6 +8,7 @@ optional health check).
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 import time
@@ -203,7 +204,8 @@ class EcsExecutor(BaseExecutor):
         self._channel = m.Channel()
         self._start_engine()
         for key, arn in self._arns.items():
-            self._channel.send(m.Adopt(key, arn))
+            if key not in self._pending:
+                self._channel.send(m.Adopt(key, arn))
         for launch in self._pending.values():
             self._channel.send(launch)
 
@@ -299,7 +301,8 @@ class EcsExecutor(BaseExecutor):
         if key not in self.running:
             return  # revoked or already finished; late news
         if isinstance(result, m.Launched):
-            self._pending.pop(key, None)
+            # The Launch stays pending until ECS says RUNNING: a restarted engine re-sends it (same
+            # clientToken, so ECS answers with this same task) in case the task never starts.
             self._arns[key] = result.task_arn
             self._metrics.incr("launches")
             self._metrics.latency("launch_latency.accepted", self._queued_at.get(key))
@@ -313,7 +316,10 @@ class EcsExecutor(BaseExecutor):
             self._metrics.incr(f"launch_failures.{result.kind}")
             self._fail(key, result.reason)
         elif isinstance(result, m.Relaunching):
-            self._pending.pop(key, None)
+            self._arns.pop(key, None)  # that ECS task is gone; the next attempt gets a new one
+            launch = self._pending.get(key)
+            if launch is not None:
+                self._pending[key] = dataclasses.replace(launch, attempt=result.attempt)
             self._metrics.incr("relaunches")
             self._task_event(
                 key,
@@ -323,8 +329,10 @@ class EcsExecutor(BaseExecutor):
         elif isinstance(result, m.StateChanged):
             phase = result.status.phase
             if phase == Phase.RUNNING:
+                self._pending.pop(key, None)
                 self._metrics.latency("launch_latency.running", self._queued_at.pop(key, None))
             elif phase == Phase.SUCCESS:
+                self._pending.pop(key, None)
                 self._arns.pop(key, None)
                 self._queued_at.pop(key, None)
                 self.success(key, result.task_arn)

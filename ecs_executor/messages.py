@@ -30,6 +30,7 @@ class Launch:
     workload: Any = field(repr=False)  # pydantic workload; its JSON holds the JWT: never log it
     executor_config: Mapping[str, Any] | None = field(default=None, repr=False)
     deadline: float | None = None  # time.monotonic() after which the token has expired
+    attempt: int = 1  # launch attempt to start at (a restarted engine resumes where the old one was)
 
 
 @dataclass(frozen=True)
