@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 # Leave this much of the workload token's lifetime for the container to pull and start.
 START_MARGIN_SECONDS = 60.0
 MAX_ENGINE_RESTARTS = 3
+MAX_RESULTS_PER_SYNC = 1000
 ENGINE_RESTART_WINDOW = 600.0
 
 
@@ -200,7 +201,7 @@ class EcsExecutor(BaseExecutor):
             )
         self._restarts.append(now)
         self.log.error("ECS executor engine thread died (%s); restarting it", crash)
-        self._process_results()  # what the dead engine already reported still counts
+        self._process_results(limit=None)  # what the dead engine already reported still counts
         self._channel = m.Channel()
         self._start_engine()
         for key, arn in self._arns.items():
@@ -223,7 +224,7 @@ class EcsExecutor(BaseExecutor):
             return
         assert self.settings is not None
         self._stop_engine(stop_tasks=False, timeout=self.settings.shutdown_timeout + 5)
-        self._process_results()
+        self._process_results(limit=None)
 
     def terminate(self) -> None:
         """Stop every tracked ECS task (concurrently), then end."""
@@ -231,7 +232,7 @@ class EcsExecutor(BaseExecutor):
             return
         assert self.settings is not None
         self._stop_engine(stop_tasks=True, timeout=self.settings.shutdown_timeout + 5)
-        self._process_results()
+        self._process_results(limit=None)
 
     # ---- scheduler loop ------------------------------------------------------------------------------
 
@@ -289,9 +290,12 @@ class EcsExecutor(BaseExecutor):
                 return [], [f"ECS executor: {exc}"]
         return self._log_reader.read_for_ti(ti, try_number)
 
-    def _process_results(self) -> None:
-        for result in self._channel.drain_results():
+    def _process_results(self, limit: int | None = MAX_RESULTS_PER_SYNC) -> None:
+        # Bounded so one heartbeat stays short even when thousands of results arrive at once (adoption,
+        # a burst of launches); the rest waits for the next heartbeat, in order.
+        for result in self._channel.drain_results(limit):
             self._apply(result)
+        self._metrics.flush()
 
     def _apply(self, result: m.Result) -> None:
         if isinstance(result, m.EngineNote):

@@ -21,18 +21,27 @@ ENGINE_COUNTERS = {
 
 class ExecutorMetrics:
     def __init__(self, team_name: str | None = None):
+        from airflow.observability.stats import Stats
+
+        self._stats_class = Stats
         self.prefix = "ecs_executor." + (f"{team_name}." if team_name else "")
         self._last: dict[str, int] = {}
         self._last_sweep: float | None = None
+        self._counts: dict[str, int] = {}
 
-    @staticmethod
-    def _stats():  # type: ignore[no-untyped-def]
-        from airflow.observability.stats import Stats
-
-        return Stats
+    def _stats(self):  # type: ignore[no-untyped-def]
+        return self._stats_class
 
     def incr(self, name: str, count: int = 1) -> None:
-        self._stats().incr(self.prefix + name, count)
+        """Counted locally; sent once per heartbeat by flush() (thousands of results can arrive at once)."""
+        self._counts[name] = self._counts.get(name, 0) + count
+
+    def flush(self) -> None:
+        if self._counts:
+            stats = self._stats()
+            for name, count in self._counts.items():
+                stats.incr(self.prefix + name, count)
+            self._counts = {}
 
     def latency(self, name: str, since: float | None) -> None:
         """Milliseconds from a monotonic start time until now."""
