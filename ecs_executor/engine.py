@@ -69,7 +69,7 @@ CRASH_LOG_TIMEOUT = 10.0
 ClientFactory = Callable[[], Awaitable[tuple[Any, contextlib.AsyncExitStack]]]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Tracked:
     """One Airflow try as the engine sees it. Kept small: thousands live at once."""
 
@@ -119,7 +119,12 @@ async def default_client(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=10,
         read_timeout=60,
+        # Requests are validated where they are built (config at start-up, executor_config per task).
+        parameter_validation=False,
     )
+    # Our own session (the hook makes a new one): keep ECS timestamps as the numbers sent. The engine
+    # never reads them, and building tz-aware datetimes is a third of DescribeTasks parsing time.
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_raw_timestamp)
     stack = contextlib.AsyncExitStack()
     client = await stack.enter_async_context(
         session.create_client(
@@ -131,6 +136,10 @@ async def default_client(
         )
     )
     return client, stack
+
+
+def _raw_timestamp(value: Any) -> Any:
+    return value
 
 
 def _session_from_connection(settings: EcsExecutorSettings) -> tuple[Any, str | None, Any]:
@@ -500,6 +509,7 @@ class Engine:
             self._spawn(self._stop_task(arn, "Airflow revoked the task"))
             return
         self._by_arn[arn] = t
+        t.launch_task = None  # finished; do not keep its coroutine alive while the task is tracked
         self._emit(m.Launched(t.key, arn, t.attempt))
         self._observe(t, task)
 
@@ -663,6 +673,11 @@ class Engine:
 
     def tracked_count(self) -> int:
         return len(self._by_key)
+
+    def launch_allowance(self) -> int:
+        """How many new launches the RunTask bucket can start within about a second."""
+        bucket = self._run_bucket
+        return max(0, int(bucket.available() + bucket.rate))
 
 
 def _may_have_been_applied(exc: BaseException) -> bool:

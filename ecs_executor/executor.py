@@ -241,7 +241,11 @@ class EcsExecutor(BaseExecutor):
             raise RuntimeError("EcsExecutor.start() must be called before workloads are processed")
         now = time.monotonic()
         deadline = now + max(30.0, self._token_lifetime - START_MARGIN_SECONDS)
-        for workload in workloads:
+        # Take only what ECS will accept within about a second; the rest stays in queued_tasks, where
+        # the scheduler still sees it as queued and offers it again, highest priority first.
+        allowance = self._engine.launch_allowance() if self._engine is not None else len(workloads)
+        batch: list[m.Command] = []
+        for workload in workloads[: max(1, allowance)]:
             if isinstance(workload, ExecuteTask):
                 key: Any = workload.ti.key
                 self.queued_tasks.pop(key, None)
@@ -258,7 +262,8 @@ class EcsExecutor(BaseExecutor):
             self._queued_at[key] = now
             launch = m.Launch(key, identity, workload, executor_config, deadline)
             self._pending[key] = launch
-            self._channel.send(launch)
+            batch.append(launch)
+        self._channel.send_many(batch)
 
     def sync(self) -> None:
         self._ensure_engine()

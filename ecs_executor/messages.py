@@ -126,6 +126,15 @@ class Channel:
         if wake is not None:
             wake()
 
+    def send_many(self, commands: list[Command]) -> None:
+        """Enqueue a batch and wake the engine once: each wake-up is a syscall that releases the GIL,
+        and winning it back from a busy engine thread can take a whole switch interval (5 ms)."""
+        for command in commands:
+            self.commands.put(command)
+        wake = self._wake
+        if commands and wake is not None:
+            wake()
+
     def drain_results(self, limit: int | None = None) -> list[Result]:
         out: list[Result] = []
         while limit is None or len(out) < limit:

@@ -29,6 +29,11 @@ class TokenBucket:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
+    def available(self) -> float:
+        """Tokens now (negative when callers already wait); a cheap read for admission decisions."""
+        now = self._clock()
+        return min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+
     def take(self) -> float:
         """Reserve one token; return how long the caller must wait before using it (0 if at once)."""
         self._refill()

@@ -412,3 +412,19 @@ def test_crash_reason_includes_the_last_cloudwatch_lines(
     (event,) = [log.extra for log in executor._task_event_logs if log.task_id == "crashy"]
     assert "exited with code 1" in event
     assert "last log lines: loading dag | ModuleNotFoundError: No module named 'pandas'" in event
+
+
+def test_heartbeat_takes_only_what_ecs_will_accept_soon(configure, ecs_cluster, new_executor):
+    """Beyond the RunTask bucket, workloads stay in queued_tasks (still queued for the scheduler, and
+    offered again by priority) instead of piling up inside the engine."""
+    configure(ecs_cluster, run_task_burst="5", run_task_rate="1")
+    executor = new_executor()
+    for i in range(20):
+        executor.queue_workload(make_workload(f"t{i}"), session=None)
+    executor.heartbeat()
+    taken = 20 - len(executor.queued_tasks)
+    assert 5 <= taken <= 7  # burst 5 + about one second of refill
+    assert len(executor.running) == taken
+    driver = Driver(executor)
+    driver.until(lambda: len(driver.final_states()) == 20, timeout=60)
+    assert len(moto_tasks(ecs_cluster)) == 20
