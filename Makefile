@@ -40,8 +40,10 @@ test: lint typecheck docs pytest
 demo: install
 	$(BIN)/python -m ecs_executor.demo
 
+# Full run ~30 min on 2 cores; `make bench ARGS=--quick` takes under 3 minutes.
 bench: install
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
+	$(BIN)/python -m benchmarks.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
