@@ -163,6 +163,15 @@ def scenario_rows(meta: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list
 
     row("heartbeat() time not spent on its own CPU (GIL, I/O), ms: max / in the slowest", waits)
 
+    def gc_pauses(r: dict[str, Any]) -> str:
+        pauses = r.get("gc_full_pauses")
+        if pauses is None:
+            return "-"
+        return f"{len(pauses)} / {max((p[1] for p in pauses), default=0):,.0f}"
+
+    if any(r.get("gc_full_pauses") is not None for r in runs.values()):
+        row("full garbage collections (hold the GIL): count / longest ms", gc_pauses)
+
     def throttles(r: dict[str, Any]) -> str:
         t = r.get("endpoint", {}).get("throttled") or {}
         return f"{t.get('RunTask', 0):,} / {t.get('DescribeTasks', 0):,}"

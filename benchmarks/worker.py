@@ -155,6 +155,27 @@ class _StampedResults(queue.SimpleQueue):  # type: ignore[type-arg]
         super().put(item, block, timeout)
 
 
+class _GcPauses:
+    """Full (generation 2) garbage collections: when, how long, on which thread. A collection holds the
+    GIL throughout, so one on the engine thread stalls the scheduler thread for as long."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float, str]] = []
+        self._started = 0.0
+        gc.callbacks.append(self)
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            import threading
+
+            elapsed = time.perf_counter() - self._started
+            self.pauses.append((time.monotonic(), elapsed, threading.current_thread().name))
+
+
 class Run:
     def __init__(self, spec: dict[str, Any]):
         self.spec = spec
@@ -167,6 +188,7 @@ class Run:
         self.deadline = time.monotonic() + spec["cap_seconds"]
         self.progress = open(spec["progress_path"], "a", buffering=1)  # noqa: SIM115 - closed at exit
         self.errors = _ErrorLog()
+        self.gc_pauses = _GcPauses()
         logging.getLogger().addHandler(self.errors)
         # Driver bookkeeping is preallocated before the memory baseline so it is not billed to the
         # executor: one double per task for "first RUNNING seen" and for "terminal state seen".
@@ -427,6 +449,12 @@ class Run:
             "error_log_count": self.errors.count,
             "error_log_samples": self.errors.samples,
             "engine_counters": dict(engine.counters) if engine is not None else None,
+            # Full collections during the measured phases (settled_rss() forces two more at the end).
+            "gc_full_pauses": [
+                (round(t - self.t0, 3), round(d * 1000, 1), thread)
+                for t, d, thread in self.gc_pauses.pauses
+                if t >= self.t0
+            ][:-1],
         }
 
 
