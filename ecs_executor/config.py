@@ -346,15 +346,12 @@ def _check_ids(value: tuple[str, ...], prefix: str, limit: int, what: str) -> tu
     return value
 
 
-_OPTION_FOR_FIELD = {"region_name": "region_name"}
-
-
 def _describe_errors(exc: ValidationError, raw: Mapping[str, Any], team_name: str | None) -> list[str]:
     problems = []
     for err in exc.errors():
         loc = err["loc"]
         field = str(loc[0]) if loc else ""
-        option = _OPTION_FOR_FIELD.get(field, field)
+        option = field
         msg = err["msg"].removeprefix("Value error, ")
         where = f"{option} ({env_var_name(option, team_name)})"
         if field == "region_name":

@@ -31,6 +31,7 @@ from ecs_executor.run_task import (
     TaskIdentity,
 )
 from ecs_executor.states import Phase
+from ecs_executor.task_logs import is_task_arn
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
@@ -101,10 +102,6 @@ def callback_identity(workload: ExecuteCallback) -> TaskIdentity:
     parts = (workload.log_path or "").split("/")
     dag_id, run_id = (parts[1], parts[2]) if len(parts) >= 4 else ("callback", str(workload.callback.id))
     return TaskIdentity(dag_id, f"callback:{workload.display_name}", run_id, 1, -1)
-
-
-def _is_task_arn(value: str | None) -> bool:
-    return bool(value) and str(value).startswith("arn:") and ":task/" in str(value)
 
 
 class EcsExecutor(BaseExecutor):
@@ -369,7 +366,7 @@ class EcsExecutor(BaseExecutor):
         not_adopted = []
         for ti in tis:
             arn = ti.external_executor_id
-            if not _is_task_arn(arn):
+            if not is_task_arn(arn):
                 not_adopted.append(ti)
                 continue
             key = ti.key
