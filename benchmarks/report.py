@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-EXECUTORS = ("ours", "fixed", "provider")
+EXECUTORS = ("ours", "provider")
 LABELS = {
     "ours": "ecs_executor",
-    "fixed": "ecs_executor + fixes (what-if)",
     "provider": "provider AwsEcsExecutor",
 }
 
@@ -261,7 +260,7 @@ def render_plot(results: dict[str, Any], path: Path) -> None:
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.6), squeeze=False)
-    colors = {"ours": "tab:blue", "fixed": "tab:green", "provider": "tab:orange"}
+    colors = {"ours": "tab:blue", "provider": "tab:orange"}
     for ax, (name, meta) in zip(axes[0], panels, strict=True):
         n = meta["n"]
         horizon = 0.0

@@ -22,7 +22,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks import what_if
 from benchmarks.report import render_markdown, render_plot
 from benchmarks.scenarios import CLUSTER, TASK_DEFINITIONS, Scenario, scenarios
 from ecs_executor.local_ecs import LocalEcs
@@ -67,7 +66,7 @@ class Instrumented:
 
 
 def run_one(scenario: Scenario, executor: str, out: Path, profile: bool = False) -> dict[str, Any]:
-    cap = scenario.cap["ours" if executor == "fixed" else executor]
+    cap = scenario.cap[executor]
     run_dir = out / "runs" / f"{scenario.name}-{executor}"
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.iterdir():
@@ -80,7 +79,6 @@ def run_one(scenario: Scenario, executor: str, out: Path, profile: bool = False)
             "n": scenario.n,
             "extra_pending": scenario.extra_pending,
             "options": {**scenario.options, **(scenario.ours_options if executor != "provider" else {})},
-            "what_if": list(what_if.ALL) if executor == "fixed" else [],
             "tracemalloc": scenario.tracemalloc,
             "track_seconds": scenario.track_seconds,
             "lag_samples": scenario.lag_samples,
@@ -205,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
     parser.add_argument(
         "--executors",
-        default="ours,fixed,provider",
-        help="ours (as is), fixed (ours + the proposed fixes, benchmarks/what_if.py), provider",
+        default="ours,provider",
+        help="ours (ecs_executor as it is), provider (the Amazon provider's AwsEcsExecutor)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument(
@@ -224,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out / ("quick" if args.quick else "full")
     out.mkdir(parents=True, exist_ok=True)
     # Only a complete full run replaces the plot in docs/.
-    complete = not args.quick and not args.only and wanted >= {"ours", "fixed", "provider"}
+    complete = not args.quick and not args.only and wanted >= {"ours", "provider"}
     plot = args.plot or (ROOT / "docs" / "benchmarks-launch.png" if complete else out / "launch-curves.png")
     if args.report_only:
         results = json.loads((out / "results.json").read_text())

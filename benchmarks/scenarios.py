@@ -70,7 +70,7 @@ class Scenario:
     track_latency_ms: float | None = None
     ours_options: dict[str, Any] = field(default_factory=dict)
     cap: dict[str, float] = field(default_factory=lambda: {"ours": 300.0, "provider": 600.0})
-    executors: tuple[str, ...] = ("ours", "fixed", "provider")
+    executors: tuple[str, ...] = ("ours", "provider")
     tracemalloc: bool = False
     plot: bool = False
     note: str = ""
@@ -83,8 +83,7 @@ class Scenario:
 def scenarios(quick: bool) -> list[Scenario]:
     """Full: the figures in docs/benchmarks.md (about 20 minutes). Quick: same shapes, smaller N."""
     q = quick
-    # The what-if column ("fixed") is measured in the full run only, where the shapes are at scale.
-    both = ("ours", "provider") if q else ("ours", "fixed", "provider")
+    both = ("ours", "provider")
     cap_provider = 45.0 if q else 600.0
     cap_ours = 60.0 if q else 300.0
     caps = {"ours": cap_ours, "provider": cap_provider}
@@ -173,7 +172,7 @@ def scenarios(quick: bool) -> list[Scenario]:
             track_seconds=0 if q else 10,
             lag_samples=0 if q else 10,
             cap={"ours": cap_ours, "provider": 200.0},
-            executors=("ours",) if q else ("ours", "fixed", "provider"),
+            executors=("ours",) if q else ("ours", "provider"),
             note="EC2 limits",
         ),
         Scenario(
@@ -192,7 +191,7 @@ def scenarios(quick: bool) -> list[Scenario]:
             bound_rate=RUN_TASK_RATE,
             track_seconds=4 if q else 10,
             cap={"ours": cap_ours, "provider": 60.0 if q else 300.0},
-            executors=("ours",) if q else ("ours", "fixed", "provider"),
+            executors=("ours",) if q else ("ours", "provider"),
             tracemalloc=True,
             note="as track10k without the pending tasks; tracemalloc on: its CPU figures do not count",
         ),

@@ -214,11 +214,7 @@ class Run:
 
     def build_executor(self) -> None:
         parallelism = self.total + 100
-        if self.spec.get("what_if"):
-            from benchmarks import what_if
-
-            what_if.apply(self.spec["what_if"])
-        if self.kind in ("ours", "fixed"):
+        if self.kind == "ours":
             from ecs_executor import EcsExecutor
 
             self.executor = EcsExecutor(parallelism=parallelism)

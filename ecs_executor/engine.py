@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
-from aiobotocore.config import AioConfig
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -30,6 +29,7 @@ from botocore.exceptions import (
 from ecs_executor import messages as m
 from ecs_executor import redact
 from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.ecs_client import default_client
 from ecs_executor.ratelimit import TokenBucket
 from ecs_executor.run_task import (
     InvalidTaskConfig,
@@ -57,6 +57,12 @@ DESCRIBE_CHUNK = 100  # ECS DescribeTasks limit
 # ECS "cluster resource read" bucket (DescribeTasks, ListTasks): burst 100, refill 20/s.
 DESCRIBE_RATE = 20.0
 DESCRIBE_BURST = 100
+# DescribeTasks calls in flight at once. The 20/s refill is the limit anyway (4 calls of ~50 ms allow
+# ~80/s); fewer responses parsed at a time keeps a sweep's garbage, and so the RSS high-water mark,
+# independent of the number of tracked tasks.
+DESCRIBE_IN_FLIGHT = 4
+# How often the engine drains its command queue (see messages.Channel for why it is not woken).
+COMMAND_POLL_SECONDS = 0.02
 # A freshly launched task can be briefly unknown to DescribeTasks (eventual consistency).
 MISSING_POLLS_BEFORE_FAIL = 3
 RETRY_DELAY_CAP = 20.0
@@ -106,54 +112,6 @@ def classify_exception(exc: BaseException) -> Decision:
     return Decision(Verdict.FAIL, f"unexpected error {type(exc).__name__}: {exc}")
 
 
-async def default_client(
-    settings: EcsExecutorSettings,
-) -> tuple[Any, contextlib.AsyncExitStack]:
-    """Client from the Airflow AWS connection (falls back to the default credential chain)."""
-    session, endpoint_url, verify = await asyncio.to_thread(_session_from_connection, settings)
-    config = AioConfig(
-        max_pool_connections=max(10, settings.max_concurrent_calls),
-        # "standard", not "adaptive": adaptive's client-side rate limiter is shared by every call of our
-        # one client and collapses under throttling (measured: 162 of 300 RunTasks in 40 s at 14%
-        # throttles vs all 300 in 5 s). We pace with our own token buckets and retry throttles ourselves.
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=10,
-        read_timeout=60,
-        # Requests are validated where they are built (config at start-up, executor_config per task).
-        parameter_validation=False,
-    )
-    # Our own session (the hook makes a new one): keep ECS timestamps as the numbers sent. The engine
-    # never reads them, and building tz-aware datetimes is a third of DescribeTasks parsing time.
-    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_raw_timestamp)
-    stack = contextlib.AsyncExitStack()
-    client = await stack.enter_async_context(
-        session.create_client(
-            "ecs",
-            region_name=settings.region_name,
-            endpoint_url=endpoint_url,
-            config=config,
-            verify=verify,
-        )
-    )
-    return client, stack
-
-
-def _raw_timestamp(value: Any) -> Any:
-    return value
-
-
-def _session_from_connection(settings: EcsExecutorSettings) -> tuple[Any, str | None, Any]:
-    # Imported here: the provider import is slow and only this thread needs it.
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-    hook = AwsBaseHook(
-        aws_conn_id=settings.conn_id or None, client_type="ecs", region_name=settings.region_name
-    )
-    session = hook.get_session(region_name=settings.region_name, deferrable=True)
-    endpoint_url = hook.conn_config.get_service_endpoint_url(service_name="ecs")
-    return session, endpoint_url, hook.verify
-
-
 class Engine:
     """Owns the background thread. Public methods are safe to call from the scheduler thread."""
 
@@ -185,7 +143,7 @@ class Engine:
         self._by_key: dict[Hashable, Tracked] = {}
         self._by_arn: dict[str, Tracked] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._wake: asyncio.Event | None = None
+        self._describe_gate: asyncio.Semaphore | None = None
         self._shutdown: m.Shutdown | None = None
         self._sem: asyncio.Semaphore | None = None
         self._run_bucket = TokenBucket(settings.effective_run_task_rate, settings.effective_run_task_burst)
@@ -242,29 +200,22 @@ class Engine:
     async def _main(self) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(self.settings.max_concurrent_calls)
+        self._describe_gate = asyncio.Semaphore(DESCRIBE_IN_FLIGHT)
         self._client_lock = asyncio.Lock()
-        wake = self._wake
-
-        def wakeup() -> None:
-            with contextlib.suppress(RuntimeError):  # loop already closed during shutdown
-                loop.call_soon_threadsafe(wake.set)
-
-        self.channel.bind_wakeup(wakeup)
         self._ready.set()
         poller = asyncio.create_task(self._poll_forever())
         try:
+            # Polled, not woken: see messages.Channel. At most COMMAND_POLL_SECONDS before a launch
+            # starts, less than one RunTask token (25 ms at 40/s).
             while self._shutdown is None:
                 for command in self.channel.drain_commands():
                     self._handle(command)
                 if self._shutdown is not None:
                     break
-                await wake.wait()
-                wake.clear()
+                await asyncio.sleep(COMMAND_POLL_SECONDS)
             await self._drain_for_shutdown(self._shutdown)
         finally:
-            self.channel.bind_wakeup(None)
             poller.cancel()
             for task in list(self._background):
                 task.cancel()
@@ -342,6 +293,7 @@ class Engine:
                 if self._client is None:
                     self._client, self._client_stack = await self._client_factory()
                     self._client_generation += 1
+                    self._watch_throttles(self._client)
         return self._client
 
     async def _refresh_client(self, generation: int) -> None:
@@ -358,6 +310,30 @@ class Engine:
                 self._spawn(self._close_later(old, CLIENT_RETIRE_SECONDS))
             self._client, self._client_stack = await self._client_factory()
             self._client_generation += 1
+            self._watch_throttles(self._client)
+
+    def _watch_throttles(self, client: Any) -> None:
+        """Every throttled attempt slows its bucket, including those botocore would retry unseen."""
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is None:
+            return
+        events.register_first("needs-retry.ecs.RunTask", self._on_run_task_attempt)
+        events.register_first("needs-retry.ecs.DescribeTasks", self._on_describe_attempt)
+
+    def _on_run_task_attempt(self, response: Any = None, **_: Any) -> bool | None:
+        if _throttled(response):
+            self._run_bucket.throttled()
+            # Not retried by botocore, whose retry would bypass the bucket: _launch retries it through
+            # the bucket at the lowered rate.
+            return False
+        self._run_bucket.accepted()  # not a throttle, even if it failed: no sign of the rate limit
+        return None
+
+    def _on_describe_attempt(self, response: Any = None, **_: Any) -> None:
+        if _throttled(response):
+            self._describe_bucket.throttled()  # botocore retries it; the next calls wait longer
+        else:
+            self._describe_bucket.accepted()
 
     @staticmethod
     async def _close_later(stack: contextlib.AsyncExitStack, delay: float) -> None:
@@ -403,11 +379,13 @@ class Engine:
                     break
                 generation = self._client_generation
                 self.counters["run_task_calls"] += 1
+                throttled = False
                 try:
                     response = await self._call("run_task", **t.kwargs)
                 except Exception as exc:
                     decision = classify_exception(exc)
                     outcome_unknown = _may_have_been_applied(exc)
+                    throttled = isinstance(exc, ClientError) and _error_code(exc)[0] in THROTTLING_CODES
                 else:
                     outcome_unknown = False
                     tasks = response.get("tasks") or []
@@ -426,14 +404,16 @@ class Engine:
                     if decision.verdict == Verdict.REFRESH_CREDENTIALS:
                         with contextlib.suppress(Exception):
                             await self._refresh_client(generation)
-                    delay = min(RETRY_DELAY_CAP, 0.5 * 2 ** min(retries, 6)) * self._rng.uniform(0.5, 1.0)
+                    # A throttle already slowed the bucket (_on_run_task_attempt): queue again at once.
+                    delay = 0.0 if throttled else self._retry_delay(retries)
                     if retries in (3, 10) or retries % 50 == 0:
                         self._emit(
                             m.EngineNote(
                                 "warning", f"RunTask for {t.identity} still retrying: {decision.reason}"
                             )
                         )
-                    await asyncio.sleep(delay)
+                    if delay:
+                        await asyncio.sleep(delay)
                     continue
                 if decision.verdict == Verdict.RELAUNCH and await self._schedule_relaunch(t, decision.reason):
                     continue
@@ -448,6 +428,9 @@ class Engine:
         except Exception as exc:  # a bug must not kill the engine; fail this task visibly
             log.exception("Unexpected error launching %s", t.identity)
             self._fail_launch(t, f"internal error while launching: {type(exc).__name__}: {exc}", "internal")
+
+    def _retry_delay(self, retries: int) -> float:
+        return min(RETRY_DELAY_CAP, 0.5 * 2 ** min(retries, 6)) * self._rng.uniform(0.5, 1.0)
 
     async def _settle_and_stop(self, t: Tracked) -> None:
         """Resolve an unknown RunTask outcome: the same clientToken returns the task if one was started
@@ -540,7 +523,12 @@ class Engine:
         await asyncio.gather(*(self._describe(chunk) for chunk in chunks))
 
     async def _describe(self, arns: list[str]) -> None:
-        await self._describe_bucket.acquire()
+        assert self._describe_gate is not None
+        async with self._describe_gate:
+            await self._describe_bucket.acquire()
+            await self._describe_locked(arns)
+
+    async def _describe_locked(self, arns: list[str]) -> None:
         generation = self._client_generation
         self.counters["describe_calls"] += 1
         try:
@@ -590,6 +578,8 @@ class Engine:
             status = TaskStatus(Phase.FAILED, status.reason, status.exit_code, status.stop_code)
         if status.phase.is_terminal:
             self._forget(t)
+        elif status.phase != Phase.RUNNING:
+            return  # PENDING and STOPPING change nothing in the executor; not sending them halves results
         arn = str(task.get("taskArn"))
         if status.phase == Phase.FAILED and status.exit_code not in (None, 0):
             # A crash: the last container lines usually say why. Fetched off the loop, bounded.
@@ -678,6 +668,18 @@ class Engine:
         """How many new launches the RunTask bucket can start within about a second."""
         bucket = self._run_bucket
         return max(0, int(bucket.available() + bucket.rate))
+
+
+def _parsed(response: Any) -> dict[str, Any] | None:
+    """The parsed half of botocore's ``(http_response, parsed)`` needs-retry argument."""
+    if isinstance(response, tuple) and len(response) == 2 and isinstance(response[1], dict):
+        return response[1]
+    return None
+
+
+def _throttled(response: Any) -> bool:
+    parsed = _parsed(response)
+    return parsed is not None and parsed.get("Error", {}).get("Code") in THROTTLING_CODES
 
 
 def _may_have_been_applied(exc: BaseException) -> bool:

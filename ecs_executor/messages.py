@@ -7,7 +7,7 @@ scheduler's heartbeat never waits on the network.
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,31 +109,25 @@ Result = Launched | LaunchFailed | Relaunching | StateChanged | AdoptionFailed |
 
 
 class Channel:
-    """Two unbounded thread-safe queues plus a wake-up hook into the engine's event loop."""
+    """Two unbounded thread-safe queues. Nothing here wakes the other thread.
+
+    The engine drains ``commands`` on a short timer (``engine.COMMAND_POLL_SECONDS``) instead of being
+    woken: a cross-thread wake-up is a syscall that releases the GIL, and winning it back from a busy
+    engine thread costs the scheduler's heartbeat up to one switch interval (5 ms). Measured in
+    docs/benchmarks.md.
+    """
 
     def __init__(self) -> None:
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.results: queue.SimpleQueue[Result] = queue.SimpleQueue()
-        self._wake: Callable[[], None] | None = None
-
-    def bind_wakeup(self, wake: Callable[[], None] | None) -> None:
-        self._wake = wake
 
     def send(self, command: Command) -> None:
         """Called from the scheduler thread; never blocks."""
         self.commands.put(command)
-        wake = self._wake
-        if wake is not None:
-            wake()
 
     def send_many(self, commands: list[Command]) -> None:
-        """Enqueue a batch and wake the engine once: each wake-up is a syscall that releases the GIL,
-        and winning it back from a busy engine thread can take a whole switch interval (5 ms)."""
         for command in commands:
             self.commands.put(command)
-        wake = self._wake
-        if commands and wake is not None:
-            wake()
 
     def drain_results(self, limit: int | None = None) -> list[Result]:
         out: list[Result] = []

@@ -32,6 +32,7 @@ EXAMPLES: dict[str, str] = {
     "run_task_burst": "100",
     "poll_interval": "2",
     "shutdown_timeout": "30",
+    "freeze_gc_on_start": "True",
 }
 # Declared without a default so an explicit setting can be told apart from "not set"
 # (explicit options override run_task_kwargs; defaults do not).

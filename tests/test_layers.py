@@ -41,3 +41,11 @@ def test_engine_does_not_import_the_executor_or_airflow_at_module_level() -> Non
 def test_messages_depend_only_on_value_objects() -> None:
     imports = {i for i in imported_modules("messages") if i.startswith("ecs_executor")}
     assert imports <= {"ecs_executor.run_task", "ecs_executor.states"}
+
+
+def test_client_builder_sits_below_the_engine() -> None:
+    imports = imported_modules("ecs_client")
+    assert not imports & {"ecs_executor.engine", "ecs_executor.executor", "ecs_executor.messages"}
+    tree = ast.parse((PKG / "ecs_client.py").read_text())
+    top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not any(getattr(n, "module", "") and n.module.startswith("airflow") for n in top_level)
