@@ -212,3 +212,38 @@ def new_executor() -> Iterator[Callable[..., Any]]:
     for executor in made:
         with contextlib.suppress(Exception):
             executor.end()
+
+
+# ---- a LocalEcs endpoint (pretend mode) and executors pointed at it --------------------------------
+
+
+@pytest.fixture
+def local_ecs() -> Iterator[Any]:
+    from tests.fault_helpers import start_local_ecs
+
+    ecs = start_local_ecs()
+    yield ecs
+    ecs.stop()
+
+
+@pytest.fixture
+def point_at(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Point executors built from now on at ``url`` (a LocalEcs or a proxy) with these options."""
+    from tests.fault_helpers import CLUSTER, CONN_ENV, FAMILY, connection_json
+
+    for key in [k for k in os.environ if "_AWS_ECS_EXECUTOR__" in k]:
+        monkeypatch.delenv(key)
+
+    def apply(url: str, **options: str) -> None:
+        monkeypatch.setenv(CONN_ENV, connection_json(url))
+        options = {"task_definition": FAMILY, "launch_type": "EC2", **options}
+        for key, value in executor_env(CLUSTER, **options).items():
+            monkeypatch.setenv(key, value)
+
+    return apply
+
+
+@pytest.fixture
+def executors(local_ecs: Any, new_executor: Callable[..., Any]) -> Callable[..., Any]:
+    """new_executor, torn down before the LocalEcs endpoint it talks to."""
+    return new_executor

@@ -9,10 +9,9 @@ launch or an orphan cannot hide behind a correct-looking event buffer.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -21,18 +20,13 @@ from airflow.utils.state import TaskInstanceState
 
 from ecs_executor.executor import MAX_ENGINE_RESTARTS
 from ecs_executor.local_ecs import LocalEcs
-from tests.conftest import Driver, executor_env, make_workload
+from tests.conftest import Driver, make_workload
 from tests.fault_helpers import (
-    CLUSTER,
-    CONN_ENV,
-    FAMILY,
     ExpiringCredentialsProxy,
     FakeTI,
-    connection_json,
     ecs_census,
     event_logs,
     kill_engine,
-    start_local_ecs,
     tasks_per_try,
     terminal_events,
     try_id_of_key,
@@ -51,34 +45,6 @@ NO_FAULTS: dict[str, Any] = {
     "fail_to_start_rate": 0.0,
     "fault_operations": None,
 }
-
-
-@pytest.fixture
-def local_ecs() -> Iterator[LocalEcs]:
-    ecs = start_local_ecs()
-    yield ecs
-    ecs.stop()
-
-
-@pytest.fixture
-def point_at(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Point executors built from now on at ``url`` (a LocalEcs or a proxy) with these options."""
-    for key in [k for k in os.environ if "_AWS_ECS_EXECUTOR__" in k]:
-        monkeypatch.delenv(key)
-
-    def apply(url: str, **options: str) -> None:
-        monkeypatch.setenv(CONN_ENV, connection_json(url))
-        options = {"task_definition": FAMILY, "launch_type": "EC2", **options}
-        for key, value in executor_env(CLUSTER, **options).items():
-            monkeypatch.setenv(key, value)
-
-    return apply
-
-
-@pytest.fixture
-def executors(local_ecs: LocalEcs, new_executor: Callable[..., Any]) -> Callable[..., Any]:
-    """new_executor, torn down before the LocalEcs endpoint it talks to."""
-    return new_executor
 
 
 def queue(executor: Any, workloads: list[Any]) -> None:
