@@ -3,8 +3,8 @@
 Sends N RunTask calls (the executor's real RunTask arguments, built by ``RunTaskBuilder``) and then
 DescribeTasks sweeps over the launched tasks, through one aiobotocore client configured as the engine
 configures it, against a local ECS endpoint in another process (no latency, no throttling), and
-reports this process's CPU time per call. Variants show what the client options proposed in
-docs/benchmarks.md save.
+reports this process's CPU time per call. Each variant adds one client option; the last one is the
+engine's client as ``ecs_client.default_client`` builds it.
 """
 
 from __future__ import annotations
@@ -23,13 +23,18 @@ from typing import Any
 from benchmarks.scenarios import CLUSTER, CONTAINER, EC2_FAMILY, TASK_DEFINITIONS
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "engine today (adaptive retries)": {"retries": "adaptive"},
+    "botocore defaults, adaptive retries": {"retries": "adaptive"},
     "standard retries": {"retries": "standard"},
     "standard + raw timestamps": {"retries": "standard", "raw_timestamps": True},
     "standard + raw timestamps + no param validation": {
         "retries": "standard",
         "raw_timestamps": True,
         "validate": False,
+    },
+    "the engine's client: + plain-JSON parsing": {
+        "retries": "standard",
+        "validate": False,
+        "plain_json": True,
     },
 }
 
@@ -44,6 +49,10 @@ async def _measure(url: str, kwargs: list[dict[str, Any]], variant: dict[str, An
     from aiobotocore.session import get_session
 
     session = get_session()
+    if variant.get("plain_json"):
+        from ecs_executor.ecs_client import EcsResponseParserFactory
+
+        session.register_component("response_parser_factory", EcsResponseParserFactory())
     if variant.get("raw_timestamps"):
         session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=lambda v: v)
     config = AioConfig(

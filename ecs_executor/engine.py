@@ -35,7 +35,6 @@ from ecs_executor.run_task import (
     InvalidTaskConfig,
     RunTaskBuilder,
     TaskIdentity,
-    with_attempt,
     workload_command,
 )
 from ecs_executor.states import Phase, TaskStatus, task_status
@@ -81,7 +80,7 @@ class Tracked:
 
     key: Hashable
     identity: TaskIdentity
-    kwargs: dict[str, Any] | None  # dropped once the task runs (no relaunch after start)
+    kwargs: dict[str, Any] | None  # RunTask arguments, only while RunTask attempts are in progress
     deadline: float | None = None
     attempt: int = 1
     arn: str | None = None
@@ -90,7 +89,8 @@ class Tracked:
     adopted: bool = False
     stopping: bool = False
     launch_task: asyncio.Task[None] | None = field(default=None, repr=False)
-    source: m.Launch | None = field(default=None, repr=False)  # until kwargs are built
+    # Until the task runs: what a relaunch rebuilds its arguments from (a task that ran is never relaunched).
+    source: m.Launch | None = field(default=None, repr=False)
 
 
 def _error_code(exc: ClientError) -> tuple[str, str, int | None]:
@@ -360,9 +360,9 @@ class Engine:
         retries = 0
         outcome_unknown = False  # the last RunTask may have started a task we never heard of
         try:
-            if t.source is not None and not self._build(t):
-                return
             while not t.stopping:
+                if t.kwargs is None and not self._build(t):
+                    return
                 assert t.kwargs is not None
                 if t.deadline is not None and time.monotonic() > t.deadline:
                     if outcome_unknown:
@@ -451,11 +451,13 @@ class Engine:
         log.warning("Could not settle RunTask for %s after revoke; an ECS task may be left", t.identity)
 
     def _build(self, t: Tracked) -> bool:
-        """RunTask arguments for the first attempt; a bad executor_config fails only this task."""
-        source, t.source = t.source, None
-        assert source is not None
+        """RunTask arguments for this attempt; a bad executor_config fails only this task."""
+        source = t.source
+        if source is None:
+            self._fail_launch(t, "internal error: nothing to launch the task from", "internal")
+            return False
         try:
-            command = workload_command(source.workload.model_dump_json())
+            command = workload_command(source.workload_json)
             t.kwargs = self.builder.build(t.identity, command, source.executor_config, attempt=t.attempt)
         except InvalidTaskConfig as exc:
             self._fail_launch(t, f"not launched: {exc}", "invalid_config")
@@ -464,7 +466,7 @@ class Engine:
 
     async def _schedule_relaunch(self, t: Tracked, reason: str) -> bool:
         """Wait and prepare the next attempt; False (and the task failed) when none is allowed."""
-        if t.kwargs is None:
+        if t.source is None:
             self._fail_launch(t, reason)
             return False
         if t.attempt >= self.settings.max_run_task_attempts:
@@ -482,7 +484,7 @@ class Engine:
         self._emit(m.Relaunching(t.key, reason, t.attempt + 1, delay))
         await asyncio.sleep(delay)
         t.attempt += 1
-        t.kwargs = with_attempt(t.kwargs, t.identity, t.attempt, t.kwargs.get("startedBy", ""))
+        t.kwargs = None  # rebuilt for the new attempt (new clientToken) by _launch
         return not t.stopping
 
     def _launched(self, t: Tracked, task: Mapping[str, Any]) -> None:
@@ -493,6 +495,7 @@ class Engine:
             return
         self._by_arn[arn] = t
         t.launch_task = None  # finished; do not keep its coroutine alive while the task is tracked
+        t.kwargs = None  # a relaunch rebuilds them from t.source
         self._emit(m.Launched(t.key, arn, t.attempt))
         self._observe(t, task)
 
@@ -566,10 +569,10 @@ class Engine:
             return
         t.phase = status.phase
         if status.phase == Phase.RUNNING:
-            t.kwargs = None  # a task that ran is never relaunched; free the workload JSON
+            t.source = None  # a task that ran is never relaunched; free the workload JSON
         if status.phase == Phase.FAILED_TO_START:
             decision = classify_stopped(status)
-            if decision is not None and decision.verdict == Verdict.RELAUNCH and t.kwargs is not None:
+            if decision is not None and decision.verdict == Verdict.RELAUNCH and t.source is not None:
                 if self._by_arn.get(t.arn or "") is t:
                     del self._by_arn[t.arn or ""]
                 t.arn, t.phase = None, None

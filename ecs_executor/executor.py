@@ -262,7 +262,7 @@ class EcsExecutor(BaseExecutor):
                 raise ValueError(f"EcsExecutor cannot run {type(workload).__name__} workloads")
             self.running.add(key)
             self._queued_at[key] = now
-            launch = m.Launch(key, identity, workload, executor_config, deadline)
+            launch = m.Launch(key, identity, workload.model_dump_json(), executor_config, deadline)
             self._pending[key] = launch
             batch.append(launch)
         self._channel.send_many(batch)

@@ -36,7 +36,7 @@ class InvalidTaskConfig(ValueError):
     """A task's executor_config or size is unusable; fails that task only, with this message."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskIdentity:
     """What identifies one Airflow try, for tags, idempotency tokens and logs."""
 
@@ -147,15 +147,6 @@ class RunTaskBuilder:
                 "move environment variables into the task definition or shorten executor_config"
             )
         return kwargs
-
-
-def with_attempt(
-    kwargs: Mapping[str, Any], identity: TaskIdentity, attempt: int, scope: str
-) -> dict[str, Any]:
-    """The same launch for a later attempt: only the idempotency token changes."""
-    new = dict(kwargs)
-    new["clientToken"] = client_token(identity, attempt, scope)
-    return new
 
 
 def _check_executor_config(executor_config: Mapping[str, Any], container_name: str) -> None:

@@ -16,7 +16,6 @@ from ecs_executor.run_task import (
     identity_tags,
     sanitize_tag,
     started_by,
-    with_attempt,
     workload_command,
 )
 
@@ -137,7 +136,7 @@ def test_client_token_is_stable_per_try_and_attempt_and_fits_ecs() -> None:
     assert client_token(IDENT, 1, "team-a") != client_token(IDENT, 1, "team-b")
     assert len(client_token(IDENT, 12345)) <= MAX_CLIENT_TOKEN
     kwargs = RunTaskBuilder(SETTINGS).build(IDENT, CMD)
-    again = with_attempt(kwargs, IDENT, 2, "airflow-ecs-executor")
+    again = RunTaskBuilder(SETTINGS).build(IDENT, CMD, attempt=2)
     assert again["clientToken"] == client_token(IDENT, 2, "airflow-ecs-executor")
     assert {k: v for k, v in again.items() if k != "clientToken"} == {
         k: v for k, v in kwargs.items() if k != "clientToken"
