@@ -67,6 +67,9 @@ MISSING_POLLS_BEFORE_FAIL = 3
 RETRY_DELAY_CAP = 20.0
 # A replaced client (credential refresh) stays open this long for the calls still using it.
 CLIENT_RETIRE_SECONDS = 90.0
+# Tell the operator when throttling has lowered the RunTask rate this much, at most this often.
+SLOWED_NOTE_SHARE = 0.75
+SLOWED_NOTE_SECONDS = 60.0
 # Last CloudWatch lines added to a crashed task's failure reason (awslogs driver only).
 CRASH_LOG_LINES = 5
 CRASH_LOG_TIMEOUT = 10.0
@@ -149,6 +152,7 @@ class Engine:
         self._run_bucket = TokenBucket(settings.effective_run_task_rate, settings.effective_run_task_burst)
         self._describe_bucket = TokenBucket(DESCRIBE_RATE, DESCRIBE_BURST)
         self._rng = random.Random()
+        self._slowed_noted_at = float("-inf")
         self.counters: dict[str, int] = {
             "run_task_calls": 0,
             "run_task_retries": 0,
@@ -323,11 +327,30 @@ class Engine:
     def _on_run_task_attempt(self, response: Any = None, **_: Any) -> bool | None:
         if _throttled(response):
             self._run_bucket.throttled()
+            self._note_if_slowed()
             # Not retried by botocore, whose retry would bypass the bucket: _launch retries it through
             # the bucket at the lowered rate.
             return False
         self._run_bucket.accepted()  # not a throttle, even if it failed: no sign of the rate limit
         return None
+
+    def _note_if_slowed(self) -> None:
+        bucket, now = self._run_bucket, time.monotonic()
+        slowed = bucket.rate < SLOWED_NOTE_SHARE * bucket.max_rate
+        if slowed and now - self._slowed_noted_at > SLOWED_NOTE_SECONDS:
+            self._slowed_noted_at = now
+            self._emit(
+                m.EngineNote(
+                    "warning",
+                    f"ECS is throttling RunTask: launching at {bucket.rate:.1f}/s instead of "
+                    f"{bucket.max_rate:g}/s (run_task_rate) until it stops; something else is using "
+                    "this account's ECS API budget",
+                )
+            )
+
+    def run_task_rate(self) -> float:
+        """The RunTask rate the engine currently allows itself (lowered while ECS throttles)."""
+        return self._run_bucket.rate
 
     def _on_describe_attempt(self, response: Any = None, **_: Any) -> None:
         if _throttled(response):

@@ -273,7 +273,7 @@ class EcsExecutor(BaseExecutor):
         engine = self._engine
         self._metrics.gauges(pending=len(self._pending), running=len(self.running) - len(self._pending))
         if engine is not None:
-            self._metrics.engine_counters(engine.counters, engine.last_sweep_seconds)
+            self._metrics.engine_counters(engine.counters, engine.last_sweep_seconds, engine.run_task_rate())
 
     @staticmethod
     def get_cli_commands() -> list[Any]:

@@ -53,8 +53,15 @@ class ExecutorMetrics:
         stats.gauge(self.prefix + "pending", pending)
         stats.gauge(self.prefix + "running", max(0, running))
 
-    def engine_counters(self, counters: Mapping[str, int], last_sweep_seconds: float | None) -> None:
+    def engine_counters(
+        self,
+        counters: Mapping[str, int],
+        last_sweep_seconds: float | None,
+        run_task_rate: float | None = None,
+    ) -> None:
         stats = self._stats()
+        if run_task_rate is not None:
+            stats.gauge(self.prefix + "run_task_rate", run_task_rate)
         for key, name in ENGINE_COUNTERS.items():
             value = counters.get(key, 0)
             delta = value - self._last.get(key, 0)

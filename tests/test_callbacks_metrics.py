@@ -97,5 +97,6 @@ def test_metrics_are_emitted(configure, ecs_cluster, new_executor, statsd):
         "airflow.ecs_executor.run_task_calls",
         "airflow.ecs_executor.describe_calls",
         "airflow.ecs_executor.describe_cycle",
+        "airflow.ecs_executor.run_task_rate",
     ):
         assert metric in names, sorted(n for n in names if "ecs_executor" in n)

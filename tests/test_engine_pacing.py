@@ -43,7 +43,7 @@ def launched(driver: Driver, keys: list[Any]) -> int:
 
 
 def test_oversubscribed_run_task_limit_slows_the_bucket_instead_of_hammering_ecs(
-    local_ecs, point_at, executors
+    local_ecs, point_at, executors, capfd
 ):
     # The executor may send 100/s; ECS grants 5 + 5/s (other systems spend the rest of the budget).
     point_at(local_ecs.url, run_task_rate="100", run_task_burst="100", poll_interval="0.5")
@@ -64,6 +64,10 @@ def test_oversubscribed_run_task_limit_slows_the_bucket_instead_of_hammering_ecs
     assert executor._engine._run_bucket.cuts >= 1
     # A fixed pace of 100/s would be refused ~19 times per launch (55 at once, then 95 of every 100/s).
     assert throttled <= 2 * len(keys), f"{throttled} throttled RunTask calls for {len(keys)} launches"
+    # The operator is told once why launches slowed down, not once per throttle.
+    # (Airflow's logging writes the executor's log lines to stdout, past pytest's caplog.)
+    notes = [line for line in capfd.readouterr().out.splitlines() if "ECS is throttling RunTask" in line]
+    assert len(notes) == 1 and "instead of 100/s (run_task_rate)" in notes[0], notes
 
 
 def test_scheduler_thread_never_wakes_the_engine_loop(local_ecs, point_at, executors):

@@ -314,7 +314,7 @@ def test_adoption_by_arn_reports_true_final_states(
     assert len(moto_tasks(ecs_cluster)) == 6  # nothing relaunched
 
 
-def test_secrets_never_reach_logs(configure, ecs_cluster, new_executor, caplog, moto_manual_lifecycle):
+def test_secrets_never_reach_logs(configure, ecs_cluster, new_executor, caplog, capfd, moto_manual_lifecycle):
     caplog.set_level(logging.DEBUG)
     configure(ecs_cluster)
     executor = new_executor()
@@ -326,7 +326,11 @@ def test_secrets_never_reach_logs(configure, ecs_cluster, new_executor, caplog, 
     finish_moto_task(ecs_cluster, executor._arns[ok.ti.key], 3)
     driver.until(lambda: ok.ti.key in driver.final_states())
     executor.end()
-    text = caplog.text + "".join(str(log.extra) for log in executor._task_event_logs)
+    # Library loggers propagate to caplog; Airflow's logging writes the executor's own lines to stdout.
+    output = capfd.readouterr()
+    events = "".join(str(log.extra) for log in executor._task_event_logs)
+    text = caplog.text + output.out + output.err + events
+    assert "Task " in output.out and "failed" in output.out  # the executor's own error line is in there
     # The access key *ID* appears in SigV4 headers at DEBUG (not a secret); the secret key must not.
     for secret in (SECRET_TOKEN, "SECRET-WORKLOAD-TOKEN", "test-secret-key-DO-NOT-LOG"):
         assert secret not in text
