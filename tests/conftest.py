@@ -9,9 +9,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from ecs_executor.config import EcsExecutorSettings
 
 # Airflow reads its home and config at import time: set them before anything imports airflow.
 _HOME = tempfile.mkdtemp(prefix="ecs-executor-tests-")
@@ -90,17 +93,27 @@ def ecs_cluster(boto_ecs: Any) -> str:
     return name
 
 
-def executor_env(cluster: str, team: str | None = None, **options: str) -> dict[str, str]:
-    base = {
+def executor_options(cluster: str, **options: Any) -> dict[str, Any]:
+    """Options for a cluster whose task definition bears its name, reached via the ``aws_test`` connection."""
+    return {
         "cluster": cluster,
         "container_name": CONTAINER,
         "region_name": REGION,
         "task_definition": cluster,
         "conn_id": "aws_test",
-        "poll_interval": "0.2",
-        "shutdown_timeout": "5",
+        **options,
     }
-    base.update(options)
+
+
+def executor_settings(cluster: str, **options: Any) -> EcsExecutorSettings:
+    """``executor_options`` parsed as the executor would, without going through Airflow's config."""
+    from ecs_executor.config import settings_from_mapping
+
+    return settings_from_mapping(executor_options(cluster, **options))
+
+
+def executor_env(cluster: str, team: str | None = None, **options: str) -> dict[str, str]:
+    base = executor_options(cluster, **{"poll_interval": "0.2", "shutdown_timeout": "5", **options})
     prefix = f"AIRFLOW__{team.upper()}___AWS_ECS_EXECUTOR__" if team else "AIRFLOW__AWS_ECS_EXECUTOR__"
     return {prefix + k.upper(): v for k, v in base.items()}
 
@@ -133,26 +146,19 @@ def make_workload(
     map_index: int = -1,
     executor_config: dict[str, Any] | None = None,
 ) -> Any:
-    from airflow.executors.workloads import BundleInfo, ExecuteTask, TaskInstanceDTO
+    """A workload carrying SECRET_TOKEN, so tests can assert it never leaks into logs or events."""
+    from benchmarks.workloads import build_workload
 
-    ti = TaskInstanceDTO(
-        id=uuid.uuid4(),
-        task_id=task_id,
+    return build_workload(
+        task_id,
         dag_id=dag_id,
         run_id=run_id,
-        try_number=try_number,
-        map_index=map_index,
-        dag_version_id=uuid.uuid4(),
-        pool_slots=1,
-        priority_weight=1,
-        executor_config=executor_config,
-    )
-    return ExecuteTask(
-        ti=ti,
         token=SECRET_TOKEN,
         dag_rel_path="dag.py",
-        bundle_info=BundleInfo(name="dags-folder"),
         log_path=None,
+        try_number=try_number,
+        map_index=map_index,
+        executor_config=executor_config,
     )
 
 

@@ -6,23 +6,22 @@ Nothing here imports Airflow at module level: conftest.py must set AIRFLOW_HOME 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import boto3
 from aiohttp import web
 from botocore.config import Config
 
 from ecs_executor.local_ecs import LocalEcs
 from ecs_executor.run_task import STARTED_BY
+from tests.http_proxy import ForwardingProxy
+from tests.polling import wait_for as wait_for  # re-exported for test_fault_injection
 
 REGION = "us-east-1"
 CONTAINER = "airflow-worker"
@@ -164,17 +163,6 @@ def terminal_events(driver: Any) -> dict[Any, list[Any]]:
     return {key: [s for s, _ in evs if s in terminal] for key, evs in driver.events.items()}
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
-
-
 def kill_engine(executor: Any, how: str = "crash", timeout: float = 10.0) -> Any:
     """Make the executor's engine thread die (as a bug would) and wait until it is gone.
 
@@ -209,7 +197,7 @@ EXPIRED_TOKEN_BODY = json.dumps(
 ).encode()
 
 
-class ExpiringCredentialsProxy:
+class ExpiringCredentialsProxy(ForwardingProxy):
     """An HTTP proxy in front of an ECS endpoint that answers ``ExpiredTokenException`` (HTTP 400) to
     every request signed with an access key marked expired, and forwards everything else.
 
@@ -218,79 +206,30 @@ class ExpiringCredentialsProxy:
     """
 
     def __init__(self, upstream: str):
-        self.upstream = upstream
-        self.url = ""
+        super().__init__(upstream, name="expiring-proxy")
         self.expired_keys: set[str] = set()
         self.rejected: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="expiring-proxy", daemon=True)
-
-    def start(self) -> ExpiringCredentialsProxy:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("proxy did not start")
-        return self
 
     def expire(self, access_key: str) -> None:
         with self._lock:
             self.expired_keys.add(access_key)
 
-    def stop(self) -> None:
-        if self._loop and self._stop:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    def _main(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        session = aiohttp.ClientSession()
-
-        async def handle(request: web.Request) -> web.Response:
-            match = _ACCESS_KEY.search(request.headers.get("Authorization", ""))
-            key = match.group(1) if match else ""
-            with self._lock:
-                expired = key in self.expired_keys
-            if expired:
-                self.rejected[key] += 1
-                return web.Response(
-                    status=400,
-                    body=EXPIRED_TOKEN_BODY,
-                    headers={"Content-Type": "application/x-amz-json-1.1"},
-                )
-            self.forwarded[key] += 1
-            body = await request.read()
-            headers = {
-                k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
-            }
-            async with session.request(
-                request.method, self.upstream + request.path_qs, data=body, headers=headers
-            ) as resp:
-                payload = await resp.read()
-                return web.Response(
-                    status=resp.status,
-                    body=payload,
-                    headers={"Content-Type": resp.headers.get("Content-Type", "application/json")},
-                )
-
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        self._ready.set()
-        await self._stop.wait()
-        await session.close()
-        await runner.cleanup()
+    async def intercept(self, request: web.Request) -> web.Response | None:
+        match = _ACCESS_KEY.search(request.headers.get("Authorization", ""))
+        key = match.group(1) if match else ""
+        with self._lock:
+            expired = key in self.expired_keys
+        if expired:
+            self.rejected[key] += 1
+            return web.Response(
+                status=400,
+                body=EXPIRED_TOKEN_BODY,
+                headers={"Content-Type": "application/x-amz-json-1.1"},
+            )
+        self.forwarded[key] += 1
+        return None
 
 
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -22,9 +22,8 @@ from ecs_executor.check import (
     main,
     run_check,
 )
-from ecs_executor.config import settings_from_mapping
 from ecs_executor.task_logs import AwsClients
-from tests.conftest import CONTAINER, REGION, executor_env
+from tests.conftest import CONTAINER, REGION, executor_env, executor_settings
 
 
 @pytest.fixture(autouse=True)
@@ -102,18 +101,6 @@ def _rows(text: str) -> dict[str, str]:
 
 def _by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
     return {r.name: r for r in results}
-
-
-def _settings(cluster: str, **options: Any) -> Any:
-    values = {
-        "cluster": cluster,
-        "container_name": CONTAINER,
-        "region_name": REGION,
-        "task_definition": cluster,
-        "conn_id": "aws_test",
-        **options,
-    }
-    return settings_from_mapping(values)
 
 
 # ---- all good ------------------------------------------------------------------------------------
@@ -200,7 +187,7 @@ def test_task_definition_without_our_container(aws, network, configure):
     configure(cluster, subnets=network["subnet"])
     code, text = _check()
     assert code == 1 and _rows(text)["container"] == "FAIL"
-    result = _by_name(collect_checks(_settings(cluster, subnets=network["subnet"])))["container"]
+    result = _by_name(collect_checks(executor_settings(cluster, subnets=network["subnet"])))["container"]
     assert not result.ok and result.status == "FAIL"
     assert f"no container named {CONTAINER!r}" in result.detail
     assert "'web'" in result.fix and "AIRFLOW__AWS_ECS_EXECUTOR__CONTAINER_NAME" in result.fix
@@ -212,7 +199,7 @@ def test_missing_task_definition(aws, configure):
     configure(cluster)
     code, text = _check()
     assert code == 1 and _rows(text)["task definition"] == "FAIL"
-    result = _by_name(collect_checks(_settings(cluster)))["task definition"]
+    result = _by_name(collect_checks(executor_settings(cluster)))["task definition"]
     assert not result.ok and "register-task-definition" in result.fix
     assert "AIRFLOW__AWS_ECS_EXECUTOR__TASK_DEFINITION" in result.fix
 
@@ -225,7 +212,7 @@ def test_missing_subnet_is_named(aws, network, configure):
     configure(cluster, subnets=f"{network['subnet']},{ghost}", security_groups=network["sg"])
     code, text = _check()
     assert code == 1
-    results = _by_name(collect_checks(_settings(cluster, subnets=f"{network['subnet']},{ghost}")))
+    results = _by_name(collect_checks(executor_settings(cluster, subnets=f"{network['subnet']},{ghost}")))
     assert not results["subnets"].ok
     assert ghost in results["subnets"].detail and network["subnet"] not in results["subnets"].detail
     assert ghost in results["subnets"].fix and "AIRFLOW__AWS_ECS_EXECUTOR__SUBNETS" in results["subnets"].fix
@@ -254,7 +241,7 @@ def test_subnets_and_security_groups_of_different_vpcs(aws, network):
     aws["ecs"].create_cluster(clusterName=cluster)
     _register(aws, cluster)
     results = _by_name(
-        collect_checks(_settings(cluster, subnets=network["subnet"], security_groups=other_sg))
+        collect_checks(executor_settings(cluster, subnets=network["subnet"], security_groups=other_sg))
     )
     assert not results["network vpc"].ok
     assert network["vpc"] in results["network vpc"].detail and other_vpc in results["network vpc"].detail
@@ -274,7 +261,9 @@ def test_capacity_provider_not_attached(aws, network, configure):
     assert _rows(text)["capacity providers"] == "FAIL"
     strategy = '[{"capacityProvider": "FARGATE"}, {"capacityProvider": "FARGATE_SPOT"}]'
     result = _by_name(
-        collect_checks(_settings(cluster, subnets=network["subnet"], capacity_provider_strategy=strategy))
+        collect_checks(
+            executor_settings(cluster, subnets=network["subnet"], capacity_provider_strategy=strategy)
+        )
     )["capacity providers"]
     assert "FARGATE_SPOT" in result.detail and "attached: FARGATE" in result.detail
     # PutClusterCapacityProviders replaces the list, so the fix keeps FARGATE.
@@ -285,13 +274,13 @@ def test_awsvpc_without_subnets_and_fargate_on_bridge(aws):
     cluster = _name()
     aws["ecs"].create_cluster(clusterName=cluster)
     _register(aws, cluster)  # awsvpc
-    results = _by_name(collect_checks(_settings(cluster)))
+    results = _by_name(collect_checks(executor_settings(cluster)))
     assert not results["network mode"].ok and "no subnets" in results["network mode"].detail
 
     bridge = _name()
     aws["ecs"].create_cluster(clusterName=bridge)
     _register(aws, bridge, fargate=False)
-    results = _by_name(collect_checks(_settings(bridge)))
+    results = _by_name(collect_checks(executor_settings(bridge)))
     assert not results["network mode"].ok and "need network mode awsvpc" in results["network mode"].detail
     assert not results["memory"].ok and "task-level cpu and memory" in results["memory"].detail
     assert results["fargate compatibility"].status == "WARN"
@@ -301,7 +290,7 @@ def test_missing_log_group_fails_and_on_demand_group_passes(aws, network):
     cluster = _name()
     aws["ecs"].create_cluster(clusterName=cluster)
     _register(aws, cluster, log_group="missing")
-    result = _by_name(collect_checks(_settings(cluster, subnets=network["subnet"])))["logs"]
+    result = _by_name(collect_checks(executor_settings(cluster, subnets=network["subnet"])))["logs"]
     assert not result.ok and "create-log-group" in result.fix
 
     created = _name()
@@ -327,7 +316,7 @@ def test_missing_log_group_fails_and_on_demand_group_passes(aws, network):
             }
         ],
     )
-    assert _by_name(collect_checks(_settings(created, subnets=network["subnet"])))["logs"].ok
+    assert _by_name(collect_checks(executor_settings(created, subnets=network["subnet"])))["logs"].ok
 
 
 def test_failing_credentials_do_not_stop_the_other_checks(aws, network, configure):
@@ -351,7 +340,7 @@ def test_failing_credentials_do_not_stop_the_other_checks(aws, network, configur
         def describe_connection(self) -> str:
             return real.describe_connection()
 
-    results = collect_checks(_settings(cluster, subnets=network["subnet"]), clients=NoSts())
+    results = collect_checks(executor_settings(cluster, subnets=network["subnet"]), clients=NoSts())
     by_name = _by_name(results)
     assert not by_name["credentials"].ok
     assert "no AWS credentials found" in by_name["credentials"].detail

@@ -11,7 +11,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from ecs_executor.config import EcsExecutorSettings, settings_from_mapping
 from ecs_executor.task_logs import (
     AwsClients,
     LogLocation,
@@ -22,7 +21,7 @@ from ecs_executor.task_logs import (
     last_lines,
     task_id_from_arn,
 )
-from tests.conftest import CONTAINER, REGION
+from tests.conftest import CONTAINER, REGION, executor_settings
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef"
 OLD_ARN = "arn:aws:ecs:us-east-1:123456789012:task/0123456789abcdef0123456789abcdef"
@@ -164,18 +163,6 @@ class _EchoLogs:
         return {"events": [{"message": "one\n"}, {"message": "two"}]}
 
 
-def _settings(cluster: str = "prod", **extra: str) -> EcsExecutorSettings:
-    values = {
-        "cluster": cluster,
-        "container_name": CONTAINER,
-        "region_name": REGION,
-        "task_definition": cluster,
-        "conn_id": "aws_test",
-        **extra,
-    }
-    return settings_from_mapping(values)
-
-
 AWSLOGS_TD = _td(_awslogs(**{"awslogs-group": "g", "awslogs-stream-prefix": "p"}))
 
 
@@ -184,12 +171,14 @@ def test_init_does_no_io():
         def client(self, *args: Any, **kwargs: Any) -> Any:
             raise AssertionError("no client may be built in __init__")
 
-    TaskLogReader(_settings(), clients=Exploding())
-    TaskLogReader(_settings())  # the real factory builds nothing until read()
+    TaskLogReader(executor_settings("prod"), clients=Exploding())
+    TaskLogReader(executor_settings("prod"))  # the real factory builds nothing until read()
 
 
 def test_access_denied_is_one_line_naming_the_permission():
-    reader = TaskLogReader(_settings(), clients=_FakeClients(ecs=_FakeEcs(AWSLOGS_TD), logs=_DeniedLogs()))
+    reader = TaskLogReader(
+        executor_settings("prod"), clients=_FakeClients(ecs=_FakeEcs(AWSLOGS_TD), logs=_DeniedLogs())
+    )
     sources, lines = reader.read(ARN)
     assert sources == []
     assert len(lines) == 1
@@ -198,7 +187,9 @@ def test_access_denied_is_one_line_naming_the_permission():
 
 def test_limit_is_clamped_and_newlines_stripped():
     logs = _EchoLogs()
-    reader = TaskLogReader(_settings(), clients=_FakeClients(ecs=_FakeEcs(AWSLOGS_TD), logs=logs))
+    reader = TaskLogReader(
+        executor_settings("prod"), clients=_FakeClients(ecs=_FakeEcs(AWSLOGS_TD), logs=logs)
+    )
     assert reader.read(ARN, limit=50_000)[1] == ["one", "two"]
     reader.read(ARN, limit=0)
     assert [k["limit"] for k in logs.kwargs] == [10_000, 1]
@@ -208,7 +199,7 @@ def test_limit_is_clamped_and_newlines_stripped():
 def test_task_definitions_are_cached_in_a_bounded_lru():
     ecs = _FakeEcs(AWSLOGS_TD)
     reader = TaskLogReader(
-        _settings(),
+        executor_settings("prod"),
         clients=_FakeClients(ecs=ecs, logs=_EchoLogs()),
         cache_size=2,
     )
@@ -226,7 +217,7 @@ def test_unexpected_exceptions_never_escape():
         def client(self, *args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("boom")
 
-    reader = TaskLogReader(_settings(), clients=Broken())
+    reader = TaskLogReader(executor_settings("prod"), clients=Broken())
     sources, lines = reader.read(ARN)
     assert sources == [] and len(lines) == 1 and "boom" in lines[0]
     assert reader.last_lines(ARN) == []
@@ -234,7 +225,7 @@ def test_unexpected_exceptions_never_escape():
 
 @pytest.mark.parametrize("arn", [None, "", "not-an-arn", "arn:aws:ecs:us-east-1:1:cluster/x"])
 def test_no_arn_explains(arn: str | None):
-    reader = TaskLogReader(_settings())
+    reader = TaskLogReader(executor_settings("prod"))
     sources, lines = reader.read(arn)
     assert sources == [] and len(lines) == 1
     assert "no ECS task is recorded" in lines[0]
@@ -242,7 +233,9 @@ def test_no_arn_explains(arn: str | None):
 
 def test_read_for_ti_only_reads_the_current_try():
     logs = _EchoLogs()
-    reader = TaskLogReader(_settings(), clients=_FakeClients(ecs=_FakeEcs(AWSLOGS_TD), logs=logs))
+    reader = TaskLogReader(
+        executor_settings("prod"), clients=_FakeClients(ecs=_FakeEcs(AWSLOGS_TD), logs=logs)
+    )
 
     class Ti:
         try_number = 2
@@ -303,13 +296,13 @@ def test_reads_the_latest_lines_of_a_running_task(aws, deployment):
     stream = f"airflow/{CONTAINER}/{task_id_from_arn(arn)}"
     _put_lines(aws["logs"], group, stream, [f"line {i}" for i in range(250)])
 
-    reader = TaskLogReader(_settings(cluster))
+    reader = TaskLogReader(executor_settings(cluster))
     sources, lines = reader.read(arn)
     assert sources == [f"CloudWatch Logs {group}/{stream}"]
     assert lines == [f"line {i}" for i in range(50, 250)]  # the last 200, oldest first
     assert reader.read(arn, limit=3) == (sources, ["line 247", "line 248", "line 249"])
     assert reader.last_lines(arn, 2) == ["line 248", "line 249"]
-    assert last_lines(_settings(cluster), arn, 1) == ["line 249"]
+    assert last_lines(executor_settings(cluster), arn, 1) == ["line 249"]
 
 
 def test_last_lines_can_skip_describe_tasks(aws, deployment):
@@ -318,27 +311,27 @@ def test_last_lines_can_skip_describe_tasks(aws, deployment):
     td_arn = aws["ecs"].describe_task_definition(taskDefinition=cluster)["taskDefinition"][
         "taskDefinitionArn"
     ]
-    reader = TaskLogReader(_settings("some-other-cluster"))  # DescribeTasks would not find it there
+    reader = TaskLogReader(executor_settings("some-other-cluster"))  # DescribeTasks would not find it there
     assert reader.last_lines(arn, 5, task_definition_arn=td_arn) == ["Killed"]
 
 
 def test_task_definition_without_awslogs(deployment):
     cluster, arn, _ = deployment({"logDriver": "json-file", "options": {}})
-    sources, lines = TaskLogReader(_settings(cluster)).read(arn)
+    sources, lines = TaskLogReader(executor_settings(cluster)).read(arn)
     assert sources == []
     assert len(lines) == 1 and "not awslogs" in lines[0] and "json-file" in lines[0]
 
 
 def test_awslogs_without_prefix(deployment):
     cluster, arn, _ = deployment(_awslogs(**{"awslogs-group": "/ecs/x"}))
-    sources, lines = TaskLogReader(_settings(cluster)).read(arn)
+    sources, lines = TaskLogReader(executor_settings(cluster)).read(arn)
     assert sources == [] and "awslogs-stream-prefix" in lines[0]
 
 
 def test_stream_not_created_yet(aws, deployment):
     cluster, arn, group = deployment()
     aws["logs"].create_log_group(logGroupName=group)
-    sources, lines = TaskLogReader(_settings(cluster)).read(arn)
+    sources, lines = TaskLogReader(executor_settings(cluster)).read(arn)
     assert sources == []
     assert len(lines) == 1 and "does not exist yet" in lines[0]
     assert f"{group}/airflow/{CONTAINER}/{task_id_from_arn(arn)}" in lines[0]
@@ -347,7 +340,7 @@ def test_stream_not_created_yet(aws, deployment):
 def test_unknown_task_arn(deployment):
     cluster, _, _ = deployment()
     unknown = f"arn:aws:ecs:{REGION}:123456789012:task/{cluster}/{uuid.uuid4().hex}"
-    sources, lines = TaskLogReader(_settings(cluster)).read(unknown)
+    sources, lines = TaskLogReader(executor_settings(cluster)).read(unknown)
     assert sources == [] and len(lines) == 1 and "unknown to cluster" in lines[0]
 
 
@@ -356,7 +349,7 @@ def test_empty_stream_has_a_source_and_no_lines(aws, deployment):
     stream = f"airflow/{CONTAINER}/{task_id_from_arn(arn)}"
     aws["logs"].create_log_group(logGroupName=group)
     aws["logs"].create_log_stream(logGroupName=group, logStreamName=stream)
-    assert TaskLogReader(_settings(cluster)).read(arn) == ([f"CloudWatch Logs {group}/{stream}"], [])
+    assert TaskLogReader(executor_settings(cluster)).read(arn) == ([f"CloudWatch Logs {group}/{stream}"], [])
 
 
 def test_endpoint_from_aws_endpoint_url_env(aws, deployment, monkeypatch, moto_url):
@@ -365,7 +358,7 @@ def test_endpoint_from_aws_endpoint_url_env(aws, deployment, monkeypatch, moto_u
     _put_lines(aws["logs"], group, f"airflow/{CONTAINER}/{task_id_from_arn(arn)}", ["hello"])
     monkeypatch.setenv("AWS_ENDPOINT_URL_ECS", moto_url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", moto_url)
-    reader = TaskLogReader(_settings(cluster, conn_id="no_such_connection"))
+    reader = TaskLogReader(executor_settings(cluster, conn_id="no_such_connection"))
     assert reader.read(arn)[1] == ["hello"]
 
 
@@ -376,7 +369,9 @@ def test_unreachable_endpoint_is_one_line(monkeypatch):
         "AIRFLOW_CONN_AWS_DEAD",
         json.dumps({"conn_type": "aws", "extra": {"endpoint_url": "http://127.0.0.1:9"}}),
     )
-    reader = TaskLogReader(_settings(conn_id="aws_dead"), clients=AwsClients("aws_dead", REGION))
+    reader = TaskLogReader(
+        executor_settings("prod", conn_id="aws_dead"), clients=AwsClients("aws_dead", REGION)
+    )
     started = time.monotonic()
     sources, lines = reader.read(ARN)
     assert sources == [] and len(lines) == 1 and "could not describe ECS task" in lines[0]
