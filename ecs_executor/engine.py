@@ -67,6 +67,8 @@ MISSING_POLLS_BEFORE_FAIL = 3
 RETRY_DELAY_CAP = 20.0
 # A replaced client (credential refresh) stays open this long for the calls still using it.
 CLIENT_RETIRE_SECONDS = 90.0
+# How long a revoked launch with an unknown RunTask outcome keeps trying to find and stop its task.
+SETTLE_SECONDS = 300.0
 # Tell the operator when throttling has lowered the RunTask rate this much, at most this often.
 SLOWED_NOTE_SHARE = 0.75
 SLOWED_NOTE_SECONDS = 60.0
@@ -322,6 +324,7 @@ class Engine:
         if events is None:
             return
         events.register_first("needs-retry.ecs.RunTask", self._on_run_task_attempt)
+        events.register_first("needs-retry.ecs.StopTask", self._on_run_task_attempt)  # same ECS bucket
         events.register_first("needs-retry.ecs.DescribeTasks", self._on_describe_attempt)
 
     def _on_run_task_attempt(self, response: Any = None, **_: Any) -> bool | None:
@@ -331,7 +334,8 @@ class Engine:
             # Not retried by botocore, whose retry would bypass the bucket: _launch retries it through
             # the bucket at the lowered rate.
             return False
-        self._run_bucket.accepted()  # not a throttle, even if it failed: no sign of the rate limit
+        if _answered(response):
+            self._run_bucket.accepted()
         return None
 
     def _note_if_slowed(self) -> None:
@@ -350,12 +354,12 @@ class Engine:
 
     def run_task_rate(self) -> float:
         """The RunTask rate the engine currently allows itself (lowered while ECS throttles)."""
-        return self._run_bucket.rate
+        return self._run_bucket.current_rate()
 
     def _on_describe_attempt(self, response: Any = None, **_: Any) -> None:
         if _throttled(response):
             self._describe_bucket.throttled()  # botocore retries it; the next calls wait longer
-        else:
+        elif _answered(response):
             self._describe_bucket.accepted()
 
     @staticmethod
@@ -408,7 +412,7 @@ class Engine:
                 except Exception as exc:
                     decision = classify_exception(exc)
                     outcome_unknown = _may_have_been_applied(exc)
-                    throttled = isinstance(exc, ClientError) and _error_code(exc)[0] in THROTTLING_CODES
+                    throttled = _is_throttle(exc)
                 else:
                     outcome_unknown = False
                     tasks = response.get("tasks") or []
@@ -459,14 +463,17 @@ class Engine:
         """Resolve an unknown RunTask outcome: the same clientToken returns the task if one was started
         (and starts it otherwise), so whatever comes back is stopped. No orphan is left running."""
         assert t.kwargs is not None
-        for attempt in range(5):
+        failures, give_up_at = 0, time.monotonic() + SETTLE_SECONDS
+        while failures < 5 and time.monotonic() < give_up_at:
             try:
                 await self._run_bucket.acquire()
                 response = await self._call("run_task", **t.kwargs)
             except Exception as exc:
                 if not _may_have_been_applied(exc) and classify_exception(exc).verdict == Verdict.FAIL:
                     return
-                await asyncio.sleep(min(5.0, 0.5 * 2**attempt))
+                if not _is_throttle(exc):  # a throttle already waited in the bucket; it is not a failure
+                    failures += 1
+                    await asyncio.sleep(min(5.0, 0.5 * 2**failures))
                 continue
             for task in response.get("tasks") or []:
                 await self._stop_task(str(task["taskArn"]), "Airflow revoked the task")
@@ -643,7 +650,11 @@ class Engine:
             await self._launch(t)
 
     async def _stop_task(self, arn: str, reason: str) -> None:
-        for attempt in range(5):
+        """StopTask spends ECS's cluster-modify budget, the same bucket as RunTask: paced by it, and a
+        throttle is not a failure (a mass stop at shutdown must not give up on tasks because of it)."""
+        failures, give_up_at = 0, time.monotonic() + SETTLE_SECONDS
+        while failures < 5 and time.monotonic() < give_up_at:
+            await self._run_bucket.acquire()
             try:
                 await self._call("stop_task", cluster=self.settings.cluster, task=arn, reason=reason[:255])
                 return
@@ -652,7 +663,10 @@ class Engine:
                 if decision.verdict == Verdict.FAIL:
                     log.warning("StopTask %s failed: %s", arn, decision.reason)
                     return
-                await asyncio.sleep(min(5.0, 0.5 * 2**attempt))
+                if not _is_throttle(exc):
+                    failures += 1
+                    await asyncio.sleep(min(5.0, 0.5 * 2**failures))
+        log.warning("StopTask %s kept failing; the ECS task may still be running", arn)
 
     # ---- start-up check ----------------------------------------------------------------------------
 
@@ -693,7 +707,7 @@ class Engine:
     def launch_allowance(self) -> int:
         """How many new launches the RunTask bucket can start within about a second."""
         bucket = self._run_bucket
-        return max(0, int(bucket.available() + bucket.rate))
+        return max(0, int(bucket.available() + bucket.current_rate()))
 
 
 def _parsed(response: Any) -> dict[str, Any] | None:
@@ -708,11 +722,26 @@ def _throttled(response: Any) -> bool:
     return parsed is not None and parsed.get("Error", {}).get("Code") in THROTTLING_CODES
 
 
+def _answered(response: Any) -> bool:
+    """ECS processed the call: an answer below 500 (a lost reply or a 5xx says nothing about the rate)."""
+    parsed = _parsed(response)
+    status = (parsed or {}).get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return parsed is not None and 0 < int(status) < 500
+
+
+def _is_throttle(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and _error_code(exc)[0] in THROTTLING_CODES
+
+
 def _may_have_been_applied(exc: BaseException) -> bool:
-    """True when ECS may have acted on a request we got no usable answer for (lost reply, 5xx)."""
+    """True when ECS may have acted on a request we got no usable answer for (lost reply, 5xx).
+
+    Also when botocore retried before the final answer: an earlier attempt may have been the lost one.
+    """
     if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return int(status) >= 500
+        metadata = exc.response.get("ResponseMetadata", {})
+        status = metadata.get("HTTPStatusCode") or 0
+        return int(status) >= 500 or int(metadata.get("RetryAttempts") or 0) > 0
     return not isinstance(exc, (NoCredentialsError, ParamValidationError, NoRegionError))
 
 

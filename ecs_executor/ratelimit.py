@@ -31,6 +31,8 @@ WINDOW = 2.0
 # One cut divides the rate by at most this much (a single throttle must not stall launching).
 MAX_CUT = 4.0
 EPSILON = 1e-9
+# Growth is computed over at most this long (a long idle period must not overflow a float).
+GROWTH_HORIZON = 60.0
 
 
 class TokenBucket:
@@ -63,21 +65,30 @@ class TokenBucket:
         # (time, throttled) of recent answers, for the cuts.
         self._answers: deque[tuple[float, bool]] = deque(maxlen=int(rate * WINDOW) + burst)
 
-    def _refill(self) -> None:
-        now = self._clock()
-        elapsed = now - self._stamp
-        if elapsed <= 0:
-            return
-        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-        if self.rate < self.max_rate:
+    def _projected(self, now: float) -> tuple[float, float]:
+        """Tokens and rate at ``now``; pure, so other threads may call it."""
+        elapsed = max(0.0, now - self._stamp)
+        tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        rate = self.rate
+        if rate < self.max_rate:
             growth = RECOVERY_NEAR_CUT if now - self._last_cut < NEAR_CUT_SECONDS else RECOVERY_PER_SECOND
-            self.rate = min(self.max_rate, self.rate * (1 + growth) ** elapsed)
-        self._stamp = now
+            rate = min(self.max_rate, rate * (1 + growth) ** min(elapsed, GROWTH_HORIZON))
+        return tokens, rate
+
+    def _refill(self) -> None:
+        """Only on the owning event loop: the scheduler thread reads through the pure methods."""
+        now = self._clock()
+        self._tokens, self.rate = self._projected(now)
+        self._stamp = max(self._stamp, now)
 
     def available(self) -> float:
-        """Tokens now minus callers already waiting (negative when there is a queue)."""
-        self._refill()
-        return self._tokens - self._waiting
+        """Tokens now minus callers already waiting (negative when there is a queue). Read-only."""
+        tokens, _ = self._projected(self._clock())
+        return tokens - self._waiting
+
+    def current_rate(self) -> float:
+        """The rate now, including growth since the last call (read-only)."""
+        return self._projected(self._clock())[1]
 
     async def acquire(self) -> None:
         # An asyncio.Lock wakes waiters in order: first come, first served. The holder re-reads the
@@ -97,7 +108,7 @@ class TokenBucket:
             self._waiting -= 1
 
     def accepted(self) -> None:
-        """A call paid for by this bucket was not throttled (whatever else became of it)."""
+        """The service answered a call paid for by this bucket without throttling it."""
         self._answers.append((self._clock(), False))
 
     def throttled(self) -> None:

@@ -553,3 +553,28 @@ def test_engine_dying_during_a_relaunch_backoff_does_not_lose_the_task(
     driver.until(lambda: w.ti.key in driver.final_states())
     assert_one_terminal_state_each(driver, [w.ti.key])
     assert driver.final_states()[w.ti.key] == SUCCESS, event_logs(executor, w.ti.task_id)
+
+
+def test_settling_a_revoked_launch_outlasts_throttling(local_ecs, point_at, executors):
+    """As above, but once the task is revoked ECS throttles nearly every RunTask and StopTask (one token,
+    then one more every 30 s: longer than five retries with backoff last). Throttles are not failures:
+    the engine keeps settling until the task is stopped."""
+    point_at(local_ecs.url)
+    executor = executors()
+    driver = Driver(executor)
+    local_ecs.configure(lost_reply_rate=1.0, fault_operations=["RunTask"])
+    w = make_workload("revoked-throttled")
+    queue(executor, [w])
+    driver.beat()
+    wait_for(lambda: executor._engine.counters["run_task_retries"] >= 1, timeout=60)
+    local_ecs.configure(
+        lost_reply_rate=0.0, throttle=True, throttle_overrides={"cluster_modify": [1, 1 / 30]}
+    )
+    executor.revoke_task(ti=FakeTI(w.ti.key, None))
+
+    def stopped() -> bool:
+        census = ecs_census(local_ecs.url)
+        return bool(census) and all(t.desired_status == "STOPPED" for t in census)
+
+    wait_for(stopped, timeout=120)
+    assert local_ecs.stats()["faults"].get("bucket_throttle", 0) >= 1  # it really was throttled

@@ -89,18 +89,15 @@ def test_a_lone_throttle_cuts_at_most_4x_once_per_round_and_empties_the_bucket()
     assert bucket.rate == 1.0
 
 
-def simulate_ecs_limit(capacity: float, rate: float, seconds: int) -> list[tuple[float, bool]]:
+async def simulate_ecs_limit(capacity: float, rate: float, seconds: int) -> list[tuple[float, bool]]:
     """Calls as fast as the bucket allows against an ECS-like bucket of ``capacity`` per second."""
     clock = Clock()
     bucket = bucket_on(clock, rate=rate, burst=100)
     ecs_tokens, last, answers = capacity, 0.0, []
-    for step in range(1, seconds * 100 + 1):
-        clock.now = step / 100
+    while clock.now < seconds:
+        await bucket.acquire()
         ecs_tokens = min(capacity, ecs_tokens + (clock.now - last) * capacity)
         last = clock.now
-        if bucket.available() < 1:
-            continue
-        bucket._tokens -= 1
         throttled = ecs_tokens < 1
         if throttled:
             bucket.throttled()
@@ -112,9 +109,9 @@ def simulate_ecs_limit(capacity: float, rate: float, seconds: int) -> list[tuple
 
 
 @pytest.mark.parametrize("capacity, rate", [(5, 100), (4, 40), (20, 40)])
-def test_a_real_limit_is_used_fully_with_few_throttles(capacity: float, rate: float) -> None:
+async def test_a_real_limit_is_used_fully_with_few_throttles(capacity: float, rate: float) -> None:
     """ECS grants less than the bucket allows (the benchmark's 10x oversubscription is 4 of 40/s)."""
-    answers = simulate_ecs_limit(capacity, rate, seconds=20)
+    answers = await simulate_ecs_limit(capacity, rate, seconds=20)
     late = [throttled for t, throttled in answers if t > 10]
     accepted = late.count(False)
     assert accepted >= 0.9 * capacity * 10  # the budget ECS grants is used
@@ -133,8 +130,7 @@ def test_throttle_lowers_the_rate_in_proportion_to_the_calls_throttled() -> None
         clock.now = 1.0 + i / 60
         bucket.throttled()
     clock.now = 2.5
-    bucket.available()
-    before = bucket.rate
+    before = bucket.current_rate()
     bucket.throttled()
     # Window (0.5 s .. 2.5 s): 15 accepted, 16 + 1 throttled.
     assert bucket.rate == pytest.approx(max(before * 15 / 32, 15 / 2.0, before / 4))
@@ -161,13 +157,11 @@ def test_rate_recovers_to_the_maximum_while_calls_succeed() -> None:
     seen = []
     for _ in range(20):
         clock.now += 0.5
-        bucket.available()
-        seen.append(bucket.rate)
+        seen.append(bucket.current_rate())
     assert seen == sorted(seen) and seen[0] == pytest.approx(10 * 1.1**0.5)  # 10 % a second at first
     assert seen[-1] == 40  # back at the maximum within a few seconds, never above
     clock.now += 60
-    bucket.available()
-    assert bucket.rate == 40
+    assert bucket.current_rate() == 40
 
 
 async def test_a_cut_slows_callers_already_waiting() -> None:
@@ -188,3 +182,24 @@ async def test_acquire_with_the_real_clock() -> None:
     bucket = TokenBucket(rate=1000, burst=1)
     await bucket.acquire()
     await bucket.acquire()  # ~1 ms real wait; completes
+
+
+def test_reads_from_other_threads_change_nothing() -> None:
+    """available() and current_rate() run on the scheduler thread: they must not write the bucket."""
+    clock = Clock()
+    bucket = bucket_on(clock)
+    bucket.throttled()
+    state = (bucket._tokens, bucket.rate, bucket._stamp)
+    clock.now += 3
+    assert bucket.available() > 0 and bucket.current_rate() > bucket.rate
+    assert (bucket._tokens, bucket.rate, bucket._stamp) == state
+
+
+async def test_a_long_idle_period_after_a_cut_does_not_overflow() -> None:
+    clock = Clock()
+    bucket = bucket_on(clock)
+    bucket.throttled()
+    clock.now += 3600  # an hour without calls: (1.4 ** 3600) would overflow a float
+    assert bucket.current_rate() == 40 and bucket.available() == 100
+    await bucket.acquire()
+    assert bucket.rate == 40
