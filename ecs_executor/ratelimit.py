@@ -108,7 +108,7 @@ class TokenBucket:
             self._waiting -= 1
 
     def accepted(self) -> None:
-        """The service answered a call paid for by this bucket without throttling it."""
+        """A call paid for by this bucket was not throttled (whatever else became of it)."""
         self._answers.append((self._clock(), False))
 
     def throttled(self) -> None:

@@ -10,6 +10,7 @@ import queue
 import threading
 from typing import Any
 
+import pytest
 from airflow.utils.state import TaskInstanceState
 
 from ecs_executor import messages as m
@@ -151,3 +152,29 @@ def test_start_freezes_the_garbage_collector_unless_told_not_to(local_ecs, point
     point_at(local_ecs.url, freeze_gc_on_start="True")
     executors()
     assert gc.get_freeze_count() > 0
+
+
+def test_only_throttles_slow_the_run_task_bucket():
+    """botocore's needs-retry answers, as the engine's hook sees them: a 5xx or a lost reply says nothing
+    about ECS's rate limit (counting them as refusals read random faults as a lower limit: the
+    fault-injection run took 100 s instead of 17 s); a throttle cuts the rate and is not retried by
+    botocore (its retry would bypass the bucket)."""
+    from ecs_executor.config import settings_from_mapping
+    from ecs_executor.engine import Engine
+
+    settings = settings_from_mapping(
+        {"cluster": "c", "container_name": "w", "region_name": "us-east-1", "task_definition": "td"}
+    )
+    engine = Engine(settings, m.Channel())
+    bucket = engine._run_bucket
+
+    def answer(code: str, status: int) -> tuple[None, dict[str, Any]]:
+        return None, {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+    faults = [answer("ServerException", 500), None, answer("ServiceUnavailableException", 503)] * 3
+    for response in faults:
+        assert engine._on_run_task_attempt(response=response) is None  # botocore decides as usual
+    assert bucket.cuts == 0 and bucket.rate == bucket.max_rate
+    assert engine._on_run_task_attempt(response=answer("ThrottlingException", 400)) is False
+    # One throttle among ten answers: a 10 % cut, not the 4x of a bucket that saw nothing but refusals.
+    assert bucket.cuts == 1 and bucket.rate == pytest.approx(0.9 * bucket.max_rate)
