@@ -500,17 +500,23 @@ def test_revoke_while_run_task_is_in_flight_leaves_no_orphan(local_ecs, point_at
     assert executor._engine.tracked_count() == 0
 
 
+def launch_with_lost_replies(local_ecs: LocalEcs, executor: Any, name: str) -> tuple[Driver, Any]:
+    """One launch whose RunTask is applied while every reply is lost, until the engine retries it."""
+    driver = Driver(executor)
+    local_ecs.configure(lost_reply_rate=1.0, fault_operations=["RunTask"])
+    w = make_workload(name)
+    queue(executor, [w])
+    driver.beat()
+    wait_for(lambda: executor._engine.counters["run_task_retries"] >= 1, timeout=60)  # botocore gave up
+    return driver, w
+
+
 def test_revoke_while_run_task_outcome_is_unknown_leaves_no_orphan(local_ecs, point_at, executors):
     """RunTask is applied but every reply is lost (botocore gives up, the engine will retry); the task is
     revoked meanwhile. The ECS task that exists must still be found and stopped."""
     point_at(local_ecs.url)
     executor = executors()
-    driver = Driver(executor)
-    local_ecs.configure(lost_reply_rate=1.0, fault_operations=["RunTask"])
-    w = make_workload("revoked-unknown")
-    queue(executor, [w])
-    driver.beat()
-    wait_for(lambda: executor._engine.counters["run_task_retries"] >= 1, timeout=60)  # botocore gave up
+    driver, w = launch_with_lost_replies(local_ecs, executor, "revoked-unknown")
     assert local_ecs.stats()["tasks_started"] == 1  # applied once, every retry answered from the token
     executor.revoke_task(ti=FakeTI(w.ti.key, None))
     local_ecs.configure(lost_reply_rate=0.0)
@@ -561,12 +567,7 @@ def test_settling_a_revoked_launch_outlasts_throttling(local_ecs, point_at, exec
     the engine keeps settling until the task is stopped."""
     point_at(local_ecs.url)
     executor = executors()
-    driver = Driver(executor)
-    local_ecs.configure(lost_reply_rate=1.0, fault_operations=["RunTask"])
-    w = make_workload("revoked-throttled")
-    queue(executor, [w])
-    driver.beat()
-    wait_for(lambda: executor._engine.counters["run_task_retries"] >= 1, timeout=60)
+    _, w = launch_with_lost_replies(local_ecs, executor, "revoked-throttled")
     local_ecs.configure(
         lost_reply_rate=0.0, throttle=True, throttle_overrides={"cluster_modify": [1, 1 / 30]}
     )
