@@ -268,28 +268,22 @@ def render_plot(results: dict[str, Any], path: Path) -> None:
             run = results["runs"].get(f"{name}/{executor}")
             if not run:
                 continue
-            accepted = (run.get("endpoint") or {}).get("accepted_times") or []
-            accepted = accepted[:n]
-            if accepted:
-                ax.step(
-                    [0.0, *accepted],
-                    range(len(accepted) + 1),
-                    where="post",
-                    color=colors[executor],
-                    label=f"{LABELS[executor]}: RunTask accepted by ECS",
-                )
-                horizon = max(horizon, accepted[-1])
-            buffered = (run.get("event_buffer_launch_times") or [])[:n]
-            if buffered:
-                ax.step(
-                    [0.0, *buffered],
-                    range(len(buffered) + 1),
-                    where="post",
-                    color=colors[executor],
-                    linestyle=":",
-                    label=f"{LABELS[executor]}: RUNNING in event buffer",
-                )
-                horizon = max(horizon, buffered[-1])
+            curves = [
+                ((run.get("endpoint") or {}).get("accepted_times"), "-", "RunTask accepted by ECS"),
+                (run.get("event_buffer_launch_times"), ":", "RUNNING in event buffer"),
+            ]
+            for times, style, what in curves:
+                times = (times or [])[:n]
+                if times:
+                    ax.step(
+                        [0.0, *times],
+                        range(len(times) + 1),
+                        where="post",
+                        color=colors[executor],
+                        linestyle=style,
+                        label=f"{LABELS[executor]}: {what}",
+                    )
+                    horizon = max(horizon, times[-1])
         burst, rate = meta["bound_burst"], meta["bound_rate"]
         bound_end = meta["bound_seconds"]
         horizon = max(horizon, bound_end) * 1.05

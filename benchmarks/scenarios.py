@@ -83,10 +83,26 @@ class Scenario:
 def scenarios(quick: bool) -> list[Scenario]:
     """Full: the figures in docs/benchmarks.md (about 20 minutes). Quick: same shapes, smaller N."""
     q = quick
-    both = ("ours", "provider")
+    # latency100 and memory run for ours only in --quick.
+    ours_only_if_quick = ("ours",) if q else ("ours", "provider")
     cap_provider = 45.0 if q else 600.0
     cap_ours = 60.0 if q else 300.0
     caps = {"ours": cap_ours, "provider": cap_provider}
+    # Setup of the many-tracked scenarios: both sides grant a 10,000-token RunTask burst (refill stays
+    # 40/s) and the endpoint answers at once, so the tracked tasks exist within seconds for both
+    # executors; then 50 ms latency while they are tracked.
+    many_tracked: dict[str, Any] = {
+        "knobs": {
+            **BASE_KNOBS,
+            "latency_ms": 0,
+            "throttle_overrides": {"cluster_modify": [10_000, RUN_TASK_RATE]},
+        },
+        "track_latency_ms": 50,
+        "options": EC2_OPTIONS,
+        "ours_options": {"run_task_burst": 10_000},
+        "bound_burst": 10_000,
+        "bound_rate": RUN_TASK_RATE,
+    }
     return [
         Scenario(
             name="ec2",
@@ -99,7 +115,6 @@ def scenarios(quick: bool) -> list[Scenario]:
             track_seconds=6 if q else 20,
             lag_samples=5 if q else 20,
             cap=dict(caps),
-            executors=both,
             plot=True,
             note="RunTask bucket 100 + 40/s, DescribeTasks 100 + 20/s",
         ),
@@ -114,7 +129,6 @@ def scenarios(quick: bool) -> list[Scenario]:
             track_seconds=0 if q else 10,
             lag_samples=0 if q else 10,
             cap=dict(caps),
-            executors=("ours", "provider"),
             plot=True,
             note="plus the Fargate launch bucket 100 + 20/s",
         ),
@@ -123,23 +137,11 @@ def scenarios(quick: bool) -> list[Scenario]:
             title=f"{'2,000' if q else '10,000'} tracked + {'200' if q else '1,000'} pending",
             n=2000 if q else 10_000,
             extra_pending=200 if q else 1000,
-            # Setup: both sides grant a 10,000-token RunTask burst (refill stays 40/s) and the endpoint
-            # answers at once, so the tracked tasks exist within seconds for both executors. Then 50 ms
-            # latency, and the extra tasks wait on the real 40/s refill while everything is tracked.
-            knobs={
-                **BASE_KNOBS,
-                "latency_ms": 0,
-                "throttle_overrides": {"cluster_modify": [10_000, RUN_TASK_RATE]},
-            },
-            track_latency_ms=50,
-            options=EC2_OPTIONS,
-            ours_options={"run_task_burst": 10_000},
-            bound_burst=10_000,
-            bound_rate=RUN_TASK_RATE,
+            # Then the extra tasks wait on the real 40/s refill while everything is tracked.
+            **many_tracked,
             track_seconds=8 if q else 30,
             lag_samples=5 if q else 20,
             cap={"ours": cap_ours, "provider": 60.0 if q else 480.0},
-            executors=both,
             note="RunTask bucket 10,000 + 40/s (setup), DescribeTasks 100 + 20/s",
         ),
         Scenario(
@@ -157,7 +159,6 @@ def scenarios(quick: bool) -> list[Scenario]:
             bound_burst=RUN_TASK_BURST / 10,
             bound_rate=RUN_TASK_RATE / 10,
             cap={"ours": 90.0 if q else 300.0, "provider": 45.0 if q else 300.0},
-            executors=both,
             plot=True,
             note="ECS grants RunTask 10 + 4/s; both executors are set up for 100 + 40/s",
         ),
@@ -172,26 +173,17 @@ def scenarios(quick: bool) -> list[Scenario]:
             track_seconds=0 if q else 10,
             lag_samples=0 if q else 10,
             cap={"ours": cap_ours, "provider": 200.0},
-            executors=("ours",) if q else ("ours", "provider"),
+            executors=ours_only_if_quick,
             note="EC2 limits",
         ),
         Scenario(
             name="memory",
             title=f"live heap with {'2,000' if q else '10,000'} tracked (tracemalloc)",
             n=2000 if q else 10_000,
-            knobs={
-                **BASE_KNOBS,
-                "latency_ms": 0,
-                "throttle_overrides": {"cluster_modify": [10_000, RUN_TASK_RATE]},
-            },
-            track_latency_ms=50,
-            options=EC2_OPTIONS,
-            ours_options={"run_task_burst": 10_000},
-            bound_burst=10_000,
-            bound_rate=RUN_TASK_RATE,
+            **many_tracked,
             track_seconds=4 if q else 10,
             cap={"ours": cap_ours, "provider": 60.0 if q else 300.0},
-            executors=("ours",) if q else ("ours", "provider"),
+            executors=ours_only_if_quick,
             tracemalloc=True,
             note="as track10k without the pending tasks; tracemalloc on: its CPU figures do not count",
         ),

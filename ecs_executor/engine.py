@@ -323,11 +323,11 @@ class Engine:
         events = getattr(getattr(client, "meta", None), "events", None)
         if events is None:
             return
-        events.register_first("needs-retry.ecs.RunTask", self._on_run_task_attempt)
-        events.register_first("needs-retry.ecs.StopTask", self._on_run_task_attempt)  # same ECS bucket
+        events.register_first("needs-retry.ecs.RunTask", self._on_cluster_modify_attempt)
+        events.register_first("needs-retry.ecs.StopTask", self._on_cluster_modify_attempt)  # same ECS bucket
         events.register_first("needs-retry.ecs.DescribeTasks", self._on_describe_attempt)
 
-    def _on_run_task_attempt(self, response: Any = None, **_: Any) -> bool | None:
+    def _on_cluster_modify_attempt(self, response: Any = None, **_: Any) -> bool | None:
         if _throttled(response):
             self._run_bucket.throttled()
             self._note_if_slowed()
@@ -433,7 +433,7 @@ class Engine:
                     if decision.verdict == Verdict.REFRESH_CREDENTIALS:
                         with contextlib.suppress(Exception):
                             await self._refresh_client(generation)
-                    # A throttle already slowed the bucket (_on_run_task_attempt): queue again at once.
+                    # A throttle already slowed the bucket (_on_cluster_modify_attempt): queue again at once.
                     delay = 0.0 if throttled else self._retry_delay(retries)
                     if retries in (3, 10) or retries % 50 == 0:
                         self._emit(
@@ -465,22 +465,36 @@ class Engine:
         """Resolve an unknown RunTask outcome: the same clientToken returns the task if one was started
         (and starts it otherwise), so whatever comes back is stopped. No orphan is left running."""
         assert t.kwargs is not None
+
+        def nothing_started(exc: BaseException) -> bool:
+            return not _may_have_been_applied(exc) and classify_exception(exc).verdict == Verdict.FAIL
+
+        try:
+            response = await self._insist("run_task", nothing_started, **t.kwargs)
+        except Exception:
+            return
+        if response is None:
+            log.warning("Could not settle RunTask for %s after revoke; an ECS task may be left", t.identity)
+            return
+        for task in response.get("tasks") or []:
+            await self._stop_task(str(task["taskArn"]), "Airflow revoked the task")
+
+    async def _insist(self, method: str, give_up: Callable[[BaseException], bool], **kwargs: Any) -> Any:
+        """A cluster-modify call (RunTask, StopTask) that must not give up on throttling: paced by the RunTask
+        bucket (the same ECS budget), throttles are waits, not failures; other errors get five tries
+        within SETTLE_SECONDS. Raises what ``give_up`` accepts; None when the tries ran out."""
         failures, give_up_at = 0, time.monotonic() + SETTLE_SECONDS
         while failures < 5 and time.monotonic() < give_up_at:
+            await self._run_bucket.acquire()
             try:
-                await self._run_bucket.acquire()
-                response = await self._call("run_task", **t.kwargs)
+                return await self._call(method, **kwargs)
             except Exception as exc:
-                if not _may_have_been_applied(exc) and classify_exception(exc).verdict == Verdict.FAIL:
-                    return
-                if not _is_throttle(exc):  # a throttle already waited in the bucket; it is not a failure
+                if give_up(exc):
+                    raise
+                if not _is_throttle(exc):
                     failures += 1
                     await asyncio.sleep(min(5.0, 0.5 * 2**failures))
-                continue
-            for task in response.get("tasks") or []:
-                await self._stop_task(str(task["taskArn"]), "Airflow revoked the task")
-            return
-        log.warning("Could not settle RunTask for %s after revoke; an ECS task may be left", t.identity)
+        return None
 
     def _build(self, t: Tracked) -> bool:
         """RunTask arguments for this attempt; a bad executor_config fails only this task."""
@@ -652,23 +666,20 @@ class Engine:
             await self._launch(t)
 
     async def _stop_task(self, arn: str, reason: str) -> None:
-        """StopTask spends ECS's cluster-modify budget, the same bucket as RunTask: paced by it, and a
-        throttle is not a failure (a mass stop at shutdown must not give up on tasks because of it)."""
-        failures, give_up_at = 0, time.monotonic() + SETTLE_SECONDS
-        while failures < 5 and time.monotonic() < give_up_at:
-            await self._run_bucket.acquire()
-            try:
-                await self._call("stop_task", cluster=self.settings.cluster, task=arn, reason=reason[:255])
-                return
-            except Exception as exc:
-                decision = classify_exception(exc)
-                if decision.verdict == Verdict.FAIL:
-                    log.warning("StopTask %s failed: %s", arn, decision.reason)
-                    return
-                if not _is_throttle(exc):
-                    failures += 1
-                    await asyncio.sleep(min(5.0, 0.5 * 2**failures))
-        log.warning("StopTask %s kept failing; the ECS task may still be running", arn)
+        """Paced and persistent (``_insist``): a mass stop at shutdown must not give up on throttles."""
+        try:
+            answer = await self._insist(
+                "stop_task",
+                lambda exc: classify_exception(exc).verdict == Verdict.FAIL,
+                cluster=self.settings.cluster,
+                task=arn,
+                reason=reason[:255],
+            )
+        except Exception as exc:
+            log.warning("StopTask %s failed: %s", arn, classify_exception(exc).reason)
+            return
+        if answer is None:
+            log.warning("StopTask %s kept failing; the ECS task may still be running", arn)
 
     # ---- start-up check ----------------------------------------------------------------------------
 

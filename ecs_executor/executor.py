@@ -241,13 +241,13 @@ class EcsExecutor(BaseExecutor):
     # ---- scheduler loop ------------------------------------------------------------------------------
 
     def _process_workloads(self, workloads: Sequence[Any]) -> None:
-        if self._builder is None:
+        if self._engine is None:
             raise RuntimeError("EcsExecutor.start() must be called before workloads are processed")
         now = time.monotonic()
         deadline = now + max(30.0, self._token_lifetime - START_MARGIN_SECONDS)
         # Take only what ECS will accept within about a second; the rest stays in queued_tasks, where
         # the scheduler still sees it as queued and offers it again, highest priority first.
-        allowance = self._engine.launch_allowance() if self._engine is not None else len(workloads)
+        allowance = self._engine.launch_allowance()
         batch: list[m.Command] = []
         for workload in workloads[: max(1, allowance)]:
             if isinstance(workload, ExecuteTask):

@@ -121,6 +121,7 @@ BAD_INPUTS: list[tuple[dict[str, Any], str, str]] = [
     ({"poll_interval": "soon"}, "POLL_INTERVAL", "valid number"),
     ({"shutdown_timeout": "-1"}, "SHUTDOWN_TIMEOUT", "greater than 0"),
     ({"check_health_on_startup": "perhaps"}, "CHECK_HEALTH_ON_STARTUP", "valid boolean"),
+    ({"freeze_gc_on_start": "maybe"}, "FREEZE_GC_ON_START", "valid boolean"),
 ]
 
 

@@ -173,8 +173,8 @@ def test_only_throttles_slow_the_run_task_bucket():
 
     faults = [answer("ServerException", 500), None, answer("ServiceUnavailableException", 503)] * 3
     for response in faults:
-        assert engine._on_run_task_attempt(response=response) is None  # botocore decides as usual
+        assert engine._on_cluster_modify_attempt(response=response) is None  # botocore decides as usual
     assert bucket.cuts == 0 and bucket.rate == bucket.max_rate
-    assert engine._on_run_task_attempt(response=answer("ThrottlingException", 400)) is False
+    assert engine._on_cluster_modify_attempt(response=answer("ThrottlingException", 400)) is False
     # One throttle among ten answers: a 10 % cut, not the 4x of a bucket that saw nothing but refusals.
     assert bucket.cuts == 1 and bucket.rate == pytest.approx(0.9 * bucket.max_rate)
