@@ -231,7 +231,8 @@ class EcsExecutorSettings(BaseSettings):
     )
     launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] | None = Field(
         default=None,
-        description="FARGATE, EC2 or EXTERNAL. Default FARGATE unless a capacity provider strategy is set.",
+        description="FARGATE, EC2 or EXTERNAL. Unset (and no capacity_provider_strategy): the cluster's "
+        "default capacity provider strategy, or FARGATE when the cluster has none.",
     )
     capacity_provider_strategy: tuple[CapacityProviderItem, ...] | None = Field(
         default=None,

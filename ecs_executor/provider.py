@@ -33,6 +33,10 @@ EXAMPLES: dict[str, str] = {
     "poll_interval": "2",
     "shutdown_timeout": "30",
     "freeze_gc_on_start": "True",
+    "queue_profiles": '{"gpu": {"task_definition": "airflow-gpu", "launch_type": "EC2"}, '
+    '"spot": {"capacity_provider_strategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]}}',
+    "capacity_wait_seconds": "600",
+    "relaunch_on_spot_interruption": "False",
 }
 # Declared without a default so an explicit setting can be told apart from "not set"
 # (explicit options override run_task_kwargs; defaults do not).

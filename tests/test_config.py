@@ -122,6 +122,32 @@ BAD_INPUTS: list[tuple[dict[str, Any], str, str]] = [
     ({"shutdown_timeout": "-1"}, "SHUTDOWN_TIMEOUT", "greater than 0"),
     ({"check_health_on_startup": "perhaps"}, "CHECK_HEALTH_ON_STARTUP", "valid boolean"),
     ({"freeze_gc_on_start": "maybe"}, "FREEZE_GC_ON_START", "valid boolean"),
+    ({"capacity_wait_seconds": "-1"}, "CAPACITY_WAIT_SECONDS", "greater than or equal to 0"),
+    ({"relaunch_on_spot_interruption": "sometimes"}, "RELAUNCH_ON_SPOT_INTERRUPTION", "valid boolean"),
+    ({"queue_profiles": '["gpu"]'}, "QUEUE_PROFILES", "must be a JSON object"),
+    ({"queue_profiles": '{"gpu": {"clustr": "x"}}'}, "QUEUE_PROFILES", "Extra inputs are not permitted"),
+    ({"queue_profiles": '{"gpu": {"launch_type": "GPU"}}'}, "QUEUE_PROFILES", "must be one of FARGATE"),
+    ({"queue_profiles": '{"gpu": {"subnets": "vpc-1"}}'}, "QUEUE_PROFILES", "must start with 'subnet-'"),
+    ({"queue_profiles": '{"gpu": {"memory": 0}}'}, "QUEUE_PROFILES", "greater than 0"),
+    (
+        {
+            "queue_profiles": json.dumps(
+                {"gpu": {"launch_type": "EC2", "capacity_provider_strategy": [{"capacityProvider": "A"}]}}
+            )
+        },
+        "QUEUE_PROFILES",
+        "sets both launch_type and capacity_provider_strategy",
+    ),
+    (
+        {"queue_profiles": '{"gpu": {"run_task_kwargs": {"enableExecuteCommand": "yes"}}}'},
+        "QUEUE_PROFILES",
+        "Invalid type for parameter enableExecuteCommand",
+    ),
+    (
+        {"queue_profiles": '{"gpu": {"run_task_kwargs": {"count": 3}}}'},
+        "QUEUE_PROFILES",
+        "must not set count",
+    ),
 ]
 
 
@@ -268,3 +294,57 @@ def test_deep_merge_merges_container_overrides_by_name() -> None:
     assert b == {"name": "b", "cpu": 1} and c == {"name": "c", "cpu": 2}
     assert merged["tags"] == [{"key": "z", "value": "z"}]  # other lists are replaced
     assert base["overrides"]["containerOverrides"][0]["environment"][1]["value"] == "1"  # inputs untouched
+
+
+def test_run_task_kwargs_are_validated_after_layering_not_alone() -> None:
+    """Alone, this awsvpcConfiguration lacks its required subnets; layered with the subnets option it is a
+    valid request (it was refused before), and it must be accepted."""
+    s = settings(
+        subnets="subnet-1",
+        run_task_kwargs=json.dumps(
+            {"networkConfiguration": {"awsvpcConfiguration": {"assignPublicIp": "ENABLED"}}}
+        ),
+    )
+    vpc = s.base_run_task_kwargs()["networkConfiguration"]["awsvpcConfiguration"]
+    assert vpc == {"subnets": ["subnet-1"], "assignPublicIp": "ENABLED"}
+    # ...and a request that is invalid only once layered is refused, naming the option.
+    with pytest.raises(EcsExecutorConfigError) as err:
+        settings(run_task_kwargs=json.dumps({"networkConfiguration": {"awsvpcConfiguration": {}}}))
+    assert "RUN_TASK_KWARGS" in str(err.value) and "subnets" in str(err.value)
+
+
+def test_queue_profiles_layer_over_the_base_options() -> None:
+    s = settings(
+        launch_type="FARGATE",
+        subnets="subnet-1",
+        security_groups="sg-1",
+        queue_profiles=json.dumps(
+            {
+                "gpu": {"cluster": "gpu", "task_definition": "gpu-td", "launch_type": "EC2", "memory": 4096},
+                "spot": {"capacity_provider_strategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]},
+                "other-net": {"subnets": "subnet-9", "run_task_kwargs": {"propagateTags": "TASK_DEFINITION"}},
+            }
+        ),
+    )
+    profiles = s.profile_run_task_kwargs()
+    gpu = profiles["gpu"]
+    assert gpu["cluster"] == "gpu" and gpu["taskDefinition"] == "gpu-td"
+    # The profile's launch type replaces the base one, and Fargate's platform version goes with it.
+    assert gpu["launchType"] == "EC2" and "platformVersion" not in gpu
+    assert gpu["overrides"] == {"containerOverrides": [{"name": "w", "memory": 4096}]}
+    spot = profiles["spot"]
+    assert (
+        "launchType" not in spot and spot["capacityProviderStrategy"][0]["capacityProvider"] == "FARGATE_SPOT"
+    )
+    assert spot["platformVersion"] == "LATEST"  # still Fargate
+    net = profiles["other-net"]
+    assert net["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == ["subnet-9"]
+    assert net["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"] == ["sg-1"]
+    assert net["propagateTags"] == "TASK_DEFINITION" and net["cluster"] == "c"
+
+
+def test_capacity_and_spot_defaults() -> None:
+    s = settings()
+    assert (
+        s.capacity_wait_seconds >= 300 and s.relaunch_on_spot_interruption is False and s.queue_profiles == {}
+    )

@@ -49,7 +49,9 @@ def test_troubleshooting_lists_every_reason_the_triage_knows() -> None:
     doc = (ROOT / "docs" / "troubleshooting.md").read_text()
     codes = triage.THROTTLING_CODES | triage.CREDENTIAL_CODES | triage.SERVER_CODES | triage.PERMANENT_CODES
     missing = [c for c in codes if f"`{c}`" not in doc and c not in doc]
-    missing += [m for m in triage._TRANSIENT_FAILURE_MARKERS if m not in doc]
+    missing += [m for m in triage._CAPACITY_MARKERS + triage._CAPACITY_ERROR_MARKERS if m not in doc]
+    missing += [m for m in triage._PERMANENT_START_MARKERS if m not in doc]
+    missing += [triage.SPOT_INTERRUPTION] if triage.SPOT_INTERRUPTION not in doc else []
     missing += [m for m in triage._TRANSIENT_START_MARKERS if m not in doc]
     missing += [str(code) for code in EXIT_MEANINGS if f"| {code} " not in doc and f" {code} |" not in doc]
     assert not missing, missing

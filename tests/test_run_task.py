@@ -10,6 +10,7 @@ from ecs_executor.config import settings_from_mapping
 from ecs_executor.run_task import (
     MAX_CLIENT_TOKEN,
     InvalidTaskConfig,
+    NoQueueProfile,
     RunTaskBuilder,
     TaskIdentity,
     client_token,
@@ -154,3 +155,46 @@ def test_tags_follow_ecs_character_and_length_rules() -> None:
         assert len(tag["key"]) <= 128 and len(tag["value"]) <= 256
     assert started_by("team a!") == "airflow-ecs-executor/team_a_"
     assert len(started_by("x" * 300)) == 128
+
+
+PROFILED = settings_from_mapping(
+    {
+        "cluster": "c",
+        "container_name": "w",
+        "region_name": "us-east-1",
+        "task_definition": "td:3",
+        "launch_type": "FARGATE",
+        "subnets": "subnet-1",
+        "queue_profiles": json.dumps(
+            {"gpu": {"cluster": "gpu", "task_definition": "gpu-td", "launch_type": "EC2"}}
+        ),
+    }
+)
+
+
+def test_queue_picks_the_profile_and_the_default_queue_the_base() -> None:
+    builder = RunTaskBuilder(PROFILED, default_queue="default")
+    gpu = builder.build(IDENT, CMD, launch_id=LID, queue="gpu")
+    assert (gpu["cluster"], gpu["taskDefinition"], gpu["launchType"]) == ("gpu", "gpu-td", "EC2")
+    assert "platformVersion" not in gpu
+    for queue in ("default", None):  # None: a callback
+        base = builder.build(IDENT, CMD, launch_id=LID, queue=queue)
+        assert (base["cluster"], base["launchType"], base["platformVersion"]) == ("c", "FARGATE", "LATEST")
+    with pytest.raises(NoQueueProfile, match="queue 'big' has no entry in queue_profiles; configured: gpu"):
+        builder.build(IDENT, CMD, launch_id=LID, queue="big")
+    assert builder.clusters() == ["c", "gpu"]
+    # Without profiles, every queue runs on the base options (Celery-style queue names are common).
+    assert RunTaskBuilder(SETTINGS).build(IDENT, CMD, launch_id=LID, queue="big")["cluster"] == "c"
+
+
+def test_executor_config_launch_target_replaces_the_configured_one() -> None:
+    builder = RunTaskBuilder(PROFILED)
+    spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    kwargs = builder.build(IDENT, CMD, {"capacityProviderStrategy": spot}, launch_id=LID)
+    assert kwargs["capacityProviderStrategy"] == spot and "launchType" not in kwargs
+    ec2 = builder.build(IDENT, CMD, {"launchType": "EC2"}, launch_id=LID)
+    assert ec2["launchType"] == "EC2" and "platformVersion" not in ec2
+    with pytest.raises(InvalidTaskConfig, match="sets both launchType and capacityProviderStrategy"):
+        builder.build(IDENT, CMD, {"launchType": "EC2", "capacityProviderStrategy": spot}, launch_id=LID)
+    elsewhere = builder.build(IDENT, CMD, {"cluster": "other"}, launch_id=LID, queue="gpu")
+    assert elsewhere["cluster"] == "other" and elsewhere["taskDefinition"] == "gpu-td"

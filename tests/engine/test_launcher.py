@@ -1,0 +1,97 @@
+"""The launcher against a fake ECS client (requests checked against botocore's model), no network."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecs_executor import messages as m
+from ecs_executor.lifecycle import TaskState
+from ecs_executor.states import Phase
+from tests.engine.fake_ecs import FakeEcs, client_error, launch, of, results_until, running_engine
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ecs_executor.relaunch.RELAUNCH_BASE_SECONDS", 0.01)
+    monkeypatch.setattr("ecs_executor.relaunch.RETRY_BASE_SECONDS", 0.01)
+
+
+def test_a_launch_walks_the_lifecycle_to_done() -> None:
+    fake = FakeEcs()
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        results_until(engine, of(m.Launched, "a"))
+        (t,) = engine.ctx.registry.by_key.values()
+        assert t.state is TaskState.PENDING and t.kwargs is None and t.source is not None
+        fake.set_status(t.arn or "", "RUNNING")
+        results_until(engine, lambda seen: any(isinstance(r, m.StateChanged) for r in seen))
+        assert t.state is TaskState.RUNNING and t.source is None  # a task that ran is never relaunched
+        fake.set_status(t.arn or "", "STOPPED", exit_code=0)
+        done = results_until(
+            engine,
+            lambda seen: any(isinstance(r, m.StateChanged) and r.status.phase == Phase.SUCCESS for r in seen),
+        )
+        assert t.state is TaskState.DONE and engine.tracked_count() == 0
+        assert [type(r).__name__ for r in done] == ["StateChanged"]
+
+
+def test_throttles_and_5xx_retry_the_same_request_and_use_no_attempt() -> None:
+    fake = FakeEcs()
+    fake.run_task_script = [
+        lambda _: client_error("ThrottlingException", "Rate exceeded"),
+        lambda _: client_error("ServerException", "", 500),
+    ]
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        (launched,) = [r for r in results_until(engine, of(m.Launched, "a")) if isinstance(r, m.Launched)]
+        assert launched.attempt == 1
+    tokens = [r["clientToken"] for r in fake.requests("run_task")]
+    assert len(tokens) == 3 and len(set(tokens)) == 1  # lost reply -> same token -> same task
+
+
+def test_a_capacity_failure_relaunches_with_a_new_token() -> None:
+    fake = FakeEcs()
+    fake.run_task_script = [lambda _: {"tasks": [], "failures": [{"arn": "x", "reason": "RESOURCE:MEMORY"}]}]
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        seen = results_until(engine, of(m.Launched, "a"))
+        assert [type(r).__name__ for r in seen] == ["Relaunching", "Launched"]
+        assert engine.counters["relaunches_capacity"] == 1
+    first, second = (r["clientToken"] for r in fake.requests("run_task"))
+    assert first.endswith("-1") and second.endswith("-2") and first[:-2] == second[:-2]
+
+
+def test_two_queueings_of_the_same_try_use_different_tokens() -> None:
+    fake = FakeEcs()
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        results_until(engine, of(m.Launched, "a"))
+        launch(engine, "a")  # a deferred task resuming: same key
+        results_until(engine, of(m.Launched, "a"))
+    first, second = (r["clientToken"] for r in fake.requests("run_task"))
+    assert first != second
+
+
+def test_bad_executor_config_fails_only_that_task_without_a_call() -> None:
+    fake = FakeEcs()
+    with running_engine(fake) as engine:
+        launch(engine, "bad", {"count": 2})
+        launch(engine, "good")
+        seen = results_until(engine, lambda s: of(m.LaunchFailed, "bad")(s) and of(m.Launched, "good")(s))
+    (failed,) = [r for r in seen if isinstance(r, m.LaunchFailed)]
+    assert failed.kind == "invalid_config" and "must not set count" in failed.reason
+    assert len(fake.requests("run_task")) == 1
+
+
+@pytest.mark.parametrize(
+    ("default", "expected"), [([{"capacityProvider": "FARGATE_SPOT", "weight": 1}], None), ([], "FARGATE")]
+)
+def test_no_launch_target_uses_the_cluster_default_or_fargate(default, expected) -> None:
+    fake = FakeEcs()
+    fake.cluster_defaults["main"] = default
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        results_until(engine, of(m.Launched, "a"))
+    (request,) = fake.requests("run_task")
+    assert request.get("launchType") == expected and "capacityProviderStrategy" not in request
+    assert len(fake.requests("describe_clusters")) == 1  # read once, at start
