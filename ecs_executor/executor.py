@@ -10,30 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import platform
-import sys
 import time
-from collections import deque
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf as airflow_conf
 from airflow.executors.base_executor import BaseExecutor
-from airflow.executors.workloads import ExecuteCallback, ExecuteTask
 
 from ecs_executor import messages as m
 from ecs_executor.config import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
 from ecs_executor.engine import Engine
 from ecs_executor.metrics import ExecutorMetrics
-from ecs_executor.run_task import (
-    SCHEDULER_AIRFLOW_ENV,
-    SCHEDULER_PYTHON_ENV,
-    RunTaskBuilder,
-    TaskIdentity,
-    new_launch_id,
-)
+from ecs_executor.run_task import RunTaskBuilder
+from ecs_executor.startup import ExecutorStartupError, print_startup_errors_plainly, scheduler_versions
 from ecs_executor.states import Phase
 from ecs_executor.task_logs import cluster_from_task_arn, is_task_arn
+from ecs_executor.workloads import RetainingDeque, to_launch
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
@@ -44,67 +36,6 @@ MAX_ENGINE_RESTARTS = 3
 # ~6 µs each: bounds one heartbeat's share of a backlog (adoption, a launch burst) to ~3 ms.
 MAX_RESULTS_PER_SYNC = 500
 ENGINE_RESTART_WINDOW = 600.0
-
-
-class ExecutorStartupError(RuntimeError):
-    """The executor cannot start; the message alone says what to fix.
-
-    Not SystemExit: Airflow's job runner swallows SystemExit as a normal shutdown and exits 0.
-    """
-
-
-def _print_startup_errors_plainly() -> None:
-    """Make the process end on our message, not on a Python traceback (uncaught in the CLI)."""
-    previous = sys.excepthook
-    if getattr(previous, "_ecs_executor", False):
-        return
-
-    def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
-        if isinstance(exc, ExecutorStartupError):
-            sys.stderr.write(f"\nThe scheduler cannot start: {exc}\n")
-            return
-        previous(exc_type, exc, tb)
-
-    hook._ecs_executor = True  # type: ignore[attr-defined]
-    sys.excepthook = hook
-
-
-def scheduler_versions() -> dict[str, str]:
-    """Versions the worker image must match; entrypoint.sh compares them (docs/worker-image.md)."""
-    import airflow
-
-    return {SCHEDULER_PYTHON_ENV: platform.python_version(), SCHEDULER_AIRFLOW_ENV: airflow.__version__}
-
-
-class _RetainingDeque(deque):  # type: ignore[type-arg]
-    """Works around Airflow 3.3.2 losing every task event log line.
-
-    The scheduler drains ``_task_event_logs`` with ``popleft()`` inside a generator handed to
-    ``session.bulk_save_objects``; SQLAlchemy keeps only weak references to the objects, so each ``Log``
-    is garbage-collected before the INSERT and the batch fails ("NOT NULL constraint failed: log.event").
-    Holding the drained objects until the next append (the next heartbeat, after the save) fixes it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._drained: list[Any] = []
-
-    def popleft(self) -> Any:
-        item = super().popleft()
-        self._drained.append(item)
-        return item
-
-    def append(self, item: Any) -> None:
-        if self._drained and not self:
-            self._drained = []
-        super().append(item)
-
-
-def callback_identity(workload: ExecuteCallback) -> TaskIdentity:
-    """Tags and idempotency tokens for a callback (its log path carries the DAG and run ids)."""
-    parts = (workload.log_path or "").split("/")
-    dag_id, run_id = (parts[1], parts[2]) if len(parts) >= 4 else ("callback", str(workload.callback.id))
-    return TaskIdentity(dag_id, f"callback:{workload.display_name}", run_id, 1, -1)
 
 
 class EcsExecutor(BaseExecutor):
@@ -119,7 +50,7 @@ class EcsExecutor(BaseExecutor):
     def __init__(self, *args: Any, **kwargs: Any):
         # Cheap and network-free: the API server builds executors just to read task logs.
         super().__init__(*args, **kwargs)
-        self._task_event_logs = _RetainingDeque()
+        self._task_event_logs = RetainingDeque()
         self.settings: EcsExecutorSettings | None = None
         self._builder: RunTaskBuilder | None = None
         self._channel = m.Channel()
@@ -143,7 +74,7 @@ class EcsExecutor(BaseExecutor):
             self.settings = self.load_settings()
         except EcsExecutorConfigError as exc:
             self.log.error("%s", exc)
-            _print_startup_errors_plainly()
+            print_startup_errors_plainly()
             raise ExecutorStartupError(str(exc)) from None
         self._builder = RunTaskBuilder(
             self.settings,
@@ -201,7 +132,7 @@ class EcsExecutor(BaseExecutor):
             )
             self.log.error("%s", message)
             self._stop_engine(stop_tasks=False, timeout=5)
-            _print_startup_errors_plainly()
+            print_startup_errors_plainly()
             raise ExecutorStartupError(message)
 
     def _start_engine(self) -> None:
@@ -270,31 +201,10 @@ class EcsExecutor(BaseExecutor):
         allowance = self._engine.launch_allowance()
         batch: list[m.Command] = []
         for workload in workloads[: max(1, allowance)]:
-            queue: str | None = None
-            if isinstance(workload, ExecuteTask):
-                key: Any = workload.ti.key
-                self.queued_tasks.pop(key, None)
-                identity = TaskIdentity.from_key(key)
-                executor_config = workload.ti.executor_config
-                queue = workload.ti.queue
-            elif isinstance(workload, ExecuteCallback):
-                key = workload.key
-                self.queued_callbacks.pop(key, None)
-                identity = callback_identity(workload)
-                executor_config = None
-            else:
-                raise ValueError(f"EcsExecutor cannot run {type(workload).__name__} workloads")
+            key, launch, is_callback = to_launch(workload, deadline)
+            (self.queued_callbacks if is_callback else self.queued_tasks).pop(key, None)
             self.running.add(key)
             self._queued_at[key] = now
-            launch = m.Launch(
-                key,
-                identity,
-                workload.model_dump_json(),
-                executor_config,
-                deadline,
-                launch_id=new_launch_id(),
-                queue=queue,
-            )
             self._pending[key] = launch
             batch.append(launch)
         self._channel.send_many(batch)

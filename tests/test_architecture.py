@@ -41,6 +41,8 @@ LAYERS: dict[str, int] = {
     # the scheduler-side facade and its metrics
     "metrics": 5,
     "executor": 5,
+    "startup": 5,
+    "workloads": 5,
     # commands
     "cli": 6,
     "__main__": 6,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from airflow.utils.state import TaskInstanceState
 
-from ecs_executor.executor import ExecutorStartupError
 from ecs_executor.run_task import SCHEDULER_AIRFLOW_ENV, SCHEDULER_PYTHON_ENV, STARTED_BY
+from ecs_executor.startup import ExecutorStartupError
 from tests.conftest import (
     CONTAINER,
     REGION,

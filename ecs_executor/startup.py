@@ -1,0 +1,39 @@
+"""How the executor refuses to start: one exception, one message, and the process ends on it."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+from ecs_executor.run_task import SCHEDULER_AIRFLOW_ENV, SCHEDULER_PYTHON_ENV
+
+
+class ExecutorStartupError(RuntimeError):
+    """The executor cannot start; the message alone says what to fix.
+
+    Not SystemExit: Airflow's job runner swallows SystemExit as a normal shutdown and exits 0.
+    """
+
+
+def print_startup_errors_plainly() -> None:
+    """Make the process end on our message, not on a Python traceback (uncaught in the CLI)."""
+    previous = sys.excepthook
+    if getattr(previous, "_ecs_executor", False):
+        return
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        if isinstance(exc, ExecutorStartupError):
+            sys.stderr.write(f"\nThe scheduler cannot start: {exc}\n")
+            return
+        previous(exc_type, exc, tb)
+
+    hook._ecs_executor = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+def scheduler_versions() -> dict[str, str]:
+    """Versions the worker image must match; entrypoint.sh compares them (docs/worker-image.md)."""
+    import airflow
+
+    return {SCHEDULER_PYTHON_ENV: platform.python_version(), SCHEDULER_AIRFLOW_ENV: airflow.__version__}
