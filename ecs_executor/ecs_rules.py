@@ -14,7 +14,7 @@ import functools
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: RunTask ``overrides``, as compact JSON, may hold at most this many characters.
@@ -150,7 +150,7 @@ def launch_target_problems(params: Mapping[str, Any]) -> str | None:
 
 
 def resolve_launch_target(
-    params: Mapping[str, Any], default_strategy: list[Mapping[str, Any]] | None = None
+    params: Mapping[str, Any], default_strategy: Sequence[Mapping[str, Any]] | None = None
 ) -> tuple[str, str | None]:
     """(launch type, capacity provider) RunTask uses: the request's, else the cluster's default, else EC2.
 

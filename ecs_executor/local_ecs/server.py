@@ -98,7 +98,8 @@ class EcsServer:
 
     def configure(self, **knobs: Any) -> dict[str, Any]:
         changed = self.knobs.update(knobs)
-        self.faults.reconfigure(changed)
+        # Setting a shortage again, even to the same length, opens a new window from now.
+        self.faults.reconfigure([*changed, *({"capacity_shortage_seconds"} & set(knobs))])
         return self.knobs.as_dict()
 
     def stats(self) -> dict[str, Any]:
