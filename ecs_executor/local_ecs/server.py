@@ -126,9 +126,9 @@ class EcsServer:
         """Pre-create clusters and task definitions so a demo needs no setup calls."""
         region = region or self.knobs.default_region
         for name in clusters:
-            self.api.create_cluster(region, {"clusterName": name})
+            self.api.call("CreateCluster", region, {"clusterName": name})
         for definition in task_definitions:
-            self.api.register_task_definition(region, definition)
+            self.api.call("RegisterTaskDefinition", region, definition)
 
     # HTTP ------------------------------------------------------------------------------------------
 

@@ -9,12 +9,14 @@ import botocore.exceptions
 import pytest
 
 from ecs_executor.local_ecs import LocalEcs
-from ecs_executor.local_ecs.faults import Faults
+from ecs_executor.local_ecs.faults import CAPACITY_UNAVAILABLE, Faults
 from ecs_executor.local_ecs.knobs import Knobs
 from tests.local_ecs.helpers import (
     CLUSTER,
     FAMILY,
+    NETWORK,
     error_code,
+    fargate_definition,
     make_client,
     register,
     run,
@@ -163,3 +165,118 @@ def test_seed_makes_faults_reproducible() -> None:
     first = sequence()
     assert first == sequence()
     assert {"throttle", "server_error", None} <= set(first)
+
+
+# Capacity shortage, missing image, Spot interruption ----------------------------------------------
+
+
+def test_capacity_unavailable_wording() -> None:
+    assert CAPACITY_UNAVAILABLE == (
+        "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("resource", "RESOURCE:MEMORY"),
+        ("unavailable", CAPACITY_UNAVAILABLE),
+    ],
+)
+def test_capacity_shortage_reports_failures(lecs: LocalEcs, client: Any, kind: str, reason: str) -> None:
+    lecs.configure(pretend_seconds=60)
+    register(client, ["true"])
+    lecs.configure(capacity_shortage_seconds=0.6, capacity_shortage_kind=kind)
+    answer = client.run_task(cluster=CLUSTER, taskDefinition=FAMILY, count=2, clientToken="short-1")
+    assert answer["tasks"] == []
+    assert [f["reason"] for f in answer["failures"]] == [reason, reason]
+    time.sleep(0.7)  # the window closes: the same call (same token) places tasks now
+    again = client.run_task(cluster=CLUSTER, taskDefinition=FAMILY, count=2, clientToken="short-1")
+    assert len(again["tasks"]) == 2 and again["failures"] == []
+    stats = lecs.stats()
+    assert stats["faults"]["capacity_shortage"] == 1 and stats["tasks_started"] == 2
+
+
+def test_capacity_shortage_provisioning_limit_fails_the_call(lecs: LocalEcs, client: Any) -> None:
+    lecs.configure(pretend_seconds=60)
+    register(client, ["true"])
+    lecs.configure(capacity_shortage_seconds=30, capacity_shortage_kind="provisioning_limit")
+    with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+        client.run_task(cluster=CLUSTER, taskDefinition=FAMILY)
+    assert error_code(excinfo) == "ClientException"
+    assert excinfo.value.response["Error"]["Message"] == "Tasks provisioning capacity limit exceeded."
+    client.describe_clusters(clusters=[CLUSTER])  # only RunTask is short of capacity
+    lecs.configure(capacity_shortage_seconds=0)  # switching it off ends the window at once
+    run(client)
+    assert lecs.stats()["tasks_started"] == 1
+
+
+def test_capacity_shortage_window_restarts_when_set_again() -> None:
+    faults = Faults(Knobs(capacity_shortage_seconds=10))
+    now = [100.0]
+    faults.clock = lambda: now[0]
+    faults.reconfigure(["capacity_shortage_seconds"])
+    now[0] = 109.0
+    assert faults.capacity_shortage() == "resource"
+    now[0] = 110.5
+    assert faults.capacity_shortage() is None
+    faults.reconfigure(["capacity_shortage_seconds"])
+    assert faults.capacity_shortage() == "resource"
+
+
+def test_capacity_shortage_set_at_construction(tmp_path: Any) -> None:
+    with LocalEcs(capacity_shortage_seconds=30, capacity_shortage_kind="unavailable") as ecs:
+        assert ecs.url is not None
+        client = make_client(ecs.url)
+        client.create_cluster(clusterName=CLUSTER)
+        register(client, ["true"])
+        answer = client.run_task(cluster=CLUSTER, taskDefinition=FAMILY)
+        assert answer["failures"][0]["reason"].startswith("Capacity is unavailable")
+
+
+def test_image_missing(lecs: LocalEcs, client: Any) -> None:
+    register(client, ["/not/executed"])
+    lecs.configure(image_missing=True)
+    task = wait_status(client, run(client), "STOPPED")
+    image = "python:3.11"
+    expected = (
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref "
+        f"{image}: {image}: not found"
+    )
+    assert task["stopCode"] == "TaskFailedToStart" and task["stoppedReason"] == expected
+    (container,) = task["containers"]
+    assert container["reason"] == expected and "exitCode" not in container
+    assert "startedAt" not in task
+    assert lecs.stats()["faults"]["image_missing"] == 1
+    lecs.configure(image_missing=False, pretend_seconds=0.05)
+    task = wait_status(client, run(client), "STOPPED")
+    assert task["stopCode"] == "EssentialContainerExited"
+
+
+def test_spot_interruption_in_pretend_mode(lecs: LocalEcs, client: Any) -> None:
+    lecs.configure(pretend_seconds=60, spot_interruption_seconds=0.2)
+    client.create_cluster(clusterName="fg", capacityProviders=["FARGATE_SPOT"])
+    fargate_definition(client)
+    strategy = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    answer = client.run_task(
+        cluster="fg", taskDefinition="fg", capacityProviderStrategy=strategy, networkConfiguration=NETWORK
+    )
+    arn = answer["tasks"][0]["taskArn"]
+    task = client.describe_tasks(cluster="fg", tasks=[arn])["tasks"][0]
+    deadline = time.monotonic() + 15
+    while task["lastStatus"] != "STOPPED" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        task = client.describe_tasks(cluster="fg", tasks=[arn])["tasks"][0]
+    assert task["lastStatus"] == "STOPPED" and "startedAt" in task
+    assert (task["stopCode"], task["stoppedReason"]) == (
+        "SpotInterruption",
+        "Your Spot Task was interrupted.",
+    )
+    assert task["containers"][0]["exitCode"] == 143  # SIGTERM, as the runner reports it
+
+
+def test_spot_interruption_spares_tasks_that_finish_first(lecs: LocalEcs, client: Any) -> None:
+    lecs.configure(pretend_seconds=0.05, spot_interruption_seconds=5)
+    register(client, ["true"])
+    task = wait_status(client, run(client), "STOPPED")
+    assert task["stopCode"] == "EssentialContainerExited"

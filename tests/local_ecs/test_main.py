@@ -67,3 +67,50 @@ def test_cli_rejects_bad_knobs() -> None:
         [PY, "-m", "ecs_executor.local_ecs", "--reset-rate", "7"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2 and "reset_rate" in result.stderr
+
+
+def test_cli_takes_the_new_fault_knobs(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "ecs_executor.local_ecs",
+            "--port",
+            "0",
+            "--image-missing",
+            "--capacity-shortage-kind",
+            "unavailable",
+            "--spot-interruption-seconds",
+            "12",
+            "--log-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        match = re.fullmatch(r"LOCAL_ECS_URL=(http://127\.0\.0\.1:\d+)", line)
+        assert match, line
+        knobs = http(match.group(1) + "/_local_ecs/config")[1]
+        assert knobs["image_missing"] is True and knobs["capacity_shortage_kind"] == "unavailable"
+        assert knobs["spot_interruption_seconds"] == 12.0
+        status, knobs = http(match.group(1) + "/_local_ecs/config", {"capacity_shortage_seconds": 5})
+        assert status == 200 and knobs["capacity_shortage_seconds"] == 5.0
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+
+
+def test_cli_rejects_a_bad_shortage_kind() -> None:
+    result = subprocess.run(
+        [PY, "-m", "ecs_executor.local_ecs", "--capacity-shortage-kind", "drought"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "capacity_shortage_kind" in result.stderr

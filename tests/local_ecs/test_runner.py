@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import pytest
@@ -147,3 +148,26 @@ def test_pretend_mode_holds_many_tasks(lecs: LocalEcs, client: Any) -> None:
     wait_for(lambda: lecs.stats()["tasks_by_status"] == {"STOPPED": 300})
     stopped = client.list_tasks(cluster=CLUSTER, desiredStatus="STOPPED", maxResults=100)
     assert len(stopped["taskArns"]) == 100 and "nextToken" in stopped
+
+
+def test_spot_interruption_terminates_the_process(lecs: LocalEcs, client: Any) -> None:
+    lecs.configure(spot_interruption_seconds=0.3)
+    register(client, ["sh", "-c", "sleep 30"])
+    arn = run(client)
+    task = wait_status(client, arn, "STOPPED")
+    assert task["stopCode"] == "SpotInterruption"
+    assert task["stoppedReason"] == "Your Spot Task was interrupted."
+    assert task["containers"][0]["exitCode"] == 143
+    assert lecs.stats()["processes"] == 0
+
+
+def test_stop_task_default_reason_and_first_cause_wins(lecs: LocalEcs, client: Any) -> None:
+    lecs.configure(pretend_seconds=60, spot_interruption_seconds=0.5)
+    register(client, ["true"])
+    arn = run(client)
+    wait_status(client, arn, "RUNNING")
+    client.stop_task(cluster=CLUSTER, task=arn)
+    task = wait_status(client, arn, "STOPPED")
+    assert (task["stopCode"], task["stoppedReason"]) == ("UserInitiated", "Task stopped by user")
+    time.sleep(0.6)
+    assert describe(client, arn)["stopCode"] == "UserInitiated"  # the Spot timer never fired after it
