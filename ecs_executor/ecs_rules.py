@@ -29,6 +29,9 @@ MAX_STARTED_BY = 128
 #: Task ARNs per DescribeTasks call, tasks per RunTask call.
 MAX_DESCRIBE_TASKS = 100
 MAX_RUN_COUNT = 10
+#: Clusters per DescribeClusters call; ListTasks page size.
+MAX_DESCRIBE_CLUSTERS = 100
+MAX_LIST_RESULTS = 100
 #: awsvpcConfiguration limits.
 MAX_SUBNETS = 16
 MAX_SECURITY_GROUPS = 5

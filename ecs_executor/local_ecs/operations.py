@@ -17,7 +17,9 @@ from typing import Any
 
 from ecs_executor.ecs_rules import (
     MAX_CLIENT_TOKEN,
+    MAX_DESCRIBE_CLUSTERS,
     MAX_DESCRIBE_TASKS,
+    MAX_LIST_RESULTS,
     MAX_OVERRIDES_CHARS,
     MAX_RUN_COUNT,
     MAX_SECURITY_GROUPS,
@@ -47,8 +49,6 @@ from ecs_executor.local_ecs.model import (
     invalid,
 )
 from ecs_executor.local_ecs.runner import Runner
-
-MAX_LIST_RESULTS = 100
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
@@ -121,7 +121,11 @@ class EcsApi:
     def fargate_launches(self, region: str, params: dict[str, Any]) -> int:
         """How many Fargate task launches a RunTask asks for (the Fargate bucket counts tasks)."""
         cluster = self.registry.find_cluster(region, str(params.get("cluster") or "default"))
-        launch_type, _ = resolve_launch_target(params, cluster.default_strategy if cluster else None)
+        try:
+            launch_type, _ = resolve_launch_target(params, cluster.default_strategy if cluster else None)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return 0  # malformed: validation answers it, and no task is launched
+
         if launch_type == "FARGATE":
             count = params.get("count", 1)
             return count if isinstance(count, int) and count > 0 else 1
@@ -139,8 +143,8 @@ class EcsApi:
 
     def describe_clusters(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         identifiers = params.get("clusters") or ["default"]
-        if len(identifiers) > 100:
-            raise invalid("Clusters cannot have more than 100 elements.")
+        if len(identifiers) > MAX_DESCRIBE_CLUSTERS:
+            raise invalid(f"Clusters cannot have more than {MAX_DESCRIBE_CLUSTERS} elements.")
         include = set(params.get("include") or [])
         clusters, failures = [], []
         for identifier in identifiers:

@@ -120,6 +120,8 @@ def test_raw_requests_get_ecs_error_shapes(lecs: LocalEcs, client: Any) -> None:
     assert status == 400 and body["__type"] == "SerializationException"
     status, body = _raw(lecs.url, "DescribeTasks", b"[1, 2]")
     assert status == 400 and body["__type"] == "SerializationException"
+    status, body = _raw(lecs.url, "RunTask", {"taskDefinition": FAMILY, "capacityProviderStrategy": "x"})
+    assert status == 400 and body["__type"] == "SerializationException"
     status, body = _raw(lecs.url, "LaunchRocket", {})
     assert status == 400 and body["__type"] == "UnknownOperationException"
     status, body = _raw(lecs.url, "DescribeTasks", {"cluster": CLUSTER, "tasks": ["a"] * 101})
