@@ -26,9 +26,11 @@ from ecs_executor.ecs_rules import (
     MAX_STARTED_BY,
     MAX_SUBNETS,
     container_memory_problem,
+    cpu_units,
     fargate_size_problem,
     is_type_problem,
     launch_target_problems,
+    memory_mib,
     overrides_size,
     request_problems,
     resolve_launch_target,
@@ -223,9 +225,13 @@ class EcsApi:
         if not any(c["essential"] for c in normalized):
             raise EcsError("ClientException", "Task definition must have at least one essential container.")
         tags = _validate_tags(params.get("tags"))
-        definition = self.registry.register(
-            region, {**params, "containerDefinitions": normalized, "tags": tags}
-        )
+        spec = {**params, "containerDefinitions": normalized, "tags": tags}
+        # ECS stores "1 vCPU" / "2 GB" as CPU units and MiB.
+        if (units := cpu_units(params.get("cpu"))) is not None:
+            spec["cpu"] = str(units)
+        if (mib := memory_mib(params.get("memory"))) is not None:
+            spec["memory"] = str(mib)
+        definition = self.registry.register(region, spec)
         return {"taskDefinition": definition.to_dict(), "tags": definition.tags}
 
     def deregister_task_definition(self, region: str, params: dict[str, Any]) -> dict[str, Any]:

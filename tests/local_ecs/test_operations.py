@@ -12,7 +12,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from ecs_executor.ecs_rules import overrides_size
+from ecs_executor.ecs_rules import cpu_units, memory_mib, overrides_size
 from ecs_executor.local_ecs import LocalEcs
 from tests.local_ecs.helpers import (
     CLUSTER,
@@ -285,6 +285,10 @@ def test_missing_clusters_shared_with_moto(endpoint: Any) -> None:
 def test_register_accepts_fargate_sizes(client: Any, cpu: str, memory: str) -> None:
     arn = fargate_definition(client, cpu=cpu, memory=memory)
     assert arn.endswith(":task-definition/fg:1")
+    stored = client.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    # Stored as ECS stores them: CPU units and MiB, whatever the spelling.
+    assert (stored["cpu"], stored["memory"]) == (str(cpu_units(cpu)), str(memory_mib(memory)))
+    assert stored["cpu"].isdigit() and stored["memory"].isdigit()
 
 
 @pytest.mark.parametrize(
