@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "ecs_executor"
-PURE = ["config", "run_task", "states", "triage", "ratelimit", "redact", "provider"]
+PURE = ["config", "run_task", "states", "triage", "ratelimit", "redact", "provider", "ecs_rules"]
 IO_MODULES = {"aiobotocore", "aiohttp", "airflow", "boto3", "socket", "requests", "subprocess", "threading"}
 
 
@@ -49,3 +49,8 @@ def test_client_builder_sits_below_the_engine() -> None:
     tree = ast.parse((PKG / "ecs_client.py").read_text())
     top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert not any(getattr(n, "module", "") and n.module.startswith("airflow") for n in top_level)
+
+
+def test_ecs_rules_stand_alone() -> None:
+    """The product and the local endpoint both build on ecs_rules, so it depends on neither."""
+    assert not {i for i in imported_modules("ecs_rules") if i.startswith("ecs_executor")}
