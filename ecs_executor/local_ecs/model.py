@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ecs_executor.ecs_rules import resolve_launch_target
+from ecs_executor.ecs_rules import cluster_of_task_arn, resolve_launch_target
 
 ACCOUNT_ID = "123456789012"
 
@@ -390,6 +390,9 @@ class Registry:
         task = self.tasks.get(task_id_of(identifier))
         if task is None or (cluster is not None and task.cluster is not cluster):
             return None
+        named = cluster_of_task_arn(identifier)
+        if named is not None and named != task.cluster.name:
+            return None  # an ARN naming another cluster is not this task, whatever its id
         return task
 
     def iter_tasks(self, cluster: Cluster, desired_status: str, after_seq: int) -> Iterator[Task]:

@@ -184,6 +184,10 @@ def test_describe_tasks_missing_ids_and_limits(lecs: LocalEcs, client: Any) -> N
         client.describe_tasks(cluster="nope", tasks=[arn])
     client.create_cluster(clusterName="elsewhere")
     assert client.describe_tasks(cluster="elsewhere", tasks=[arn])["failures"][0]["reason"] == "MISSING"
+    # An ARN naming another cluster is MISSING even on the task's own cluster.
+    renamed = arn.replace(f":task/{CLUSTER}/", ":task/elsewhere/")
+    answer = client.describe_tasks(cluster=CLUSTER, tasks=[renamed])
+    assert answer["tasks"] == [] and answer["failures"] == [{"arn": renamed, "reason": "MISSING"}]
 
 
 def test_list_tasks_paging_and_filters(lecs: LocalEcs, client: Any) -> None:
