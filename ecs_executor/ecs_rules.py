@@ -1,8 +1,8 @@
 """The Amazon ECS API rules we depend on, in one pure module.
 
-Both sides use it: the executor checks the requests it builds before sending them, and the local ECS
-endpoint refuses what real ECS refuses. Keeping one copy means a rule learnt from AWS's documentation
-(or from a failed launch) changes the product and its test double together.
+It is shared by the executor's request building and by the local ECS endpoint, which refuses what real
+ECS refuses. Keeping one copy means a rule learnt from AWS's documentation (or from a failed launch)
+changes the product and its test double together.
 
 No I/O, no Airflow import. Each ``*_problem(s)`` function returns ``None`` when the input is fine, or a
 one-line message worded like ECS's own error, so callers can raise it or show it unchanged.
