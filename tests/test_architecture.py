@@ -148,3 +148,8 @@ def test_engine_does_not_import_airflow_at_module_level() -> None:
 
 def test_messages_depend_only_on_value_objects() -> None:
     assert internal(top_level_imports(MODULES["messages"])) <= {"run_task", "states"}
+
+
+def test_ecs_rules_stand_alone() -> None:
+    """The product and the local endpoint both build on ecs_rules, so it depends on neither."""
+    assert not internal(top_level_imports(MODULES["ecs_rules"]))

@@ -1,6 +1,7 @@
 """A local Amazon ECS endpoint speaking the real JSON protocol, for demos, tests and benchmarks.
 
-It imports neither Airflow nor botocore, so it starts in well under a second.
+It does not import Airflow, and loads botocore's ECS model only when the first request is checked, so
+it starts in well under a second.
 """
 
 from ecs_executor.local_ecs.embedded import LocalEcs

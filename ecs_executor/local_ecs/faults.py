@@ -40,6 +40,23 @@ FAIL_TO_START_REASONS = (
 )
 
 
+#: failures[] reason when Fargate has no capacity for a task (AWS re:Post "ecs-fargate-runtask-capacity").
+CAPACITY_UNAVAILABLE = (
+    "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+)
+#: The ClientException RunTask raises once too many tasks wait in PROVISIONING.
+PROVISIONING_LIMIT = "Tasks provisioning capacity limit exceeded."
+SHORTAGE_REASONS = {"resource": "RESOURCE:MEMORY", "unavailable": CAPACITY_UNAVAILABLE}
+
+
+def image_missing_reason(image: str) -> str:
+    """The stoppedReason of a task whose image (tag) does not exist in its registry."""
+    return (
+        f"CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref "
+        f"{image}: {image}: not found"
+    )
+
+
 class TokenBucket:
     """A refilling token bucket, like the ones ECS applies per account, Region and operation group."""
 
@@ -70,7 +87,9 @@ class Faults:
         self.injected: Counter[str] = Counter()
         self.rng = random.Random(knobs.seed)
         self.buckets: dict[str, TokenBucket] = {}
-        self.reconfigure(["seed", "throttle", "throttle_overrides"])
+        self.clock: Callable[[], float] = time.monotonic
+        self.shortage_until = 0.0
+        self.reconfigure(["seed", "throttle", "throttle_overrides", "capacity_shortage_seconds"])
 
     def reconfigure(self, changed: list[str]) -> None:
         """Reset the state a knob change invalidates (a new seed restarts the random sequence)."""
@@ -79,6 +98,9 @@ class Faults:
         if {"throttle", "throttle_overrides", "fargate"} & set(changed):
             sizes = {**DEFAULT_BUCKETS, **self.knobs.throttle_overrides}
             self.buckets = {group: TokenBucket(burst, refill) for group, (burst, refill) in sizes.items()}
+        if "capacity_shortage_seconds" in changed:
+            seconds = self.knobs.capacity_shortage_seconds
+            self.shortage_until = self.clock() + seconds if seconds > 0 else 0.0
 
     def _applies(self, operation: str) -> bool:
         allowed = self.knobs.fault_operations
@@ -143,8 +165,18 @@ class Faults:
             return self.knobs.run_task_failure_reason
         return None
 
+    def capacity_shortage(self) -> str | None:
+        """The capacity_shortage_kind while the shortage window set by configure is open, else None."""
+        if self.shortage_until and self.clock() < self.shortage_until:
+            self.injected["capacity_shortage"] += 1
+            return self.knobs.capacity_shortage_kind
+        return None
+
     def fail_to_start(self, image: str) -> str | None:
         """The stoppedReason for a task that should never start, if it should fail."""
+        if self.knobs.image_missing:
+            self.injected["image_missing"] += 1
+            return image_missing_reason(image)
         if not (self._applies("RunTask") and self._roll(self.knobs.fail_to_start_rate)):
             return None
         self.injected["fail_to_start"] += 1

@@ -74,6 +74,16 @@ def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return parse
 
 
+CAPACITY_SHORTAGE_KINDS = ("resource", "unavailable", "provisioning_limit")
+
+
+def _shortage_kind(value: Any) -> str:
+    kind = str(value).strip().lower()
+    if kind not in CAPACITY_SHORTAGE_KINDS:
+        raise ValueError(f"must be one of {', '.join(CAPACITY_SHORTAGE_KINDS)}, got {value!r}")
+    return kind
+
+
 def _operations(value: Any) -> list[str]:
     if isinstance(value, str):
         return [name.strip() for name in value.split(",") if name.strip()]
@@ -149,6 +159,34 @@ class Knobs:
         default=None,
         metadata=_meta(
             _optional(str), "stoppedReason for injected start failures (default: a random realistic one)"
+        ),
+    )
+    capacity_shortage_seconds: float = field(
+        default=0.0,
+        metadata=_meta(
+            _non_negative, "for this many seconds from when it is set, RunTask places no task (0: off)"
+        ),
+    )
+    capacity_shortage_kind: str = field(
+        default="resource",
+        metadata=_meta(
+            _shortage_kind,
+            "how a capacity shortage shows: resource (failures[] RESOURCE:MEMORY), unavailable "
+            "(failures[] 'Capacity is unavailable...'), provisioning_limit (ClientException)",
+        ),
+    )
+    image_missing: bool = field(
+        default=False,
+        metadata=_meta(
+            _bool,
+            "every new task fails to pull its image (TaskFailedToStart, CannotPullContainerError)",
+            flag=True,
+        ),
+    )
+    spot_interruption_seconds: float | None = field(
+        default=None,
+        metadata=_meta(
+            _optional(_non_negative), "stop tasks RUNNING this long as a Spot interruption (default: never)"
         ),
     )
     fault_operations: list[str] | None = field(

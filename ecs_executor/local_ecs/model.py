@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ecs_executor.ecs_rules import cluster_of_task_arn, resolve_launch_target
+
 ACCOUNT_ID = "123456789012"
 
 # lastStatus values, in lifecycle order.
@@ -24,6 +26,11 @@ STOPPED = "STOPPED"
 TASK_FAILED_TO_START = "TaskFailedToStart"
 ESSENTIAL_CONTAINER_EXITED = "EssentialContainerExited"
 USER_INITIATED = "UserInitiated"
+SPOT_INTERRUPTION = "SpotInterruption"
+
+ESSENTIAL_EXITED_REASON = "Essential container in task exited"
+USER_STOPPED_REASON = "Task stopped by user"
+SPOT_INTERRUPTED_REASON = "Your Spot Task was interrupted."
 
 _CONTAINER_NAMESPACE = uuid.UUID("6f1d51c4-93c5-4a8e-9a55-3f4d8ac2e0b7")
 
@@ -142,6 +149,12 @@ class TaskDefinition:
     def fargate(self) -> bool:
         return "FARGATE" in (self.spec.get("requiresCompatibilities") or [])
 
+    @property
+    def ec2(self) -> bool:
+        """Runnable on EC2 here: it requires nothing, or requires EC2 (or EXTERNAL) among others."""
+        required = self.spec.get("requiresCompatibilities") or []
+        return not required or bool({"EC2", "EXTERNAL"} & set(required))
+
     def to_dict(self) -> dict[str, Any]:
         compatibilities = ["EC2", "FARGATE"] if self.fargate else ["EXTERNAL", "EC2"]
         return {
@@ -214,13 +227,8 @@ class Task:
         self.started_by: str | None = params.get("startedBy")
         self.group: str = params.get("group") or f"family:{definition.family}"
         self.tags: list[dict[str, str]] | None = params.get("tags") or None
-        strategy = params.get("capacityProviderStrategy") or (
-            None if params.get("launchType") else cluster.default_strategy or None
-        )
-        self.capacity_provider_name: str | None = strategy[0]["capacityProvider"] if strategy else None
-        launch_type = params.get("launchType")
-        if launch_type is None:
-            launch_type = "FARGATE" if (self.capacity_provider_name or "").startswith("FARGATE") else "EC2"
+        launch_type, provider = resolve_launch_target(params, cluster.default_strategy)
+        self.capacity_provider_name: str | None = provider
         self.launch_type: str = launch_type
         self.platform_version: str | None = params.get("platformVersion") or (
             "1.4.0" if launch_type == "FARGATE" else None
@@ -382,6 +390,9 @@ class Registry:
         task = self.tasks.get(task_id_of(identifier))
         if task is None or (cluster is not None and task.cluster is not cluster):
             return None
+        named = cluster_of_task_arn(identifier)
+        if named is not None and named != task.cluster.name:
+            return None  # an ARN naming another cluster is not this task, whatever its id
         return task
 
     def iter_tasks(self, cluster: Cluster, desired_status: str, after_seq: int) -> Iterator[Task]:
@@ -446,7 +457,7 @@ class Registry:
                 container.exit_code = exit_code
                 task.version += 1
         if essential:
-            self.request_stop(task, ESSENTIAL_CONTAINER_EXITED, "Essential container in task exited")
+            self.request_stop(task, ESSENTIAL_CONTAINER_EXITED, ESSENTIAL_EXITED_REASON)
 
     def to_deprovisioning(self, task: Task) -> None:
         now = self.clock()

@@ -15,11 +15,33 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ecs_executor.local_ecs.faults import Faults
+from ecs_executor.ecs_rules import (
+    MAX_CLIENT_TOKEN,
+    MAX_DESCRIBE_CLUSTERS,
+    MAX_DESCRIBE_TASKS,
+    MAX_LIST_RESULTS,
+    MAX_OVERRIDES_CHARS,
+    MAX_RUN_COUNT,
+    MAX_SECURITY_GROUPS,
+    MAX_STARTED_BY,
+    MAX_SUBNETS,
+    container_memory_problem,
+    cpu_units,
+    fargate_size_problem,
+    is_type_problem,
+    launch_target_problems,
+    memory_mib,
+    overrides_size,
+    request_problems,
+    resolve_launch_target,
+    tag_problems,
+)
+from ecs_executor.local_ecs.faults import PROVISIONING_LIMIT, SHORTAGE_REASONS, Faults
 from ecs_executor.local_ecs.model import (
     ACCOUNT_ID,
     RUNNING,
     STOPPED,
+    USER_STOPPED_REASON,
     Cluster,
     EcsError,
     Registry,
@@ -30,16 +52,7 @@ from ecs_executor.local_ecs.model import (
 )
 from ecs_executor.local_ecs.runner import Runner
 
-MAX_RUN_COUNT = 10
-MAX_DESCRIBE_TASKS = 100
-MAX_LIST_RESULTS = 100
-MAX_OVERRIDES_CHARS = 8192
-MAX_CLIENT_TOKEN = 64
-MAX_STARTED_BY = 128
-MAX_TAGS = 50
-
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
 
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -49,21 +62,10 @@ def _compact(value: Any) -> str:
 
 
 def _validate_tags(tags: Any) -> list[dict[str, str]]:
-    if tags is None:
-        return []
-    if not isinstance(tags, list) or len(tags) > MAX_TAGS:
-        raise invalid(f"Tags must be a list of at most {MAX_TAGS} key/value pairs.")
-    for tag in tags:
-        key, value = tag.get("key"), tag.get("value", "")
-        if not isinstance(key, str) or not 1 <= len(key) <= 128 or not _TAG_TEXT.match(key):
-            raise invalid(f"Tag key {key!r} is invalid: 1-128 letters, digits, spaces or _ . : / = + - @.")
-        if not isinstance(value, str) or len(value) > 256 or not _TAG_TEXT.match(value):
-            raise invalid(
-                f"Tag value for key {key!r} is invalid: up to 256 letters, digits, spaces or _ . : / = + - @."
-            )
-        if key.lower().startswith("aws:"):
-            raise invalid("Tag keys starting with 'aws:' are reserved.")
-    return [{"key": tag["key"], "value": tag.get("value", "")} for tag in tags]
+    problem = tag_problems(tags)
+    if problem is not None:
+        raise invalid(problem)
+    return [{"key": tag["key"], "value": tag.get("value", "")} for tag in tags or []]
 
 
 def _merge_tags(current: list[dict[str, str]], new: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -110,16 +112,23 @@ class EcsApi:
         handler = self.operations.get(operation)
         if handler is None:
             raise EcsError("UnknownOperationException", f"Operation {operation} is not supported.")
+        problem = request_problems(operation, params)
+        if problem is not None:
+            # Like ECS: a value of the wrong JSON type fails to deserialize, anything else is invalid.
+            raise EcsError(
+                "SerializationException" if is_type_problem(problem) else "InvalidParameterException", problem
+            )
         return handler(region, params)
 
     def fargate_launches(self, region: str, params: dict[str, Any]) -> int:
         """How many Fargate task launches a RunTask asks for (the Fargate bucket counts tasks)."""
-        strategy = params.get("capacityProviderStrategy")
-        if not params.get("launchType") and not strategy:
-            cluster = self.registry.find_cluster(region, params.get("cluster") or "default")
-            strategy = cluster.default_strategy if cluster else None
-        provider = (strategy or [{}])[0].get("capacityProvider", "")
-        if params.get("launchType") == "FARGATE" or str(provider).startswith("FARGATE"):
+        cluster = self.registry.find_cluster(region, str(params.get("cluster") or "default"))
+        try:
+            launch_type, _ = resolve_launch_target(params, cluster.default_strategy if cluster else None)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return 0  # malformed: validation answers it, and no task is launched
+
+        if launch_type == "FARGATE":
             count = params.get("count", 1)
             return count if isinstance(count, int) and count > 0 else 1
         return 0
@@ -136,8 +145,8 @@ class EcsApi:
 
     def describe_clusters(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         identifiers = params.get("clusters") or ["default"]
-        if len(identifiers) > 100:
-            raise invalid("Clusters cannot have more than 100 elements.")
+        if len(identifiers) > MAX_DESCRIBE_CLUSTERS:
+            raise invalid(f"Clusters cannot have more than {MAX_DESCRIBE_CLUSTERS} elements.")
         include = set(params.get("include") or [])
         clusters, failures = [], []
         for identifier in identifiers:
@@ -171,6 +180,10 @@ class EcsApi:
             raise EcsError(
                 "ClientException", "Fargate requires that 'cpu' and 'memory' be defined at the task level."
             )
+        if fargate:
+            size_problem = fargate_size_problem(params.get("cpu"), params.get("memory"))
+            if size_problem is not None:
+                raise EcsError("ClientException", size_problem)
         normalized, names = [], set()
         for container in containers:
             name = container.get("name")
@@ -194,6 +207,9 @@ class EcsApi:
                     f"Invalid setting for container '{name}'. At least one of 'memory' or "
                     "'memoryReservation' must be specified.",
                 )
+            memory_problem = container_memory_problem(params.get("memory"), container)
+            if memory_problem is not None:
+                raise EcsError("ClientException", memory_problem)
             normalized.append(
                 {
                     "cpu": 0,
@@ -209,9 +225,13 @@ class EcsApi:
         if not any(c["essential"] for c in normalized):
             raise EcsError("ClientException", "Task definition must have at least one essential container.")
         tags = _validate_tags(params.get("tags"))
-        definition = self.registry.register(
-            region, {**params, "containerDefinitions": normalized, "tags": tags}
-        )
+        spec = {**params, "containerDefinitions": normalized, "tags": tags}
+        # ECS stores "1 vCPU" / "2 GB" as CPU units and MiB.
+        if (units := cpu_units(params.get("cpu"))) is not None:
+            spec["cpu"] = str(units)
+        if (mib := memory_mib(params.get("memory"))) is not None:
+            spec["memory"] = str(mib)
+        definition = self.registry.register(region, spec)
         return {"taskDefinition": definition.to_dict(), "tags": definition.tags}
 
     def deregister_task_definition(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -256,38 +276,88 @@ class EcsApi:
         started_by = params.get("startedBy")
         if started_by is not None and len(str(started_by)) > MAX_STARTED_BY:
             raise invalid(f"startedBy length must be at most {MAX_STARTED_BY}.")
-        launch_type = params.get("launchType")
-        strategy = params.get("capacityProviderStrategy")
-        if launch_type and strategy:
-            raise invalid(
-                "Specifying both a launch type and capacity provider strategy is not supported. "
-                "Remove one and try again."
-            )
-        for item in strategy or []:
+        self._validate_launch_target(cluster, definition, params)
+        self._validate_network(definition, params)
+        self._validate_overrides(definition, params)
+        _validate_tags(params.get("tags"))
+        return count
+
+    def _validate_launch_target(
+        self, cluster: Cluster, definition: TaskDefinition, params: dict[str, Any]
+    ) -> None:
+        """Where the task would run: the request's launch type or strategy, the cluster default, or EC2."""
+        problem = launch_target_problems(params)
+        if problem is not None:
+            raise invalid(problem)
+        strategy = params.get("capacityProviderStrategy") or (
+            [] if params.get("launchType") else cluster.default_strategy
+        )
+        for item in strategy:
             if item.get("capacityProvider") not in cluster.capacity_providers:
                 raise invalid(
                     "The specified capacity provider strategy cannot contain a capacity provider that is "
                     "not associated with the cluster. Associate the capacity provider with the cluster or "
                     f"specify a valid capacity provider and try again. ({item.get('capacityProvider')})"
                 )
-        if launch_type == "FARGATE" and not definition.fargate:
-            raise invalid("Task definition does not support launch_type FARGATE.")
-        if definition.spec.get("networkMode") == "awsvpc" and not (
-            (params.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
-        ).get("subnets"):
+        launch_type, _ = resolve_launch_target(params, cluster.default_strategy)
+        if launch_type == "FARGATE":
+            if not definition.fargate:
+                raise invalid("Task definition does not support launch_type FARGATE.")
+            return
+        if params.get("platformVersion"):
+            raise invalid(f"The platform version must be null when specifying an {launch_type} launch type.")
+        if not definition.ec2:
+            # The endpoint stands in for EC2 container instances only for task definitions that do not
+            # require Fargate; on a cluster without instances ECS answers this for any EC2 launch.
+            raise invalid("No Container Instances were found in your cluster.")
+
+    @staticmethod
+    def _validate_network(definition: TaskDefinition, params: dict[str, Any]) -> None:
+        network = params.get("networkConfiguration")
+        awsvpc = (network or {}).get("awsvpcConfiguration") or {}
+        if definition.spec.get("networkMode") != "awsvpc":
+            if network:
+                raise invalid(
+                    "Network Configuration is not valid for the given networkMode of this task definition."
+                )
+            return
+        subnets = awsvpc.get("subnets") or []
+        if not subnets:
             raise invalid("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+        if len(subnets) > MAX_SUBNETS:
+            raise invalid(f"subnets can have at most {MAX_SUBNETS} items.")
+        if len(awsvpc.get("securityGroups") or []) > MAX_SECURITY_GROUPS:
+            raise invalid(f"securityGroups can have at most {MAX_SECURITY_GROUPS} items.")
+
+    @staticmethod
+    def _validate_overrides(definition: TaskDefinition, params: dict[str, Any]) -> None:
         overrides = params.get("overrides")
-        if overrides is not None:
-            if len(_compact(overrides)) > MAX_OVERRIDES_CHARS:
-                raise invalid(f"Container Overrides length must be at most {MAX_OVERRIDES_CHARS}")
-            for override in overrides.get("containerOverrides") or []:
-                if override.get("name") not in definition.containers:
-                    raise invalid(
-                        f"Override for container named {override.get('name')} is not a container in the "
-                        "TaskDefinition."
-                    )
-        _validate_tags(params.get("tags"))
-        return count
+        if overrides is None:
+            return
+        if overrides_size(overrides) > MAX_OVERRIDES_CHARS:
+            raise invalid(f"Container Overrides length must be at most {MAX_OVERRIDES_CHARS}")
+        task_memory = overrides.get("memory") or definition.spec.get("memory")
+        if definition.fargate and (overrides.get("cpu") or overrides.get("memory")):
+            cpu = overrides.get("cpu") or definition.spec.get("cpu")
+            size_problem = fargate_size_problem(cpu, task_memory)
+            if size_problem is not None:
+                raise invalid(size_problem)
+        by_name = {o.get("name"): o for o in overrides.get("containerOverrides") or []}
+        for name in by_name:
+            if name not in definition.containers:
+                raise invalid(
+                    f"Override for container named {name} is not a container in the TaskDefinition."
+                )
+        for name, container in definition.containers.items():
+            override = by_name.get(name) or {}
+            effective = {
+                "name": name,
+                **{key: container[key] for key in ("memory", "memoryReservation") if key in container},
+                **{key: override[key] for key in ("memory", "memoryReservation") if key in override},
+            }
+            memory_problem = container_memory_problem(task_memory, effective)
+            if memory_problem is not None:
+                raise invalid(memory_problem)
 
     def run_task(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         cluster = self.registry.cluster(region, params.get("cluster"))
@@ -309,10 +379,13 @@ class EcsApi:
             self.registry.deduplicated += 1
             tasks = [task.to_dict() for arn in arns if (task := self.registry.find_task(arn)) is not None]
             return {"tasks": tasks, "failures": failures}
+        shortage = self.faults.capacity_shortage()
+        if shortage == "provisioning_limit":
+            raise EcsError("ClientException", PROVISIONING_LIMIT)
         image = str(next(iter(definition.containers.values())).get("image", ""))
         created, failures = [], []
         for _ in range(count):
-            reason = self.faults.run_task_failure()
+            reason = SHORTAGE_REASONS.get(shortage or "") or self.faults.run_task_failure()
             if reason is not None:
                 instance = (
                     f"arn:aws:ecs:{region}:{ACCOUNT_ID}:container-instance/{cluster.name}/{uuid.uuid4().hex}"
@@ -349,7 +422,7 @@ class EcsApi:
         task = self.registry.find_task(str(identifier or ""), cluster) if identifier else None
         if task is None:
             raise invalid("The referenced task was not found.")
-        reason = params.get("reason") or "Task stopped by user"
+        reason = params.get("reason") or USER_STOPPED_REASON
         if len(reason) > 255:
             raise invalid("Reason length must be at most 255.")
         self.runner.stop(task, reason)

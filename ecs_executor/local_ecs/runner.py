@@ -23,6 +23,8 @@ from ecs_executor.local_ecs.model import (
     PENDING,
     PROVISIONING,
     RUNNING,
+    SPOT_INTERRUPTED_REASON,
+    SPOT_INTERRUPTION,
     STOPPED,
     USER_INITIATED,
     Registry,
@@ -57,6 +59,8 @@ class Runner:
         self.registry = registry
         self.knobs = knobs
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        # Spot interruptions get their own timers: a running task already waits on its exit timer.
+        self._spot_timers: dict[str, asyncio.TimerHandle] = {}
         self._supervisors: dict[str, asyncio.Task[None]] = {}
         self._processes: dict[str, list[asyncio.subprocess.Process]] = {}
         self._forced_exit: dict[str, int] = {}
@@ -112,12 +116,27 @@ class Runner:
         if fail_reason is not None:
             self._fail_to_start(task, fail_reason)
         elif self.knobs.pretend_seconds is not None or task.id in self._forced_exit:
-            self.registry.to_running(task)
+            self._to_running(task)
             delay = 0 if task.id in self._forced_exit else self.knobs.pretend_seconds or 0
             self._schedule(task, delay, self._pretend_exit)
         else:
             supervisor = asyncio.get_running_loop().create_task(self._supervise(task))
             self._supervisors[task.id] = supervisor
+
+    def _to_running(self, task: Task) -> None:
+        self.registry.to_running(task)
+        seconds = self.knobs.spot_interruption_seconds
+        if seconds is not None:
+            loop = asyncio.get_running_loop()
+            self._spot_timers[task.id] = loop.call_later(seconds, self._interrupt_spot, task)
+
+    def _interrupt_spot(self, task: Task) -> None:
+        """Fargate Spot reclaimed the capacity: SIGTERM, like a StopTask, under the Spot stop code."""
+        self._spot_timers.pop(task.id, None)
+        if task.last_status == RUNNING and self.registry.request_stop(
+            task, SPOT_INTERRUPTION, SPOT_INTERRUPTED_REASON
+        ):
+            self._take_down(task)
 
     def _fail_to_start(self, task: Task, reason: str) -> None:
         self.registry.fail_to_start(task, reason)
@@ -135,6 +154,9 @@ class Runner:
 
     def _to_stopped(self, task: Task) -> None:
         self._forced_exit.pop(task.id, None)
+        spot = self._spot_timers.pop(task.id, None)
+        if spot is not None:
+            spot.cancel()
         self.registry.to_stopped(task)
 
     @staticmethod
@@ -150,6 +172,10 @@ class Runner:
             return
         if not self.registry.request_stop(task, USER_INITIATED, reason):
             return  # already on its way down; the first cause stays
+        self._take_down(task)
+
+    def _take_down(self, task: Task) -> None:
+        """Stop a task whose stop cause is recorded: SIGTERM, then SIGKILL after stop_timeout_seconds."""
         processes = self._processes.get(task.id)
         if processes:
             for process in processes:
@@ -253,7 +279,7 @@ class Runner:
                 await process.wait()
             self._deprovision(task)
             return
-        self.registry.to_running(task)
+        self._to_running(task)
         waits = {
             asyncio.ensure_future(process.wait()): (name, process)
             for (name, *_), process in zip(plans, processes, strict=True)
@@ -279,9 +305,10 @@ class Runner:
 
     async def shutdown(self) -> None:
         """Kill every task process and cancel every timer; state is discarded with the endpoint."""
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        for timers in (self._timers, self._spot_timers):
+            for handle in timers.values():
+                handle.cancel()
+            timers.clear()
         for processes in self._processes.values():
             for process in processes:
                 _kill_group(process.pid, signal.SIGKILL)

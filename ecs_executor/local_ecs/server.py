@@ -98,7 +98,8 @@ class EcsServer:
 
     def configure(self, **knobs: Any) -> dict[str, Any]:
         changed = self.knobs.update(knobs)
-        self.faults.reconfigure(changed)
+        # Setting a shortage again, even to the same length, opens a new window from now.
+        self.faults.reconfigure([*changed, *({"capacity_shortage_seconds"} & set(knobs))])
         return self.knobs.as_dict()
 
     def stats(self) -> dict[str, Any]:
@@ -125,9 +126,9 @@ class EcsServer:
         """Pre-create clusters and task definitions so a demo needs no setup calls."""
         region = region or self.knobs.default_region
         for name in clusters:
-            self.api.create_cluster(region, {"clusterName": name})
+            self.api.call("CreateCluster", region, {"clusterName": name})
         for definition in task_definitions:
-            self.api.register_task_definition(region, definition)
+            self.api.call("RegisterTaskDefinition", region, definition)
 
     # HTTP ------------------------------------------------------------------------------------------
 
