@@ -10,33 +10,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import cache
 from typing import Any, Literal, Protocol
 
-from botocore.exceptions import ParamValidationError
-from botocore.model import OperationModel
-from botocore.session import get_session
-from botocore.validate import ParamValidator
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-)
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from ecs_executor.layering import FARGATE_CAPACITY_PROVIDERS as FARGATE_CAPACITY_PROVIDERS  # re-exported
-from ecs_executor.layering import deep_merge, finish, options_kwargs, overlay, targets_fargate
+from ecs_executor.config_checks import cross_field_problems, describe_errors
+from ecs_executor.config_values import (
+    SECTION,
+    CapacityProviderItem,
+    QueueProfile,
+    check_ids,
+    check_run_task_kwargs_keys,
+    launch_type_value,
+    parse_json,
+    split_ids,
+)
+from ecs_executor.config_values import env_var_name as env_var_name  # re-exported
+from ecs_executor.config_values import run_task_param_problems as run_task_param_problems  # re-exported
+from ecs_executor.ecs_rules import FARGATE_CAPACITY_PROVIDERS as FARGATE_CAPACITY_PROVIDERS  # re-exported
+from ecs_executor.ecs_rules import MAX_SECURITY_GROUPS, MAX_SUBNETS
+from ecs_executor.layering import base_request, profile_request, targets_fargate
+from ecs_executor.layering import deep_merge as deep_merge  # re-exported
 from ecs_executor.layering import merge_named_list as merge_named_list  # re-exported
 
-SECTION = "aws_ecs_executor"
-
-# ECS API limits (AWS docs "Amazon ECS service quotas" / RunTask reference).
-MAX_SUBNETS = 16
-MAX_SECURITY_GROUPS = 5
 # Client-side RunTask token bucket defaults, sized to ECS's "cluster resource modify" bucket
 # (burst 100, refill 40/s) and Fargate's RunTask limit (20/s).
 EC2_RUN_TASK_RATE = 40.0
@@ -57,125 +55,6 @@ class EcsExecutorConfigError(Exception):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"Invalid [{SECTION}] configuration ({len(problems)} problem(s)):\n{lines}")
-
-
-def env_var_name(option: str, team_name: str | None = None) -> str:
-    """The environment variable Airflow reads for ``option`` (team-scoped when a team is given)."""
-    team = f"{team_name.upper()}___" if team_name else ""
-    return f"AIRFLOW__{team}{SECTION.upper()}__{option.upper()}"
-
-
-@cache
-def run_task_operation() -> OperationModel:
-    """botocore's RunTask model: the single authority on which keys RunTask accepts."""
-    return get_session().get_service_model("ecs").operation_model("RunTask")
-
-
-def run_task_param_problems(kwargs: Mapping[str, Any]) -> str | None:
-    """Check kwargs against botocore's RunTask input shape; None when valid."""
-    params = dict(kwargs)
-    params.setdefault("taskDefinition", "placeholder")  # required by the shape; checked elsewhere
-    try:
-        report = ParamValidator().validate(params, run_task_operation().input_shape)
-    except Exception as exc:  # pragma: no cover - botocore internals
-        return str(exc)
-    if report.has_errors():
-        return str(ParamValidationError(report=report.generate_report())).replace("\n", " ")
-    return None
-
-
-def _parse_json(value: Any, kind: type, kind_name: str) -> Any:
-    if value is None or isinstance(value, kind):
-        return value
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos}); "
-            f"expected a JSON {kind_name}"
-        ) from None
-    if not isinstance(parsed, kind):
-        raise ValueError(f"must be a JSON {kind_name}, got a JSON {type(parsed).__name__}")
-    return parsed
-
-
-def _split_ids(value: Any) -> Any:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
-
-
-class CapacityProviderItem(BaseModel):
-    """One entry of a capacity provider strategy, as RunTask takes it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    capacityProvider: str = Field(min_length=1)
-    weight: int | None = Field(default=None, ge=0, le=1000)
-    base: int | None = Field(default=None, ge=0, le=100000)
-
-
-def _launch_type(value: Any) -> Any:
-    if isinstance(value, str):
-        value = value.strip().upper() or None
-        if value is not None and value not in ("FARGATE", "EC2", "EXTERNAL"):
-            raise ValueError("must be one of FARGATE, EC2, EXTERNAL")
-    return value
-
-
-class QueueProfile(BaseModel):
-    """Run-task settings for the tasks of one Airflow queue, layered over the base options."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cluster: str | None = Field(default=None, min_length=1)
-    task_definition: str | None = Field(default=None, min_length=1)
-    launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] | None = None
-    capacity_provider_strategy: tuple[CapacityProviderItem, ...] | None = Field(default=None, min_length=1)
-    platform_version: str | None = Field(default=None, min_length=1)
-    subnets: tuple[str, ...] | None = None
-    security_groups: tuple[str, ...] | None = None
-    assign_public_ip: bool | None = None
-    cpu: int | None = Field(default=None, ge=0, description="container-level CPU units for our container")
-    memory: int | None = Field(
-        default=None, gt=0, description="container-level memory (MiB) for our container"
-    )
-    run_task_kwargs: dict[str, Any] = Field(default_factory=dict)
-
-    _upper = field_validator("launch_type", mode="before")(_launch_type)
-
-    @field_validator("subnets", "security_groups", mode="before")
-    @classmethod
-    def _parse_ids(cls, value: Any) -> Any:
-        return None if value is None else _split_ids(value)
-
-    @field_validator("subnets")
-    @classmethod
-    def _check_subnets(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return None if value is None else _check_ids(value, "subnet-", MAX_SUBNETS, "subnet IDs")
-
-    @field_validator("security_groups")
-    @classmethod
-    def _check_security_groups(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return None if value is None else _check_ids(value, "sg-", MAX_SECURITY_GROUPS, "security group IDs")
-
-    @field_validator("run_task_kwargs")
-    @classmethod
-    def _no_count(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _check_run_task_kwargs_keys(value)
-
-
-def _check_run_task_kwargs_keys(value: dict[str, Any]) -> dict[str, Any]:
-    # Only what no layering can fix is refused here; the whole request is checked once layered.
-    bad = [k for k in ("count", "clientToken", "startedBy") if k in value]
-    if bad:
-        raise ValueError(f"must not set {', '.join(bad)}: the executor sets these for every task")
-    return value
 
 
 class _AirflowConfigSource(PydanticBaseSettingsSource):
@@ -333,12 +212,12 @@ class EcsExecutorSettings(BaseSettings):
             return value or None
         return value
 
-    _upper_launch_type = field_validator("launch_type", mode="before")(_launch_type)
+    _upper_launch_type = field_validator("launch_type", mode="before")(launch_type_value)
 
     @field_validator("capacity_provider_strategy", mode="before")
     @classmethod
     def _parse_strategy(cls, value: Any) -> Any:
-        parsed = _parse_json(value, list, "list of {capacityProvider, weight, base} objects")
+        parsed = parse_json(value, list, "list of {capacityProvider, weight, base} objects")
         if parsed == []:
             return None
         return parsed
@@ -346,34 +225,34 @@ class EcsExecutorSettings(BaseSettings):
     @field_validator("run_task_kwargs", mode="before")
     @classmethod
     def _parse_run_task_kwargs(cls, value: Any) -> Any:
-        parsed = _parse_json(value, dict, "object")
+        parsed = parse_json(value, dict, "object")
         return {} if parsed is None else parsed
 
     @field_validator("run_task_kwargs")
     @classmethod
     def _check_run_task_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _check_run_task_kwargs_keys(value)
+        return check_run_task_kwargs_keys(value)
 
     @field_validator("queue_profiles", mode="before")
     @classmethod
     def _parse_profiles(cls, value: Any) -> Any:
-        parsed = _parse_json(value, dict, "object of queue name -> settings")
+        parsed = parse_json(value, dict, "object of queue name -> settings")
         return {} if parsed is None else parsed
 
     @field_validator("subnets", "security_groups", mode="before")
     @classmethod
     def _parse_ids(cls, value: Any) -> Any:
-        return _split_ids(value)
+        return split_ids(value)
 
     @field_validator("subnets")
     @classmethod
     def _check_subnets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_ids(value, "subnet-", MAX_SUBNETS, "subnet IDs")
+        return check_ids(value, "subnet-", MAX_SUBNETS, "subnet IDs")
 
     @field_validator("security_groups")
     @classmethod
     def _check_security_groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_ids(value, "sg-", MAX_SECURITY_GROUPS, "security group IDs")
+        return check_ids(value, "sg-", MAX_SECURITY_GROUPS, "security group IDs")
 
     # -- derived values -------------------------------------------------------------------------
 
@@ -395,11 +274,11 @@ class EcsExecutorSettings(BaseSettings):
 
     def base_run_task_kwargs(self) -> dict[str, Any]:
         """RunTask arguments shared by every task: defaults < run_task_kwargs < explicit options."""
-        return _layered_base(self)
+        return base_request(self)
 
     def profile_run_task_kwargs(self) -> dict[str, dict[str, Any]]:
         """Each queue profile's RunTask arguments, layered over the base ones."""
-        return {name: _layered_profile(self, profile) for name, profile in self.queue_profiles.items()}
+        return {name: profile_request(self, profile) for name, profile in self.queue_profiles.items()}
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -410,161 +289,11 @@ class EcsExecutorSettings(BaseSettings):
         try:
             settings = cls(**raw)
         except ValidationError as exc:
-            raise EcsExecutorConfigError(_describe_errors(exc, raw, team_name)) from None
+            raise EcsExecutorConfigError(describe_errors(exc, raw, team_name)) from None
         problems = cross_field_problems(settings, team_name)
         if problems:
             raise EcsExecutorConfigError(problems)
         return settings
-
-
-def _check_ids(value: tuple[str, ...], prefix: str, limit: int, what: str) -> tuple[str, ...]:
-    if len(value) > limit:
-        raise ValueError(f"at most {limit} {what} are allowed, got {len(value)}")
-    bad = [v for v in value if not v.startswith(prefix)]
-    if bad:
-        raise ValueError(f"{what} must start with '{prefix}', got {', '.join(repr(b) for b in bad)}")
-    if len(set(value)) != len(value):
-        raise ValueError(f"{what} must not repeat")
-    return value
-
-
-def _describe_errors(exc: ValidationError, raw: Mapping[str, Any], team_name: str | None) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        loc = err["loc"]
-        field = str(loc[0]) if loc else ""
-        option = field
-        msg = err["msg"].removeprefix("Value error, ")
-        where = f"{option} ({env_var_name(option, team_name)})"
-        if field == "region_name":
-            where = f"{option} (or region; {env_var_name(option, team_name)})"
-        if len(loc) == 1 and err["type"] == "missing":
-            problems.append(f"{where} is required but not set")
-            continue
-        if len(loc) > 1:
-            inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
-            msg = f"{msg} (at {option}{inner})"
-        value = raw.get(field, err.get("input"))
-        problems.append(f"{where} = {_shorten(value)!r}: {msg}")
-    return problems
-
-
-def _shorten(value: Any, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _layered_base(s: EcsExecutorSettings) -> dict[str, Any]:
-    layered = deep_merge(s.run_task_kwargs, options_kwargs(s))
-    # No launch target forced here: the cluster's default strategy may apply (layering.resolve_launch_target).
-    if layered.get("launchType") == "FARGATE" and "platformVersion" not in layered:
-        layered["platformVersion"] = "LATEST"
-    return finish(layered)
-
-
-def _layered_profile(s: EcsExecutorSettings, profile: QueueProfile) -> dict[str, Any]:
-    layered = overlay(
-        overlay(_layered_base(s), profile.run_task_kwargs), options_kwargs(profile, s.container_name)
-    )
-    if layered.get("launchType") == "FARGATE" and "platformVersion" not in layered:
-        layered["platformVersion"] = "LATEST"
-    return finish(layered)
-
-
-def cross_field_problems(s: EcsExecutorSettings, team_name: str | None = None) -> list[str]:
-    """Problems that involve more than one option; each names the options and what is allowed."""
-
-    def opt(name: str) -> str:
-        return f"{name} ({env_var_name(name, team_name)})"
-
-    problems: list[str] = []
-    rtk = s.run_task_kwargs
-    explicit = options_kwargs(s)
-    base = _layered_base(s)
-
-    if "taskDefinition" not in base:
-        problems.append(
-            f"{opt('task_definition')} is required but not set (or set taskDefinition in run_task_kwargs)"
-        )
-    elif s.task_definition and rtk.get("taskDefinition") not in (None, s.task_definition):
-        problems.append(
-            f"{opt('task_definition')} = {s.task_definition!r} conflicts with taskDefinition = "
-            f"{rtk['taskDefinition']!r} in {opt('run_task_kwargs')}; set it in one place only"
-        )
-
-    if "launchType" in base and "capacityProviderStrategy" in base:
-        lt_from = "launch_type" if "launchType" in explicit else "run_task_kwargs.launchType"
-        cps_from = (
-            "capacity_provider_strategy"
-            if "capacityProviderStrategy" in explicit
-            else "run_task_kwargs.capacityProviderStrategy"
-        )
-        problems.append(
-            f"{opt(lt_from.split('.')[0])}: {lt_from} = {base['launchType']!r} cannot be combined with "
-            f"{cps_from}; ECS accepts either a launch type or a capacity provider strategy, not both"
-        )
-
-    launch_type = base.get("launchType")
-    if launch_type in ("EC2", "EXTERNAL") and "platformVersion" in base:
-        problems.append(
-            f"{opt('platform_version')} = {base['platformVersion']!r} applies only to Fargate tasks, "
-            f"but launch_type is {launch_type}; remove platform_version"
-        )
-
-    awsvpc = base.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
-    if awsvpc.get("assignPublicIp") == "ENABLED":
-        if launch_type in ("EC2", "EXTERNAL"):
-            problems.append(
-                f"{opt('assign_public_ip')} = True applies only to Fargate tasks, but launch_type is "
-                f"{launch_type}; set it to False"
-            )
-        if not awsvpc.get("subnets"):
-            problems.append(f"{opt('assign_public_ip')} = True needs {opt('subnets')} to be set")
-
-    for override in rtk.get("overrides", {}).get("containerOverrides", []) or []:
-        ours = isinstance(override, Mapping) and override.get("name") == s.container_name
-        if ours and "command" in override:
-            problems.append(
-                f"{opt('run_task_kwargs')} sets the command of container {s.container_name!r}; the "
-                "executor sets that command for every task, remove it"
-            )
-    problem = run_task_param_problems(base)
-    if problem and not problems:
-        problems.append(
-            f"{opt('run_task_kwargs')}: the RunTask request layered from run_task_kwargs and the options "
-            f"does not match the ECS RunTask API: {problem}"
-        )
-    if not problems:
-        problems.extend(_profile_problems(s, opt("queue_profiles")))
-    return problems
-
-
-def _profile_problems(s: EcsExecutorSettings, option: str) -> list[str]:
-    """Each profile's own conflicts, then its whole layered request against botocore's RunTask model."""
-    problems: list[str] = []
-    for name, profile in s.queue_profiles.items():
-        where = f"{option}[{name!r}]"
-        if profile.launch_type and profile.capacity_provider_strategy:
-            problems.append(
-                f"{where} sets both launch_type and capacity_provider_strategy; ECS accepts one of them"
-            )
-            continue
-        layered = _layered_profile(s, profile)
-        if layered.get("launchType") in ("EC2", "EXTERNAL") and "platformVersion" in layered:
-            problems.append(f"{where}: platform_version applies only to Fargate, not {layered['launchType']}")
-        for override in (layered.get("overrides") or {}).get("containerOverrides") or []:
-            if (
-                isinstance(override, Mapping)
-                and override.get("name") == s.container_name
-                and "command" in override
-            ):
-                problems.append(f"{where} sets the command of container {s.container_name!r}; remove it")
-        problem = run_task_param_problems(layered)
-        if problem:
-            problems.append(
-                f"{where}: the layered RunTask request does not match the ECS RunTask API: {problem}"
-            )
-    return problems
 
 
 def settings_from_mapping(values: Mapping[str, Any], team_name: str | None = None) -> EcsExecutorSettings:

@@ -202,7 +202,8 @@ class EcsExecutor(BaseExecutor):
         batch: list[m.Command] = []
         for workload in workloads[: max(1, allowance)]:
             key, launch, is_callback = to_launch(workload, deadline)
-            (self.queued_callbacks if is_callback else self.queued_tasks).pop(key, None)
+            queued: dict[Any, Any] = self.queued_callbacks if is_callback else self.queued_tasks  # type: ignore[assignment]
+            queued.pop(key, None)
             self.running.add(key)
             self._queued_at[key] = now
             self._pending[key] = launch

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-FARGATE_CAPACITY_PROVIDERS = frozenset({"FARGATE", "FARGATE_SPOT"})
+from ecs_executor.ecs_rules import FARGATE_CAPACITY_PROVIDERS
+
 LAUNCH_TYPE = "launchType"
 STRATEGY = "capacityProviderStrategy"
 PLATFORM_VERSION = "platformVersion"
@@ -77,10 +78,8 @@ def overlay(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def resolve_launch_target(
-    kwargs: dict[str, Any], cluster_default_strategy: list[Any] | None
-) -> dict[str, Any]:
-    """Leave the target to ECS when the cluster has a default strategy; otherwise Fargate (our default).
+def fill_launch_target(kwargs: dict[str, Any], cluster_default_strategy: list[Any] | None) -> dict[str, Any]:
+    """Leave the target to ECS when the cluster has a default strategy; otherwise Fargate (our choice).
 
     ECS itself uses the cluster's ``defaultCapacityProviderStrategy`` for a request that names neither
     a launch type nor a strategy, and the EC2 launch type when the cluster has none. We choose Fargate in
@@ -133,3 +132,22 @@ def finish(layered: dict[str, Any]) -> dict[str, Any]:
             layered["networkConfiguration"], {"awsvpcConfiguration": {"assignPublicIp": "DISABLED"}}
         )
     return {k: layered[k] for k in sorted(layered)}
+
+
+def base_request(s: Any) -> dict[str, Any]:
+    """The RunTask arguments every task shares: ``run_task_kwargs`` < explicit options (settings ``s``)."""
+    layered = deep_merge(s.run_task_kwargs, options_kwargs(s))
+    # No launch target forced here: the cluster's default strategy may apply (fill_launch_target).
+    if layered.get(LAUNCH_TYPE) == "FARGATE" and PLATFORM_VERSION not in layered:
+        layered[PLATFORM_VERSION] = "LATEST"
+    return finish(layered)
+
+
+def profile_request(s: Any, profile: Any) -> dict[str, Any]:
+    """A queue profile's RunTask arguments: the base ones < its ``run_task_kwargs`` < its options."""
+    layered = overlay(
+        overlay(base_request(s), profile.run_task_kwargs), options_kwargs(profile, s.container_name)
+    )
+    if layered.get(LAUNCH_TYPE) == "FARGATE" and PLATFORM_VERSION not in layered:
+        layered[PLATFORM_VERSION] = "LATEST"
+    return finish(layered)

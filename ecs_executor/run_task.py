@@ -6,7 +6,6 @@ then the task's ``executor_config``, then what the executor must own (command, c
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -14,20 +13,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecs_executor.config import EcsExecutorSettings, run_task_param_problems
+from ecs_executor.ecs_rules import (
+    MAX_CLIENT_TOKEN,
+    MAX_OVERRIDES_CHARS,
+    MAX_TAG_KEY,
+    MAX_TAG_VALUE,
+    MAX_TAGS,
+    launch_target_problems,
+    overrides_size,
+    sanitize_tag_text,
+)
 from ecs_executor.layering import LAUNCH_TYPE, STRATEGY, deep_merge, overlay
 
-# ECS caps the whole `overrides` object at 8,192 characters.
-MAX_OVERRIDES_CHARS = 8192
-MAX_TAGS = 50
-MAX_CLIENT_TOKEN = 64
 EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
 # Read by entrypoint.sh to refuse running with a Python/Airflow that differs from the scheduler's.
 SCHEDULER_PYTHON_ENV = "ECS_EXECUTOR_SCHEDULER_PYTHON_VERSION"
 SCHEDULER_AIRFLOW_ENV = "ECS_EXECUTOR_SCHEDULER_AIRFLOW_VERSION"
 STARTED_BY = "airflow-ecs-executor"
 TAG_PREFIX = "airflow:"
-# ECS: Unicode letters, digits and spaces, and _ . : / = + - @ (\w is Unicode-aware without re.ASCII).
-_TAG_BAD_CHARS = re.compile(r"[^\w\s.:/=+\-@]")
 _STARTED_BY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_/-]")
 WORKLOAD_COMMAND = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
 # Keys that only the executor may set: one task per Airflow try, tracked by us.
@@ -83,13 +86,16 @@ def client_token(launch_id: str, attempt: int) -> str:
 
 
 def sanitize_tag(text: str, limit: int) -> str:
-    """ECS tags allow Unicode letters, digits and spaces and _ . : / = + - @ only."""
-    return _TAG_BAD_CHARS.sub("_", text)[:limit]
+    """ECS tags allow Unicode letters, digits and spaces and _ . : / = + - @ only (ecs_rules)."""
+    return sanitize_tag_text(text, limit)
 
 
 def identity_tags(identity: TaskIdentity) -> list[dict[str, str]]:
     return [
-        {"key": sanitize_tag(TAG_PREFIX + name, 128), "value": sanitize_tag(str(value), 256)}
+        {
+            "key": sanitize_tag(TAG_PREFIX + name, MAX_TAG_KEY),
+            "value": sanitize_tag(str(value), MAX_TAG_VALUE),
+        }
         for name, value in identity.to_dict().items()
     ]
 
@@ -149,7 +155,7 @@ class RunTaskBuilder:
         queue: str | None = None,
     ) -> dict[str, Any]:
         """Exactly what RunTask receives for this workload and launch attempt (launch target unresolved
-        when neither the options nor the task name one: see layering.resolve_launch_target)."""
+        when neither the options nor the task name one: see layering.fill_launch_target)."""
         merged = self.for_queue(queue)
         if executor_config:
             _check_executor_config(executor_config, self.settings.container_name)
@@ -177,10 +183,10 @@ class RunTaskBuilder:
                 raise InvalidTaskConfig(
                     "executor_config sets both launchType and capacityProviderStrategy; ECS accepts one"
                 )
-            problem = run_task_param_problems(kwargs)
+            problem = run_task_param_problems(kwargs) or launch_target_problems(kwargs)
             if problem:
                 raise InvalidTaskConfig(f"executor_config does not match the ECS RunTask API: {problem}")
-        size = len(json.dumps(kwargs["overrides"], separators=(",", ":")))
+        size = overrides_size(kwargs["overrides"])
         if size > MAX_OVERRIDES_CHARS:
             raise InvalidTaskConfig(
                 f"RunTask overrides are {size} characters, over ECS's limit of {MAX_OVERRIDES_CHARS}; "

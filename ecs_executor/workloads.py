@@ -7,7 +7,6 @@ built on the engine thread.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
 from typing import Any
 
 from airflow.executors.workloads import ExecuteCallback, ExecuteTask
@@ -23,7 +22,7 @@ def callback_identity(workload: ExecuteCallback) -> TaskIdentity:
     return TaskIdentity(dag_id, f"callback:{workload.display_name}", run_id, 1, -1)
 
 
-def to_launch(workload: Any, deadline: float) -> tuple[Hashable, m.Launch, bool]:
+def to_launch(workload: Any, deadline: float) -> tuple[Any, m.Launch, bool]:
     """The Airflow key, the Launch command, and whether it is a callback (not a task instance)."""
     if isinstance(workload, ExecuteTask):
         key: Any = workload.ti.key

@@ -311,3 +311,58 @@ def test_family_still_used_by_default(local_ecs, point_at, executors):
     task = describe(local_ecs.url, CLUSTER, executor._arns[w.ti.key])
     assert task["taskDefinitionArn"].endswith(f":task-definition/{FAMILY}:1") and task["launchType"] == "EC2"
     assert REGION in task["taskArn"]
+
+
+def test_the_provisioning_limit_is_waited_out(local_ecs, point_at, executors):
+    """RunTask's ClientException "Tasks provisioning capacity limit exceeded." is a capacity wait, not a
+    permanent refusal (before: the task failed at once)."""
+    point_at(local_ecs.url, max_run_task_attempts="1", capacity_wait_seconds="60")
+    executor = executors()
+    driver = Driver(executor)
+    local_ecs.configure(capacity_shortage_seconds=2.0, capacity_shortage_kind="provisioning_limit")
+    w = make_workload("provisioning")
+    queue(executor, [w])
+    driver.until(lambda: w.ti.key in executor._arns, timeout=30)
+    retries = retry_events(executor, "provisioning")
+    assert retries and all("Tasks provisioning capacity limit exceeded" in r for r in retries)
+
+
+def test_a_missing_image_fails_at_once_with_its_reason(local_ecs, point_at, executors):
+    point_at(local_ecs.url, max_run_task_attempts="3")
+    executor = executors()
+    driver = Driver(executor)
+    local_ecs.configure(image_missing=True)
+    w = make_workload("no-image")
+    queue(executor, [w])
+    driver.until(lambda: final(driver, w) is not None, timeout=30)
+    reason = failure_reason(executor, "no-image")
+    assert "CannotPullContainerError" in reason and "not found" in reason and "will not heal" in reason
+    assert retry_events(executor, "no-image") == []
+    assert sum(1 for t in ecs_census(local_ecs.url) if t.try_id == try_id_of_key(w.ti.key)) == 1
+
+
+def test_a_spot_interruption_is_named_in_the_log_and_counted(local_ecs, point_at, executors):
+    point_at(local_ecs.url)
+    executor = executors()
+    driver = Driver(executor)
+    local_ecs.configure(spot_interruption_seconds=0.5)
+    w = make_workload("on-spot")
+    queue(executor, [w])
+    driver.until(lambda: final(driver, w) is not None, timeout=30)
+    assert "interrupted by Spot (SpotInterruption)" in failure_reason(executor, "on-spot")
+    assert executor._engine.counters["spot_interruptions"] == 1
+    assert retry_events(executor, "on-spot") == []  # relaunch is opt-in
+
+
+def test_a_spot_interruption_is_relaunched_when_opted_in(local_ecs, point_at, executors):
+    point_at(local_ecs.url, relaunch_on_spot_interruption="True", max_run_task_attempts="2")
+    executor = executors()
+    driver = Driver(executor)
+    local_ecs.configure(spot_interruption_seconds=0.5)
+    w = make_workload("on-spot-again")
+    queue(executor, [w])
+    driver.until(lambda: bool(retry_events(executor, "on-spot-again")), timeout=30)
+    local_ecs.configure(spot_interruption_seconds=None)
+    driver.until(
+        lambda: len({t.arn for t in ecs_census(local_ecs.url) if t.try_id == try_id_of_key(w.ti.key)}) == 2
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecs_executor.layering import deep_merge, overlay, resolve_launch_target, targets_fargate
+from ecs_executor.layering import deep_merge, fill_launch_target, overlay, targets_fargate
 
 SPOT = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
 ASG = [{"capacityProvider": "my-asg", "weight": 1}]
@@ -49,13 +49,13 @@ def test_container_overrides_merge_by_name_and_lists_elsewhere_are_replaced() ->
 
 def test_the_cluster_default_decides_unless_the_request_does() -> None:
     bare = {"cluster": "c"}
-    assert resolve_launch_target(bare, SPOT) == bare  # ECS applies the cluster's default strategy
-    assert resolve_launch_target(bare, None) == {
+    assert fill_launch_target(bare, SPOT) == bare  # ECS applies the cluster's default strategy
+    assert fill_launch_target(bare, None) == {
         "cluster": "c",
         "launchType": "FARGATE",
         "platformVersion": "LATEST",
     }
-    assert resolve_launch_target({"launchType": "EC2"}, None) == {"launchType": "EC2"}
+    assert fill_launch_target({"launchType": "EC2"}, None) == {"launchType": "EC2"}
     assert targets_fargate({"launchType": "EC2"}) is False
     assert targets_fargate({"capacityProviderStrategy": SPOT}) is True
     assert targets_fargate({"capacityProviderStrategy": SPOT + ASG}) is False

@@ -1,7 +1,7 @@
 """Each cluster's default capacity provider strategy, read once (DescribeClusters) and kept.
 
 A request that names neither a launch type nor a strategy runs on that default; without one we choose
-Fargate (``layering.resolve_launch_target``). Clusters named by queue profiles are read at start-up,
+Fargate (``layering.fill_launch_target``). Clusters named by queue profiles are read at start-up,
 others (a task's ``executor_config``) on first use.
 """
 

@@ -15,7 +15,7 @@ from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
 from ecs_executor.engine.stopper import Stopper
-from ecs_executor.layering import LAUNCH_TYPE, STRATEGY, resolve_launch_target
+from ecs_executor.layering import LAUNCH_TYPE, STRATEGY, fill_launch_target
 from ecs_executor.lifecycle import TaskState, Tracked
 from ecs_executor.relaunch import FailureKind
 from ecs_executor.run_task import InvalidTaskConfig, NoQueueProfile, RunTaskBuilder, workload_command
@@ -60,14 +60,7 @@ class Launcher:
                     return
                 assert t.kwargs is not None
                 if t.deadline is not None and time.monotonic() > t.deadline:
-                    if outcome_unknown:
-                        await self.stopper.settle(t)
-                    self.ctx.fail_launch(
-                        t,
-                        "the task was not started before its Airflow token expired "
-                        "([scheduler] task_queued_timeout)",
-                        "expired",
-                    )
+                    await self._expire(t, outcome_unknown)
                     return
                 await self.calls.run_bucket.acquire()
                 if t.stopping:
@@ -111,6 +104,12 @@ class Launcher:
             self.ctx.fail_launch(
                 t, f"internal error while launching: {type(exc).__name__}: {exc}", "internal"
             )
+
+    async def _expire(self, t: Tracked, outcome_unknown: bool) -> None:
+        if outcome_unknown:
+            await self.stopper.settle(t)
+        reason = "the task was not started before its Airflow token expired ([scheduler] task_queued_timeout)"
+        self.ctx.fail_launch(t, reason, "expired")
 
     async def _refresh(self, t: Tracked, generation: int, decision: Decision) -> bool:
         """Rebuild the client; False (and the task failed) once a refresh has not helped for a minute."""
@@ -164,7 +163,7 @@ class Launcher:
             return False
         t.cluster = str(kwargs.get("cluster") or self.ctx.settings.cluster)
         if LAUNCH_TYPE not in kwargs and STRATEGY not in kwargs:
-            kwargs = resolve_launch_target(kwargs, await self.clusters.strategy(t.cluster))
+            kwargs = fill_launch_target(kwargs, await self.clusters.strategy(t.cluster))
         t.kwargs = kwargs
         return True
 
