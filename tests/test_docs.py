@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ecs_executor.config import EcsExecutorSettings
 from ecs_executor.provider import configuration_markdown, get_provider_info
 
@@ -55,3 +57,44 @@ def test_troubleshooting_lists_every_reason_the_triage_knows() -> None:
     missing += [m for m in triage._TRANSIENT_START_MARKERS if m not in doc]
     missing += [str(code) for code in EXIT_MEANINGS if f"| {code} " not in doc and f" {code} |" not in doc]
     assert not missing, missing
+
+
+def _documented_task_definition() -> dict:
+    import json
+    import re
+
+    text = (ROOT / "docs" / "worker-image.md").read_text()
+    for block in re.findall(r"```json\n(.*?)```", text, flags=re.S):
+        spec = json.loads(block)
+        if spec.get("family") == "airflow-worker":
+            return spec
+    raise AssertionError("no airflow-worker task definition in docs/worker-image.md")
+
+
+def _documented_executor_configs(path: str) -> list[dict]:
+    import ast
+    import re
+
+    configs = []
+    for block in re.findall(r"```python\n(.*?)```", (ROOT / "docs" / path).read_text(), flags=re.S):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.keyword) and node.arg == "executor_config":
+                configs.append(ast.literal_eval(node.value))
+    return configs
+
+
+@pytest.mark.parametrize("path", ["setup-guide.md", "configuration.md"])
+def test_documented_executor_configs_fit_the_documented_task_definition(path: str) -> None:
+    """ECS refuses a container asking for more memory than its task, and non-Fargate sizes; so does our
+    local endpoint. The first DAG of the setup guide once did exactly that."""
+    from ecs_executor.ecs_rules import container_memory_problem, fargate_size_problem
+
+    spec = _documented_task_definition()
+    configs = _documented_executor_configs(path)
+    assert configs, f"no executor_config example in {path}"
+    for config in configs:
+        overrides = config.get("overrides", {})
+        cpu, memory = overrides.get("cpu", spec["cpu"]), overrides.get("memory", spec["memory"])
+        assert fargate_size_problem(cpu, memory) is None, config
+        for container in overrides.get("containerOverrides", []):
+            assert container_memory_problem(memory, container) is None, config
