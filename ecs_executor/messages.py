@@ -11,7 +11,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecs_executor.run_task import TaskIdentity
+from ecs_executor.run_task import TaskIdentity, new_launch_id
 from ecs_executor.states import TaskStatus
 
 # ---- executor -> engine ------------------------------------------------------------------------
@@ -34,7 +34,7 @@ class Launch:
     attempt: int = 1  # launch attempt to start at (a restarted engine resumes where the old one was)
     # One per queued workload (run_task.new_launch_id): the clientToken's root. Airflow queues the same try
     # again in normal operation, so the try's key would repeat tokens.
-    launch_id: str = ""
+    launch_id: str = field(default_factory=new_launch_id)
     queue: str | None = None  # the task's Airflow queue, for queue_profiles
 
 
