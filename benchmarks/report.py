@@ -162,6 +162,12 @@ def scenario_rows(meta: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list
 
     row("heartbeat() time not spent on its own CPU (GIL, I/O), ms: max / in the slowest", waits)
 
+    def first_heartbeats(r: dict[str, Any]) -> str:
+        first = r.get("first_heartbeats_ms")
+        return " / ".join(f"{v:,.1f}" for v in first) if first else "-"
+
+    row("first heartbeats of the process (warm-up task), ms", first_heartbeats)
+
     def gc_pauses(r: dict[str, Any]) -> str:
         pauses = r.get("gc_full_pauses")
         if pauses is None:

@@ -202,6 +202,7 @@ class Run:
         self.sample_every = max(1, self.n // max(1, spec.get("lag_samples", 0) or 1))
         self.sample_arns: dict[int, str] = {}
         self.heartbeats: dict[str, list[float]] = {}
+        self.warmup_heartbeats: list[float] = []
         self.heartbeat_waits: dict[str, list[float]] = {}
         self.phase = "start"
         self.phase_marks: dict[str, dict[str, Any]] = {}
@@ -241,7 +242,10 @@ class Run:
         self.executor.queue_workload(make_workload("w0", dag_id=WARMUP_DAG), session=None)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            started = time.perf_counter()
             self.executor.heartbeat()
+            # The first heartbeats of a fresh process pay for whatever is set up lazily (issue 12, #14).
+            self.warmup_heartbeats.append(time.perf_counter() - started)
             events = self.executor.get_event_buffer()
             if any(str(getattr(state, "value", state)) == "running" for state, _ in events.values()):
                 return
@@ -420,6 +424,7 @@ class Run:
             "t0_monotonic": self.t0,
             "wall_seconds": end,
             "startup_seconds": self.startup_seconds,
+            "first_heartbeats_ms": [round(x * 1000, 3) for x in self.warmup_heartbeats[:3]],
             "launched": self.launched,
             "failed": self.failed_count,
             "succeeded": self.succeeded,

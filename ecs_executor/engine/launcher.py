@@ -43,11 +43,27 @@ class Launcher:
         self.observe: Observe = lambda t, task: None  # the tracker's, wired by the loop
 
     def start(self, launch: m.Launch) -> None:
+        old = self.ctx.registry.by_key.get(launch.key)
+        if old is not None:
+            self._replaced(old)
         cluster = self.ctx.settings.cluster
         t = Tracked(launch.key, launch.identity, cluster, deadline=launch.deadline, attempt=launch.attempt)
         t.source = launch
         self.ctx.registry.add(t)
         t.launch_task = self.ctx.spawn(self.launch(t))
+
+    def _replaced(self, old: Tracked) -> None:
+        """Airflow queued this try again while we still tracked the previous queueing.
+
+        Usually the previous container has just exited (a deferral, a reschedule poke) and the next sweep
+        has not seen it yet: forget it. One still being launched is revoked (its launch stops, and a task
+        it may have started is stopped): Airflow has given up on it."""
+        if old.state in (TaskState.QUEUED, TaskState.LAUNCHING, TaskState.RELAUNCHING, TaskState.PENDING):
+            self.stopper.revoke(old, "Airflow queued this try again")
+        else:
+            if old.live:
+                old.move(TaskState.STOPPING)
+            self.ctx.registry.forget(old)
 
     async def launch(self, t: Tracked) -> None:
         retries = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ecs_executor import messages as m
@@ -95,3 +97,18 @@ def test_no_launch_target_uses_the_cluster_default_or_fargate(default, expected)
     (request,) = fake.requests("run_task")
     assert request.get("launchType") == expected and "capacityProviderStrategy" not in request
     assert len(fake.requests("describe_clusters")) == 1  # read once, at start
+
+
+def test_a_requeue_while_the_previous_launch_waits_replaces_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The previous queueing's relaunch must not start a second ECS task for the same try."""
+    monkeypatch.setattr("ecs_executor.relaunch.RELAUNCH_BASE_SECONDS", 1.0)
+    fake = FakeEcs()
+    fake.run_task_script = [lambda _: {"tasks": [], "failures": [{"arn": "x", "reason": "RESOURCE:CPU"}]}]
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        results_until(engine, of(m.Relaunching, "a"))
+        launch(engine, "a")  # Airflow queued the try again meanwhile
+        results_until(engine, of(m.Launched, "a"))
+        time.sleep(1.5)  # past the old relaunch's backoff
+        assert engine.tracked_count() == 1
+    assert len(fake.requests("run_task")) == 2 and len(fake.tasks) == 1
