@@ -271,13 +271,16 @@ def _table(local: dict[TiKey, str], ours: dict[TiKey, str], keys: list[TiKey]) -
 @pytest.fixture
 def stacks(tmp_path: Path):
     dags = _dags_folder(tmp_path / "dags")
-    # Eight tasks at a time per stack: with more, task processes starve the scheduler of CPU while it
-    # holds SQLite's write lock, and the Execution API times out (LocalExecutor then loses tasks too).
-    # The same race for wait_for_default_option, which the scheduler's sweep resumes (1 s timeout):
-    # the first sweep comes 90 s after the scheduler starts, well after that task parks (~50 s).
     config = {
         ("scheduler", "use_job_schedule"): "False",
-        ("core", "parallelism"): "8",
+        # Six tasks at a time per stack: with more, task processes starve the scheduler of CPU while it
+        # holds SQLite's write lock, and the Execution API times out (LocalExecutor then loses tasks).
+        ("core", "parallelism"): "6",
+        # A worker's Execution API call waits for SQLite's lock on this busy machine; 5 s (the
+        # default) then times out and a retried "start" is refused, failing tasks of either executor.
+        ("workers", "execution_api_timeout"): "30",
+        # The race in the module docstring, for wait_for_default_option (resumed by the scheduler's sweep after 1 s):
+        # the first sweep comes 90 s after the scheduler starts, well after that task parks (~50 s).
         ("scheduler", "trigger_timeout_check_interval"): "90",
     }
     made = [
