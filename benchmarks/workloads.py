@@ -24,6 +24,7 @@ def build_workload(
     try_number: int = 1,
     map_index: int = -1,
     executor_config: dict[str, Any] | None = None,
+    queue: str | None = None,
 ) -> Any:
     """An ``ExecuteTask`` for one try of a task, with fresh ids."""
     from airflow.executors.workloads import BundleInfo, ExecuteTask, TaskInstanceDTO
@@ -39,6 +40,7 @@ def build_workload(
         pool_slots=1,
         priority_weight=1,
         executor_config=executor_config,
+        **({"queue": queue} if queue is not None else {}),
     )
     return ExecuteTask(
         ti=ti,

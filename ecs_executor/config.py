@@ -28,6 +28,10 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ecs_executor.layering import FARGATE_CAPACITY_PROVIDERS as FARGATE_CAPACITY_PROVIDERS  # re-exported
+from ecs_executor.layering import deep_merge, finish, options_kwargs, overlay, targets_fargate
+from ecs_executor.layering import merge_named_list as merge_named_list  # re-exported
+
 SECTION = "aws_ecs_executor"
 
 # ECS API limits (AWS docs "Amazon ECS service quotas" / RunTask reference).
@@ -38,7 +42,6 @@ MAX_SECURITY_GROUPS = 5
 EC2_RUN_TASK_RATE = 40.0
 FARGATE_RUN_TASK_RATE = 20.0
 RUN_TASK_BURST = 100
-FARGATE_CAPACITY_PROVIDERS = frozenset({"FARGATE", "FARGATE_SPOT"})
 
 
 class ConfLike(Protocol):
@@ -115,6 +118,64 @@ class CapacityProviderItem(BaseModel):
     capacityProvider: str = Field(min_length=1)
     weight: int | None = Field(default=None, ge=0, le=1000)
     base: int | None = Field(default=None, ge=0, le=100000)
+
+
+def _launch_type(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip().upper() or None
+        if value is not None and value not in ("FARGATE", "EC2", "EXTERNAL"):
+            raise ValueError("must be one of FARGATE, EC2, EXTERNAL")
+    return value
+
+
+class QueueProfile(BaseModel):
+    """Run-task settings for the tasks of one Airflow queue, layered over the base options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cluster: str | None = Field(default=None, min_length=1)
+    task_definition: str | None = Field(default=None, min_length=1)
+    launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] | None = None
+    capacity_provider_strategy: tuple[CapacityProviderItem, ...] | None = Field(default=None, min_length=1)
+    platform_version: str | None = Field(default=None, min_length=1)
+    subnets: tuple[str, ...] | None = None
+    security_groups: tuple[str, ...] | None = None
+    assign_public_ip: bool | None = None
+    cpu: int | None = Field(default=None, ge=0, description="container-level CPU units for our container")
+    memory: int | None = Field(
+        default=None, gt=0, description="container-level memory (MiB) for our container"
+    )
+    run_task_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    _upper = field_validator("launch_type", mode="before")(_launch_type)
+
+    @field_validator("subnets", "security_groups", mode="before")
+    @classmethod
+    def _parse_ids(cls, value: Any) -> Any:
+        return None if value is None else _split_ids(value)
+
+    @field_validator("subnets")
+    @classmethod
+    def _check_subnets(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else _check_ids(value, "subnet-", MAX_SUBNETS, "subnet IDs")
+
+    @field_validator("security_groups")
+    @classmethod
+    def _check_security_groups(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else _check_ids(value, "sg-", MAX_SECURITY_GROUPS, "security group IDs")
+
+    @field_validator("run_task_kwargs")
+    @classmethod
+    def _no_count(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_run_task_kwargs_keys(value)
+
+
+def _check_run_task_kwargs_keys(value: dict[str, Any]) -> dict[str, Any]:
+    # Only what no layering can fix is refused here; the whole request is checked once layered.
+    bad = [k for k in ("count", "clientToken", "startedBy") if k in value]
+    if bad:
+        raise ValueError(f"must not set {', '.join(bad)}: the executor sets these for every task")
+    return value
 
 
 class _AirflowConfigSource(PydanticBaseSettingsSource):
@@ -218,6 +279,28 @@ class EcsExecutorSettings(BaseSettings):
     shutdown_timeout: float = Field(
         default=30.0, gt=0, description="Seconds end() waits for in-flight launches before returning."
     )
+    queue_profiles: dict[str, QueueProfile] = Field(
+        default_factory=dict,
+        description="JSON object mapping an Airflow queue name to run-task settings for its tasks, layered "
+        "over the options above: cluster, task_definition, launch_type or capacity_provider_strategy, "
+        "platform_version, subnets, security_groups, assign_public_ip, cpu and memory (of our container) "
+        "and run_task_kwargs. Tasks on Airflow's default queue ([operators] default_queue) use the base "
+        "options unless a profile has that name; when profiles are set, a task on any other queue "
+        "without a profile fails with a reason naming the queues configured.",
+    )
+    capacity_wait_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long a task keeps being relaunched while ECS has no capacity for it (RunTask "
+        "failures RESOURCE:*, 'Capacity is unavailable', 'Tasks provisioning capacity limit exceeded'). "
+        "Cluster auto scaling takes minutes. Also bounded by the task's Airflow token "
+        "([scheduler] task_queued_timeout).",
+    )
+    relaunch_on_spot_interruption: bool = Field(
+        default=False,
+        description="Relaunch a task whose Fargate Spot / Spot capacity was reclaimed (stopCode "
+        "SpotInterruption). Off by default: the try had started, so Airflow's own retries normally decide.",
+    )
     freeze_gc_on_start: bool = Field(
         default=True,
         description="gc.freeze() once the executor has started, so full garbage collections skip the "
@@ -249,14 +332,7 @@ class EcsExecutorSettings(BaseSettings):
             return value or None
         return value
 
-    @field_validator("launch_type", mode="before")
-    @classmethod
-    def _upper_launch_type(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip().upper() or None
-            if value is not None and value not in ("FARGATE", "EC2", "EXTERNAL"):
-                raise ValueError("must be one of FARGATE, EC2, EXTERNAL")
-        return value
+    _upper_launch_type = field_validator("launch_type", mode="before")(_launch_type)
 
     @field_validator("capacity_provider_strategy", mode="before")
     @classmethod
@@ -275,12 +351,13 @@ class EcsExecutorSettings(BaseSettings):
     @field_validator("run_task_kwargs")
     @classmethod
     def _check_run_task_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if "count" in value:
-            raise ValueError("must not set count: the executor runs exactly one ECS task per Airflow task")
-        problem = run_task_param_problems(value)
-        if problem:
-            raise ValueError(f"does not match the ECS RunTask API: {problem}")
-        return value
+        return _check_run_task_kwargs_keys(value)
+
+    @field_validator("queue_profiles", mode="before")
+    @classmethod
+    def _parse_profiles(cls, value: Any) -> Any:
+        parsed = _parse_json(value, dict, "object of queue name -> settings")
+        return {} if parsed is None else parsed
 
     @field_validator("subnets", "security_groups", mode="before")
     @classmethod
@@ -301,14 +378,9 @@ class EcsExecutorSettings(BaseSettings):
 
     @property
     def is_fargate(self) -> bool:
-        """Whether launches count against Fargate's lower RunTask limit."""
-        base = self.base_run_task_kwargs()
-        if base.get("launchType") == "FARGATE":
-            return True
-        strategy = base.get("capacityProviderStrategy") or []
-        return bool(strategy) and all(
-            item.get("capacityProvider") in FARGATE_CAPACITY_PROVIDERS for item in strategy
-        )
+        """Whether launches count against Fargate's lower RunTask limit (assumed when the cluster's default
+        strategy decides: Fargate is also our fallback)."""
+        return targets_fargate(self.base_run_task_kwargs()) is not False
 
     @property
     def effective_run_task_rate(self) -> float:
@@ -323,6 +395,10 @@ class EcsExecutorSettings(BaseSettings):
     def base_run_task_kwargs(self) -> dict[str, Any]:
         """RunTask arguments shared by every task: defaults < run_task_kwargs < explicit options."""
         return _layered_base(self)
+
+    def profile_run_task_kwargs(self) -> dict[str, dict[str, Any]]:
+        """Each queue profile's RunTask arguments, layered over the base ones."""
+        return {name: _layered_profile(self, profile) for name, profile in self.queue_profiles.items()}
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -377,78 +453,21 @@ def _shorten(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge; lists are replaced except containerOverrides (merged by container name)."""
-    merged: dict[str, Any] = dict(base)
-    for key, value in override.items():
-        current = merged.get(key)
-        if key == "containerOverrides" and isinstance(current, list) and isinstance(value, list):
-            merged[key] = merge_named_list(current, value, merge_container=True)
-        elif key == "environment" and isinstance(current, list) and isinstance(value, list):
-            merged[key] = merge_named_list(current, value)
-        elif isinstance(current, Mapping) and isinstance(value, Mapping):
-            merged[key] = deep_merge(current, value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def merge_named_list(base: list[Any], override: list[Any], *, merge_container: bool = False) -> list[Any]:
-    """Merge lists of {"name": ...} objects by name, keeping order; later entries win."""
-    result: list[Any] = [dict(item) if isinstance(item, Mapping) else item for item in base]
-    index = {item.get("name"): i for i, item in enumerate(result) if isinstance(item, Mapping)}
-    for item in override:
-        name = item.get("name") if isinstance(item, Mapping) else None
-        if name is not None and name in index:
-            current = result[index[name]]
-            result[index[name]] = deep_merge(current, item) if merge_container else dict(item)
-        else:
-            if name is not None:
-                index[name] = len(result)
-            result.append(item)
-    return result
-
-
-def _explicit_kwargs(s: EcsExecutorSettings) -> dict[str, Any]:
-    explicit: dict[str, Any] = {"cluster": s.cluster}
-    fields = s.model_fields_set
-    if s.task_definition:
-        explicit["taskDefinition"] = s.task_definition
-    if s.launch_type:
-        explicit["launchType"] = s.launch_type
-    if s.capacity_provider_strategy:
-        explicit["capacityProviderStrategy"] = [
-            item.model_dump(exclude_none=True) for item in s.capacity_provider_strategy
-        ]
-    if s.platform_version:
-        explicit["platformVersion"] = s.platform_version
-    awsvpc: dict[str, Any] = {}
-    if s.subnets:
-        awsvpc["subnets"] = list(s.subnets)
-    if s.security_groups:
-        awsvpc["securityGroups"] = list(s.security_groups)
-    if "assign_public_ip" in fields:
-        awsvpc["assignPublicIp"] = "ENABLED" if s.assign_public_ip else "DISABLED"
-    if awsvpc:
-        explicit["networkConfiguration"] = {"awsvpcConfiguration": awsvpc}
-    return explicit
-
-
 def _layered_base(s: EcsExecutorSettings) -> dict[str, Any]:
-    explicit = _explicit_kwargs(s)
-    layered = deep_merge(s.run_task_kwargs, explicit)
-    uses_strategy = "capacityProviderStrategy" in layered
-    if not uses_strategy and "launchType" not in layered:
-        layered["launchType"] = "FARGATE"
+    layered = deep_merge(s.run_task_kwargs, options_kwargs(s))
+    # No launch target forced here: the cluster's default strategy may apply (layering.resolve_launch_target).
     if layered.get("launchType") == "FARGATE" and "platformVersion" not in layered:
         layered["platformVersion"] = "LATEST"
-    awsvpc = layered.get("networkConfiguration", {}).get("awsvpcConfiguration")
-    if isinstance(awsvpc, dict) and "assignPublicIp" not in awsvpc:
-        layered["networkConfiguration"] = deep_merge(
-            layered["networkConfiguration"], {"awsvpcConfiguration": {"assignPublicIp": "DISABLED"}}
-        )
-    # Stable key order makes logs and tests readable.
-    return {k: layered[k] for k in sorted(layered)}
+    return finish(layered)
+
+
+def _layered_profile(s: EcsExecutorSettings, profile: QueueProfile) -> dict[str, Any]:
+    layered = overlay(
+        overlay(_layered_base(s), profile.run_task_kwargs), options_kwargs(profile, s.container_name)
+    )
+    if layered.get("launchType") == "FARGATE" and "platformVersion" not in layered:
+        layered["platformVersion"] = "LATEST"
+    return finish(layered)
 
 
 def cross_field_problems(s: EcsExecutorSettings, team_name: str | None = None) -> list[str]:
@@ -459,7 +478,7 @@ def cross_field_problems(s: EcsExecutorSettings, team_name: str | None = None) -
 
     problems: list[str] = []
     rtk = s.run_task_kwargs
-    explicit = _explicit_kwargs(s)
+    explicit = options_kwargs(s)
     base = _layered_base(s)
 
     if "taskDefinition" not in base:
@@ -510,7 +529,40 @@ def cross_field_problems(s: EcsExecutorSettings, team_name: str | None = None) -
             )
     problem = run_task_param_problems(base)
     if problem and not problems:
-        problems.append(f"the combined RunTask arguments are invalid: {problem}")
+        problems.append(
+            f"{opt('run_task_kwargs')}: the RunTask request layered from run_task_kwargs and the options "
+            f"does not match the ECS RunTask API: {problem}"
+        )
+    if not problems:
+        problems.extend(_profile_problems(s, opt("queue_profiles")))
+    return problems
+
+
+def _profile_problems(s: EcsExecutorSettings, option: str) -> list[str]:
+    """Each profile's own conflicts, then its whole layered request against botocore's RunTask model."""
+    problems: list[str] = []
+    for name, profile in s.queue_profiles.items():
+        where = f"{option}[{name!r}]"
+        if profile.launch_type and profile.capacity_provider_strategy:
+            problems.append(
+                f"{where} sets both launch_type and capacity_provider_strategy; ECS accepts one of them"
+            )
+            continue
+        layered = _layered_profile(s, profile)
+        if layered.get("launchType") in ("EC2", "EXTERNAL") and "platformVersion" in layered:
+            problems.append(f"{where}: platform_version applies only to Fargate, not {layered['launchType']}")
+        for override in (layered.get("overrides") or {}).get("containerOverrides") or []:
+            if (
+                isinstance(override, Mapping)
+                and override.get("name") == s.container_name
+                and "command" in override
+            ):
+                problems.append(f"{where} sets the command of container {s.container_name!r}; remove it")
+        problem = run_task_param_problems(layered)
+        if problem:
+            problems.append(
+                f"{where}: the layered RunTask request does not match the ECS RunTask API: {problem}"
+            )
     return problems
 
 

@@ -30,9 +30,10 @@ from ecs_executor.run_task import (
     SCHEDULER_PYTHON_ENV,
     RunTaskBuilder,
     TaskIdentity,
+    new_launch_id,
 )
 from ecs_executor.states import Phase
-from ecs_executor.task_logs import is_task_arn
+from ecs_executor.task_logs import cluster_from_task_arn, is_task_arn
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
@@ -145,13 +146,17 @@ class EcsExecutor(BaseExecutor):
             _print_startup_errors_plainly()
             raise ExecutorStartupError(str(exc)) from None
         self._builder = RunTaskBuilder(
-            self.settings, team_name=self.team_name, extra_env=scheduler_versions()
+            self.settings,
+            team_name=self.team_name,
+            extra_env=scheduler_versions(),
+            default_queue=airflow_conf.get("operators", "default_queue", fallback="default"),
         )
         # The workload JWT is valid for task_queued_timeout (Airflow's generate_token).
         self._token_lifetime = airflow_conf.getfloat("scheduler", "task_queued_timeout", fallback=600.0)
         self._start_engine()
         if self.settings.check_health_on_startup:
             self._check_health()  # also loads botocore's ECS model before the freeze below
+        self._warm_up()
         if self.settings.freeze_gc_on_start:
             # Full collections then skip start-up objects (~130 ms GIL pauses otherwise; see docs).
             # Collect first: garbage frozen now would never be freed.
@@ -165,6 +170,21 @@ class EcsExecutor(BaseExecutor):
             self.settings.effective_run_task_rate,
             self.settings.effective_run_task_burst,
         )
+
+    def _warm_up(self) -> None:
+        """Do now what Airflow and we would otherwise do lazily on the first heartbeat: load the metrics
+        registry, configure SQLAlchemy's mappers (the first task event's ``Log`` row), build the workload
+        serialiser. Measured: the first heartbeat took ~35 ms instead of ~2 ms without this."""
+        self._metrics.gauges(pending=0, running=0)
+        self._metrics.engine_counters({}, None, None, 0)
+        try:
+            from airflow.models.log import Log
+            from sqlalchemy.orm import configure_mappers
+
+            configure_mappers()
+            Log(event="ecs_executor warm-up")  # not added to any session
+        except Exception:  # a warm-up only: never a reason not to start
+            self.log.debug("Warm-up of Airflow's models failed", exc_info=True)
 
     def _check_health(self) -> None:
         assert self._engine is not None
@@ -210,7 +230,7 @@ class EcsExecutor(BaseExecutor):
         self._start_engine()
         for key, arn in self._arns.items():
             if key not in self._pending:
-                self._channel.send(m.Adopt(key, arn))
+                self._channel.send(m.Adopt(key, arn, cluster_from_task_arn(arn)))
         for launch in self._pending.values():
             self._channel.send(launch)
 
@@ -250,11 +270,13 @@ class EcsExecutor(BaseExecutor):
         allowance = self._engine.launch_allowance()
         batch: list[m.Command] = []
         for workload in workloads[: max(1, allowance)]:
+            queue: str | None = None
             if isinstance(workload, ExecuteTask):
                 key: Any = workload.ti.key
                 self.queued_tasks.pop(key, None)
                 identity = TaskIdentity.from_key(key)
                 executor_config = workload.ti.executor_config
+                queue = workload.ti.queue
             elif isinstance(workload, ExecuteCallback):
                 key = workload.key
                 self.queued_callbacks.pop(key, None)
@@ -264,7 +286,15 @@ class EcsExecutor(BaseExecutor):
                 raise ValueError(f"EcsExecutor cannot run {type(workload).__name__} workloads")
             self.running.add(key)
             self._queued_at[key] = now
-            launch = m.Launch(key, identity, workload.model_dump_json(), executor_config, deadline)
+            launch = m.Launch(
+                key,
+                identity,
+                workload.model_dump_json(),
+                executor_config,
+                deadline,
+                launch_id=new_launch_id(),
+                queue=queue,
+            )
             self._pending[key] = launch
             batch.append(launch)
         self._channel.send_many(batch)
@@ -275,7 +305,9 @@ class EcsExecutor(BaseExecutor):
         engine = self._engine
         self._metrics.gauges(pending=len(self._pending), running=len(self.running) - len(self._pending))
         if engine is not None:
-            self._metrics.engine_counters(engine.counters, engine.last_sweep_seconds, engine.run_task_rate())
+            self._metrics.engine_counters(
+                engine.counters, engine.last_sweep_seconds, engine.run_task_rate(), engine.capacity_waiting()
+            )
 
     @staticmethod
     def get_cli_commands() -> list[Any]:
@@ -379,7 +411,7 @@ class EcsExecutor(BaseExecutor):
             key = ti.key
             self.running.add(key)
             self._arns[key] = str(arn)
-            self._channel.send(m.Adopt(key, str(arn)))
+            self._channel.send(m.Adopt(key, str(arn), cluster_from_task_arn(str(arn))))
         if len(not_adopted) < len(tis):
             self.log.info("Adopted %d ECS tasks", len(tis) - len(not_adopted))
         return not_adopted

@@ -32,6 +32,10 @@ class Launch:
     executor_config: Mapping[str, Any] | None = field(default=None, repr=False)
     deadline: float | None = None  # time.monotonic() after which the token has expired
     attempt: int = 1  # launch attempt to start at (a restarted engine resumes where the old one was)
+    # One per queued workload (run_task.new_launch_id): the clientToken's root. Airflow queues the same try
+    # again in normal operation, so the try's key would repeat tokens.
+    launch_id: str = ""
+    queue: str | None = None  # the task's Airflow queue, for queue_profiles
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,7 @@ class Adopt:
 
     key: Hashable
     task_arn: str
+    cluster: str | None = None  # from the ARN; None: the configured cluster
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ ENGINE_COUNTERS = {
     "run_task_retries": "run_task_retries",
     "describe_calls": "describe_calls",
     "credential_refreshes": "credential_refreshes",
+    "relaunches_capacity": "relaunches.capacity",
+    "spot_interruptions": "spot_interruptions",
 }
 
 
@@ -58,10 +60,13 @@ class ExecutorMetrics:
         counters: Mapping[str, int],
         last_sweep_seconds: float | None,
         run_task_rate: float | None = None,
+        capacity_waiting: int | None = None,
     ) -> None:
         stats = self._stats()
         if run_task_rate is not None:
             stats.gauge(self.prefix + "run_task_rate", run_task_rate)
+        if capacity_waiting is not None:
+            stats.gauge(self.prefix + "capacity_waiting", capacity_waiting)
         for key, name in ENGINE_COUNTERS.items():
             value = counters.get(key, 0)
             delta = value - self._last.get(key, 0)

@@ -6,14 +6,15 @@ then the task's ``executor_config``, then what the executor must own (command, c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ecs_executor.config import EcsExecutorSettings, deep_merge, run_task_param_problems
+from ecs_executor.config import EcsExecutorSettings, run_task_param_problems
+from ecs_executor.layering import LAUNCH_TYPE, STRATEGY, deep_merge, overlay
 
 # ECS caps the whole `overrides` object at 8,192 characters.
 MAX_OVERRIDES_CHARS = 8192
@@ -25,7 +26,8 @@ SCHEDULER_PYTHON_ENV = "ECS_EXECUTOR_SCHEDULER_PYTHON_VERSION"
 SCHEDULER_AIRFLOW_ENV = "ECS_EXECUTOR_SCHEDULER_AIRFLOW_VERSION"
 STARTED_BY = "airflow-ecs-executor"
 TAG_PREFIX = "airflow:"
-_TAG_BAD_CHARS = re.compile(r"[^\w .:/=+\-@]", flags=re.ASCII)
+# ECS: Unicode letters, digits and spaces, and _ . : / = + - @ (\w is Unicode-aware without re.ASCII).
+_TAG_BAD_CHARS = re.compile(r"[^\w\s.:/=+\-@]")
 _STARTED_BY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_/-]")
 WORKLOAD_COMMAND = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
 # Keys that only the executor may set: one task per Airflow try, tracked by us.
@@ -67,15 +69,21 @@ def started_by(team_name: str | None) -> str:
     return _STARTED_BY_BAD_CHARS.sub("_", value)[:128]
 
 
-def client_token(identity: TaskIdentity, attempt: int, scope: str = "") -> str:
-    """Stable per (try, launch attempt): a RunTask retried after a lost reply starts no second task."""
-    digest = hashlib.sha256(json.dumps([scope, identity.to_dict()], sort_keys=True).encode()).hexdigest()
+def new_launch_id() -> str:
+    """One per queued workload. Airflow queues the same try again in normal operation (a deferred task
+    resuming, a reschedule-mode sensor's next poke), so the try's key cannot make the token unique."""
+    return uuid.uuid4().hex
+
+
+def client_token(launch_id: str, attempt: int) -> str:
+    """Stable per (queued workload, launch attempt): a RunTask retried after a lost reply (or re-sent by a
+    restarted engine) gets the same task back; a relaunch or a re-queued try gets a new one."""
     suffix = f"-{attempt}"
-    return digest[: MAX_CLIENT_TOKEN - len(suffix)] + suffix
+    return launch_id[: MAX_CLIENT_TOKEN - len(suffix)] + suffix
 
 
 def sanitize_tag(text: str, limit: int) -> str:
-    """ECS tags allow letters, digits, spaces and _ . : / = + - @ only."""
+    """ECS tags allow Unicode letters, digits and spaces and _ . : / = + - @ only."""
     return _TAG_BAD_CHARS.sub("_", text)[:limit]
 
 
@@ -90,6 +98,10 @@ def workload_command(workload_json: str) -> list[str]:
     return [*WORKLOAD_COMMAND, workload_json]
 
 
+class NoQueueProfile(InvalidTaskConfig):
+    """The task's queue has no profile while profiles are configured."""
+
+
 class RunTaskBuilder:
     """Builds RunTask kwargs for one executor instance (its settings and identity are fixed)."""
 
@@ -99,12 +111,32 @@ class RunTaskBuilder:
         *,
         team_name: str | None = None,
         extra_env: Mapping[str, str] | None = None,
+        default_queue: str = "default",
     ):
         self.settings = settings
         self.team_name = team_name
         self.started_by = started_by(team_name)
+        self.default_queue = default_queue
         self._base = settings.base_run_task_kwargs()
+        self._profiles = settings.profile_run_task_kwargs()
         self._extra_env = dict(extra_env or {})
+
+    def clusters(self) -> list[str]:
+        """Every cluster the options name (base and queue profiles), for describing them once at start."""
+        names = [self._base["cluster"]] + [p["cluster"] for p in self._profiles.values()]
+        return list(dict.fromkeys(names))
+
+    def for_queue(self, queue: str | None) -> dict[str, Any]:
+        """The layered arguments for a task on ``queue``."""
+        if queue is not None and queue in self._profiles:
+            return self._profiles[queue]
+        if not self._profiles or queue in (None, self.default_queue):
+            return self._base
+        raise NoQueueProfile(
+            f"queue {queue!r} has no entry in queue_profiles; configured: "
+            f"{', '.join(sorted(self._profiles))} (tasks on the default queue {self.default_queue!r} "
+            "use the base options)"
+        )
 
     def build(
         self,
@@ -112,13 +144,16 @@ class RunTaskBuilder:
         command: list[str],
         executor_config: Mapping[str, Any] | None = None,
         *,
+        launch_id: str,
         attempt: int = 1,
+        queue: str | None = None,
     ) -> dict[str, Any]:
-        """Exactly what RunTask receives for this try and launch attempt."""
-        merged = self._base
+        """Exactly what RunTask receives for this workload and launch attempt (launch target unresolved
+        when neither the options nor the task name one: see layering.resolve_launch_target)."""
+        merged = self.for_queue(queue)
         if executor_config:
             _check_executor_config(executor_config, self.settings.container_name)
-            merged = deep_merge(merged, executor_config)
+            merged = overlay(merged, executor_config)
         environment = [{"name": EXECUTOR_CONTAINER_ENV, "value": "true"}] + [
             {"name": k, "value": v} for k, v in self._extra_env.items()
         ]
@@ -132,11 +167,16 @@ class RunTaskBuilder:
         kwargs = deep_merge(merged, ours)
         kwargs["count"] = 1
         kwargs["startedBy"] = self.started_by
-        kwargs["clientToken"] = client_token(identity, attempt, self.started_by)
+        kwargs["clientToken"] = client_token(launch_id, attempt)
         kwargs["tags"] = _merge_tags(kwargs.get("tags") or [], identity_tags(identity))
-        # The shared base was validated at start-up and our additions are valid by construction, so
-        # only a task's own executor_config needs botocore's (comparatively slow) shape check.
+        # Base and profiles were validated, layered, at start-up and our additions are valid by
+        # construction, so only a task's own executor_config needs botocore's (comparatively slow) check,
+        # on the final request.
         if executor_config:
+            if LAUNCH_TYPE in executor_config and STRATEGY in executor_config:
+                raise InvalidTaskConfig(
+                    "executor_config sets both launchType and capacityProviderStrategy; ECS accepts one"
+                )
             problem = run_task_param_problems(kwargs)
             if problem:
                 raise InvalidTaskConfig(f"executor_config does not match the ECS RunTask API: {problem}")

@@ -145,6 +145,7 @@ def make_workload(
     try_number: int = 1,
     map_index: int = -1,
     executor_config: dict[str, Any] | None = None,
+    queue: str | None = None,
 ) -> Any:
     """A workload carrying SECRET_TOKEN, so tests can assert it never leaks into logs or events."""
     from benchmarks.workloads import build_workload
@@ -159,6 +160,7 @@ def make_workload(
         try_number=try_number,
         map_index=map_index,
         executor_config=executor_config,
+        queue=queue,
     )
 
 
@@ -240,10 +242,10 @@ def point_at(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     for key in [k for k in os.environ if "_AWS_ECS_EXECUTOR__" in k]:
         monkeypatch.delenv(key)
 
-    def apply(url: str, **options: str) -> None:
+    def apply(url: str, cluster: str = CLUSTER, **options: str) -> None:
         monkeypatch.setenv(CONN_ENV, connection_json(url))
         options = {"task_definition": FAMILY, "launch_type": "EC2", **options}
-        for key, value in executor_env(CLUSTER, **options).items():
+        for key, value in executor_env(cluster, **options).items():
             monkeypatch.setenv(key, value)
 
     return apply

@@ -172,14 +172,11 @@ def test_region_alias_is_accepted() -> None:
     assert s.region_name == "ap-south-1"
 
 
-def test_defaults_give_fargate_latest_and_fargate_rate() -> None:
+def test_defaults_leave_the_launch_target_to_the_cluster_and_use_the_fargate_rate() -> None:
     s = settings()
-    assert s.base_run_task_kwargs() == {
-        "cluster": "c",
-        "launchType": "FARGATE",
-        "platformVersion": "LATEST",
-        "taskDefinition": "td",
-    }
+    # Neither launch_type nor a strategy: the cluster's default strategy applies, else Fargate
+    # (layering.resolve_launch_target, decided by the engine once it has read the cluster).
+    assert s.base_run_task_kwargs() == {"cluster": "c", "taskDefinition": "td"}
     assert s.is_fargate and s.effective_run_task_rate == FARGATE_RUN_TASK_RATE
     assert s.effective_run_task_burst == 100
     assert s.conn_id == "aws_default" and s.max_run_task_attempts == 3 and s.check_health_on_startup

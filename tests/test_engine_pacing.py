@@ -14,7 +14,7 @@ import pytest
 from airflow.utils.state import TaskInstanceState
 
 from ecs_executor import messages as m
-from ecs_executor.engine import DESCRIBE_IN_FLIGHT
+from ecs_executor.engine.tracker import DESCRIBE_IN_FLIGHT
 from ecs_executor.states import Phase
 from tests.conftest import Driver, make_workload
 from tests.fault_helpers import FakeTI
@@ -62,7 +62,7 @@ def test_oversubscribed_run_task_limit_slows_the_bucket_instead_of_hammering_ecs
     # Every RunTask that reached ECS was sent by the engine through its bucket: botocore retried none
     # (its retries would bypass the pacing).
     assert stats["calls"]["RunTask"] == counters["run_task_calls"]
-    assert executor._engine._run_bucket.cuts >= 1
+    assert executor._engine.calls.run_bucket.cuts >= 1
     # A fixed pace of 100/s would be refused ~19 times per launch (55 at once, then 95 of every 100/s).
     assert throttled <= 2 * len(keys), f"{throttled} throttled RunTask calls for {len(keys)} launches"
     # The operator is told once why launches slowed down, not once per throttle.
@@ -123,17 +123,17 @@ def test_describe_calls_in_flight_are_bounded(local_ecs, point_at, executors):
     local_ecs.configure(latency_ms=30)
     engine = executor._engine
     in_flight = [0, 0]  # now, max
-    original = engine._describe_locked
+    original = engine.tracker._describe_locked
 
-    async def counting(arns: list[str]) -> None:
+    async def counting(cluster: str, arns: list[str]) -> None:
         in_flight[0] += 1
         in_flight[1] = max(in_flight[1], in_flight[0])
         try:
-            await original(arns)
+            await original(cluster, arns)
         finally:
             in_flight[0] -= 1
 
-    engine._describe_locked = counting
+    engine.tracker._describe_locked = counting
     driver = Driver(executor)
     workloads = [make_workload(f"many-{i:04d}") for i in range(1000)]
     keys = [w.ti.key for w in workloads]
@@ -166,15 +166,15 @@ def test_only_throttles_slow_the_run_task_bucket():
         {"cluster": "c", "container_name": "w", "region_name": "us-east-1", "task_definition": "td"}
     )
     engine = Engine(settings, m.Channel())
-    bucket = engine._run_bucket
+    bucket = engine.calls.run_bucket
 
     def answer(code: str, status: int) -> tuple[None, dict[str, Any]]:
         return None, {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
 
     faults = [answer("ServerException", 500), None, answer("ServiceUnavailableException", 503)] * 3
     for response in faults:
-        assert engine._on_cluster_modify_attempt(response=response) is None  # botocore decides as usual
+        assert engine.calls.on_cluster_modify_attempt(response=response) is None  # botocore decides as usual
     assert bucket.cuts == 0 and bucket.rate == bucket.max_rate
-    assert engine._on_cluster_modify_attempt(response=answer("ThrottlingException", 400)) is False
+    assert engine.calls.on_cluster_modify_attempt(response=answer("ThrottlingException", 400)) is False
     # One throttle among ten answers: a 10 % cut, not the 4x of a bucket that saw nothing but refusals.
     assert bucket.cuts == 1 and bucket.rate == pytest.approx(0.9 * bucket.max_rate)

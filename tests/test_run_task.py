@@ -14,6 +14,7 @@ from ecs_executor.run_task import (
     TaskIdentity,
     client_token,
     identity_tags,
+    new_launch_id,
     sanitize_tag,
     started_by,
     workload_command,
@@ -32,18 +33,18 @@ SETTINGS = settings_from_mapping(
     }
 )
 IDENT = TaskIdentity("my_dag", "my_task", "manual__2026-11-25T10:00:00+00:00", 2, 5)
+LID = "5f0c" * 8  # a launch id as new_launch_id() makes them
 CMD = workload_command('{"token": "x"}')
 
 
 def test_build_returns_exactly_the_run_task_arguments() -> None:
     builder = RunTaskBuilder(SETTINGS, extra_env={"V": "1"})
-    kwargs = builder.build(IDENT, CMD)
+    kwargs = builder.build(IDENT, CMD, launch_id=LID)
     tags = kwargs.pop("tags")
     assert kwargs == {
         "cluster": "c",
-        "clientToken": client_token(IDENT, 1, "airflow-ecs-executor"),
+        "clientToken": client_token(LID, 1),
         "count": 1,
-        "launchType": "FARGATE",
         "networkConfiguration": {
             "awsvpcConfiguration": {"subnets": ["subnet-1"], "assignPublicIp": "DISABLED"}
         },
@@ -59,7 +60,6 @@ def test_build_returns_exactly_the_run_task_arguments() -> None:
                 }
             ]
         },
-        "platformVersion": "LATEST",
         "propagateTags": "TASK_DEFINITION",
         "startedBy": "airflow-ecs-executor",
         "taskDefinition": "td:3",
@@ -75,7 +75,8 @@ def test_executor_config_merges_last_and_by_container_name() -> None:
     kwargs = builder.build(
         IDENT,
         CMD,
-        {
+        launch_id=LID,
+        executor_config={
             "overrides": {
                 "cpu": "1024",
                 "containerOverrides": [
@@ -118,33 +119,36 @@ def test_executor_config_merges_last_and_by_container_name() -> None:
 )
 def test_bad_executor_config_is_refused_with_a_reason(executor_config, text) -> None:
     with pytest.raises(InvalidTaskConfig, match=None) as err:
-        RunTaskBuilder(SETTINGS).build(IDENT, CMD, executor_config)
+        RunTaskBuilder(SETTINGS).build(IDENT, CMD, executor_config, launch_id=LID)
     assert text in str(err.value)
 
 
 def test_executor_config_must_be_a_dict() -> None:
     with pytest.raises(InvalidTaskConfig, match="must be a dict"):
-        RunTaskBuilder(SETTINGS).build(IDENT, CMD, ["x"])  # type: ignore[arg-type]
+        RunTaskBuilder(SETTINGS).build(IDENT, CMD, ["x"], launch_id=LID)  # type: ignore[arg-type]
 
 
-def test_client_token_is_stable_per_try_and_attempt_and_fits_ecs() -> None:
-    a1 = client_token(IDENT, 1)
-    assert a1 == client_token(IDENT, 1)
-    assert a1 != client_token(IDENT, 2)
-    other_try = TaskIdentity(IDENT.dag_id, IDENT.task_id, IDENT.run_id, 3, IDENT.map_index)
-    assert a1 != client_token(other_try, 1)
-    assert client_token(IDENT, 1, "team-a") != client_token(IDENT, 1, "team-b")
-    assert len(client_token(IDENT, 12345)) <= MAX_CLIENT_TOKEN
-    kwargs = RunTaskBuilder(SETTINGS).build(IDENT, CMD)
-    again = RunTaskBuilder(SETTINGS).build(IDENT, CMD, attempt=2)
-    assert again["clientToken"] == client_token(IDENT, 2, "airflow-ecs-executor")
+def test_client_token_is_unique_per_queued_workload_and_stable_per_attempt() -> None:
+    # Airflow queues the same try again (deferred task resuming, reschedule-mode sensor): the try's key
+    # repeats, the launch id does not, so ECS never sees a reused token with a different request.
+    first, requeued = new_launch_id(), new_launch_id()
+    assert first != requeued
+    assert client_token(first, 1) == client_token(first, 1)  # a retried RunTask gets the same task back
+    assert client_token(first, 1) != client_token(first, 2)  # a relaunch gets a new one
+    assert client_token(first, 1) != client_token(requeued, 1)
+    assert len(client_token(first, 123456)) <= MAX_CLIENT_TOKEN
+    builder = RunTaskBuilder(SETTINGS)
+    kwargs = builder.build(IDENT, CMD, launch_id=first)
+    again = builder.build(IDENT, CMD, launch_id=requeued)
+    assert kwargs["clientToken"] != again["clientToken"]
     assert {k: v for k, v in again.items() if k != "clientToken"} == {
         k: v for k, v in kwargs.items() if k != "clientToken"
     }
 
 
 def test_tags_follow_ecs_character_and_length_rules() -> None:
-    assert sanitize_tag("a#b$c é", 256) == "a_b_c _"
+    assert sanitize_tag("a#b$c é", 256) == "a_b_c é"  # ECS allows Unicode letters
+    assert sanitize_tag("Zürich データ ٣ 🚀", 256) == "Zürich データ ٣ _"
     long_id = TaskIdentity("d" * 300, "t", "r", 1)
     for tag in identity_tags(long_id):
         assert len(tag["key"]) <= 128 and len(tag["value"]) <= 256

@@ -1,0 +1,103 @@
+"""What the engine's parts share: the settings, the tracked tries, and how to report and spawn.
+
+Everything here is touched only on the engine thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ecs_executor import messages as m
+from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.lifecycle import TaskState, Tracked
+from ecs_executor.relaunch import RelaunchPolicy
+
+
+class Registry:
+    """The tries the engine tracks, by Airflow key and by ECS task ARN."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[Hashable, Tracked] = {}
+        self.by_arn: dict[str, Tracked] = {}
+
+    def add(self, t: Tracked) -> None:
+        old = self.by_key.get(t.key)
+        if old is not None:
+            self.forget(old)
+        self.by_key[t.key] = t
+        if t.arn:
+            self.by_arn[t.arn] = t
+
+    def track_arn(self, t: Tracked, arn: str) -> None:
+        t.arn = arn
+        self.by_arn[arn] = t
+
+    def untrack_arn(self, t: Tracked) -> None:
+        if t.arn and self.by_arn.get(t.arn) is t:
+            del self.by_arn[t.arn]
+        t.arn = None
+
+    def forget(self, t: Tracked) -> None:
+        if self.by_key.get(t.key) is t:
+            del self.by_key[t.key]
+        if t.arn and self.by_arn.get(t.arn) is t:
+            del self.by_arn[t.arn]
+
+    def arns_by_cluster(self) -> dict[str, list[str]]:
+        """DescribeTasks answers only for one cluster per call: a task of another cluster is MISSING."""
+        grouped: dict[str, list[str]] = {}
+        for arn, t in self.by_arn.items():
+            grouped.setdefault(t.cluster, []).append(arn)
+        return grouped
+
+
+@dataclass
+class Context:
+    settings: EcsExecutorSettings
+    channel: m.Channel
+    policy: RelaunchPolicy
+    registry: Registry = field(default_factory=Registry)
+    rng: random.Random = field(default_factory=random.Random)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+    counters: dict[str, int] = field(
+        default_factory=lambda: {
+            "run_task_calls": 0,
+            "run_task_retries": 0,
+            "describe_calls": 0,
+            "throttled": 0,
+            "credential_refreshes": 0,
+            "relaunches": 0,
+            "relaunches_capacity": 0,
+            "spot_interruptions": 0,
+        }
+    )
+    capacity_waiting: set[Hashable] = field(default_factory=set)
+
+    def emit(self, result: m.Result) -> None:
+        self.channel.results.put(result)
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
+
+    def finish(self, t: Tracked) -> None:
+        """The try leaves the engine: its final word was sent (or it was revoked)."""
+        self.registry.forget(t)
+        self.capacity_waiting.discard(t.key)
+        if t.state is not TaskState.DONE:
+            t.move(TaskState.DONE)
+
+    def fail_launch(self, t: Tracked, reason: str, kind: str = "permanent") -> None:
+        stopping = t.stopping
+        self.finish(t)
+        if not stopping:
+            self.emit(m.LaunchFailed(t.key, reason, kind))
+
+
+CrashLines = Callable[[str, str], list[str]]

@@ -1,0 +1,226 @@
+"""Launching: one RunTask per queued workload, paced by the RunTask bucket, retried and relaunched by the
+triage verdicts and the relaunch policy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ecs_executor import messages as m
+from ecs_executor.aws import classify_exception, is_throttle, may_have_been_applied
+from ecs_executor.engine.calls import EcsCalls
+from ecs_executor.engine.clusters import ClusterDefaults
+from ecs_executor.engine.context import Context
+from ecs_executor.engine.stopper import Stopper
+from ecs_executor.layering import LAUNCH_TYPE, STRATEGY, resolve_launch_target
+from ecs_executor.lifecycle import TaskState, Tracked
+from ecs_executor.relaunch import FailureKind
+from ecs_executor.run_task import InvalidTaskConfig, NoQueueProfile, RunTaskBuilder, workload_command
+from ecs_executor.triage import Decision, Verdict, classify_run_task_failure
+
+log = logging.getLogger(__name__)
+
+Observe = Callable[[Tracked, Mapping[str, Any]], None]
+
+
+class Launcher:
+    def __init__(
+        self,
+        ctx: Context,
+        calls: EcsCalls,
+        clusters: ClusterDefaults,
+        builder: RunTaskBuilder,
+        stopper: Stopper,
+    ):
+        self.ctx = ctx
+        self.calls = calls
+        self.clusters = clusters
+        self.builder = builder
+        self.stopper = stopper
+        self.observe: Observe = lambda t, task: None  # the tracker's, wired by the loop
+
+    def start(self, launch: m.Launch) -> None:
+        cluster = self.ctx.settings.cluster
+        t = Tracked(launch.key, launch.identity, cluster, deadline=launch.deadline, attempt=launch.attempt)
+        t.source = launch
+        self.ctx.registry.add(t)
+        t.launch_task = self.ctx.spawn(self.launch(t))
+
+    async def launch(self, t: Tracked) -> None:
+        retries = 0
+        outcome_unknown = False  # the last RunTask may have started a task we never heard of
+        try:
+            if not t.stopping:
+                t.move(TaskState.LAUNCHING)
+            while not t.stopping:
+                if t.kwargs is None and not await self._build(t):
+                    return
+                assert t.kwargs is not None
+                if t.deadline is not None and time.monotonic() > t.deadline:
+                    if outcome_unknown:
+                        await self.stopper.settle(t)
+                    self.ctx.fail_launch(
+                        t,
+                        "the task was not started before its Airflow token expired "
+                        "([scheduler] task_queued_timeout)",
+                        "expired",
+                    )
+                    return
+                await self.calls.run_bucket.acquire()
+                if t.stopping:
+                    break
+                generation = self.calls.generation
+                self.ctx.counters["run_task_calls"] += 1
+                throttled = False
+                try:
+                    response = await self.calls.call("run_task", **t.kwargs)
+                except Exception as exc:
+                    decision = classify_exception(exc)
+                    outcome_unknown = may_have_been_applied(exc)
+                    throttled = is_throttle(exc)
+                else:
+                    outcome_unknown = False
+                    tasks = response.get("tasks") or []
+                    if tasks:
+                        self._launched(t, tasks[0])
+                        return
+                    decision = _failures_decision(response.get("failures") or [])
+                if decision.verdict in (Verdict.RETRY, Verdict.REFRESH_CREDENTIALS):
+                    if decision.verdict == Verdict.REFRESH_CREDENTIALS and not await self._refresh(
+                        t, generation, decision
+                    ):
+                        return
+                    retries += 1
+                    await self._before_retry(t, retries, throttled, decision)
+                    continue
+                if decision.verdict == Verdict.RELAUNCH:
+                    if await self.wait_for_relaunch(t, decision):
+                        continue
+                    return
+                self.ctx.fail_launch(t, decision.reason)
+                return
+            if outcome_unknown:  # revoked while a RunTask's fate was unknown
+                await self.stopper.settle(t)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not kill the engine; fail this task visibly
+            log.exception("Unexpected error launching %s", t.identity)
+            self.ctx.fail_launch(
+                t, f"internal error while launching: {type(exc).__name__}: {exc}", "internal"
+            )
+
+    async def _refresh(self, t: Tracked, generation: int, decision: Decision) -> bool:
+        """Rebuild the client; False (and the task failed) once a refresh has not helped for a minute."""
+        self.calls.credentials_rejected()
+        if self.calls.credentials_hopeless():
+            self.ctx.fail_launch(
+                t,
+                f"{decision.reason}; still rejected after the credentials were refreshed: fix the credential "
+                f"source (Airflow connection {self.ctx.settings.conn_id!r}, or the scheduler's role or "
+                "environment) so that it may call ecs:RunTask",
+                "credentials",
+            )
+            return False
+        try:
+            await self.calls.refresh(generation)
+        except Exception as exc:
+            log.warning("Could not rebuild the ECS client: %s", classify_exception(exc).reason)
+        return True
+
+    async def _before_retry(self, t: Tracked, retries: int, throttled: bool, decision: Decision) -> None:
+        self.ctx.counters["run_task_retries"] += 1
+        if retries in (3, 10) or retries % 50 == 0:
+            self.ctx.emit(
+                m.EngineNote("warning", f"RunTask for {t.identity} still retrying: {decision.reason}")
+            )
+        # A throttle already slowed the bucket (EcsCalls.on_cluster_modify_attempt): queue again at once.
+        if not throttled:
+            await asyncio.sleep(self.ctx.policy.retry_delay(retries, self.ctx.rng))
+
+    async def _build(self, t: Tracked) -> bool:
+        """RunTask arguments for this attempt; a bad executor_config or queue fails only this task."""
+        source: m.Launch | None = t.source
+        if source is None:
+            self.ctx.fail_launch(t, "internal error: nothing to launch the task from", "internal")
+            return False
+        try:
+            command = workload_command(source.workload_json)
+            kwargs = self.builder.build(
+                t.identity,
+                command,
+                source.executor_config,
+                launch_id=source.launch_id,
+                attempt=t.attempt,
+                queue=source.queue,
+            )
+        except NoQueueProfile as exc:
+            self.ctx.fail_launch(t, f"not launched: {exc}", "no_queue_profile")
+            return False
+        except InvalidTaskConfig as exc:
+            self.ctx.fail_launch(t, f"not launched: {exc}", "invalid_config")
+            return False
+        t.cluster = str(kwargs.get("cluster") or self.ctx.settings.cluster)
+        if LAUNCH_TYPE not in kwargs and STRATEGY not in kwargs:
+            kwargs = resolve_launch_target(kwargs, await self.clusters.strategy(t.cluster))
+        t.kwargs = kwargs
+        return True
+
+    async def wait_for_relaunch(self, t: Tracked, decision: Decision) -> bool:
+        """Wait and prepare the next attempt; False (and the task failed) when none is allowed."""
+        if t.source is None:
+            self.ctx.fail_launch(t, decision.reason)
+            return False
+        now = time.monotonic()
+        if decision.kind == FailureKind.CAPACITY and t.capacity_since is None:
+            t.capacity_since = now
+        verdict = self.ctx.policy.decide(
+            decision.kind,
+            t.attempt,
+            now=now,
+            capacity_since=t.capacity_since,
+            deadline=t.deadline,
+            rng=self.ctx.rng,
+        )
+        if not verdict.allowed:
+            self.ctx.fail_launch(t, f"{decision.reason} ({verdict.why_not})", verdict.kind)
+            return False
+        self.ctx.counters["relaunches"] += 1
+        if decision.kind == FailureKind.CAPACITY:
+            self.ctx.counters["relaunches_capacity"] += 1
+            self.ctx.capacity_waiting.add(t.key)
+        t.move(TaskState.RELAUNCHING)
+        self.ctx.emit(m.Relaunching(t.key, decision.reason, t.attempt + 1, verdict.delay))
+        await asyncio.sleep(verdict.delay)
+        if t.stopping:
+            return False
+        t.attempt += 1
+        t.kwargs = None  # rebuilt for the new attempt (new clientToken)
+        t.move(TaskState.LAUNCHING)
+        return True
+
+    async def relaunch_after_stop(self, t: Tracked, decision: Decision) -> None:
+        if await self.wait_for_relaunch(t, decision):
+            await self.launch(t)
+
+    def _launched(self, t: Tracked, task: Mapping[str, Any]) -> None:
+        arn = str(task["taskArn"])
+        if t.stopping:  # revoked while RunTask was in flight: do not leave an orphan
+            self.ctx.spawn(self.stopper.stop(t.cluster, arn, "Airflow revoked the task"))
+            return
+        self.ctx.registry.track_arn(t, arn)
+        self.ctx.capacity_waiting.discard(t.key)
+        t.launch_task = None  # finished; do not keep its coroutine alive while the task is tracked
+        t.kwargs = None  # a relaunch rebuilds them from t.source
+        t.move(TaskState.PENDING)
+        self.ctx.emit(m.Launched(t.key, arn, t.attempt))
+        self.observe(t, task)
+
+
+def _failures_decision(failures: list[Any]) -> Decision:
+    if not failures:
+        return Decision(Verdict.FAIL, "RunTask returned neither a task nor a failure")
+    first = failures[0]
+    return classify_run_task_failure(str(first.get("reason", "")), first.get("detail"))

@@ -1,0 +1,257 @@
+"""The engine: one daemon thread, one asyncio loop, one aiobotocore ECS client; all AWS I/O.
+
+The scheduler thread talks to it only through ``messages.Channel``; this module owns the thread and the
+loop, drains commands and hands each to the part whose job it is: the launcher, the tracker, the stopper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from ecs_executor import messages as m
+from ecs_executor import redact
+from ecs_executor.aws import classify_exception
+from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.engine.calls import ClientFactory, EcsCalls
+from ecs_executor.engine.clusters import ClusterDefaults
+from ecs_executor.engine.context import Context
+from ecs_executor.engine.launcher import Launcher
+from ecs_executor.engine.stopper import Stopper
+from ecs_executor.engine.tracker import CRASH_LOG_LINES, Tracker
+from ecs_executor.lifecycle import TaskState, Tracked
+from ecs_executor.relaunch import RelaunchPolicy
+from ecs_executor.run_task import RunTaskBuilder, TaskIdentity
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# How often the engine drains its command queue (see messages.Channel for why it is not woken).
+COMMAND_POLL_SECONDS = 0.02
+
+
+class Engine:
+    """Owns the background thread. Public methods are safe to call from the scheduler thread."""
+
+    def __init__(
+        self,
+        settings: EcsExecutorSettings,
+        channel: m.Channel,
+        *,
+        builder: RunTaskBuilder | None = None,
+        client_factory: ClientFactory | None = None,
+        name: str = "ecs-executor-engine",
+    ):
+        self.settings = settings
+        self.builder = builder or RunTaskBuilder(settings)
+        self.channel = channel
+        self._client_factory = client_factory or _default_client_factory(settings)
+        self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.crash: BaseException | None = None
+        self.stopped_cleanly = False
+        self._log_reader: Any = None
+        self._shutdown: m.Shutdown | None = None
+        policy = RelaunchPolicy(settings.max_run_task_attempts, settings.capacity_wait_seconds)
+        self.ctx = Context(settings, channel, policy)
+        # The parts; built on the engine thread (asyncio primitives belong to its loop).
+        self.calls: EcsCalls
+        self.clusters: ClusterDefaults
+        self.stopper: Stopper
+        self.launcher: Launcher
+        self.tracker: Tracker
+        self._build_parts()
+
+    def _build_parts(self) -> None:
+        ctx = self.ctx
+        self.calls = EcsCalls(ctx, self._client_factory)
+        self.clusters = ClusterDefaults(self.calls)
+        self.stopper = Stopper(ctx, self.calls)
+        self.launcher = Launcher(ctx, self.calls, self.clusters, self.builder, self.stopper)
+        self.tracker = Tracker(ctx, self.calls, self.launcher.relaunch_after_stop, self._last_log_lines)
+        self.launcher.observe = self.tracker.observe
+
+    # ---- scheduler-thread API ------------------------------------------------------------------
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.ctx.counters
+
+    @property
+    def last_sweep_seconds(self) -> float | None:
+        return self.tracker.last_sweep_seconds
+
+    def start(self, timeout: float = 30.0) -> None:
+        redact.install()
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("ECS executor engine thread did not start")
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def run_coroutine(self, factory: Callable[[], Awaitable[T]], timeout: float) -> T:
+        """Run a coroutine on the engine loop and wait for it: start-up only (health check)."""
+        if self._loop is None:
+            raise RuntimeError("engine not started")
+
+        async def wrapper() -> T:
+            await self.calls.client()
+            return await factory()
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(timeout)
+
+    def tracked_count(self) -> int:
+        return len(self.ctx.registry.by_key)
+
+    def capacity_waiting(self) -> int:
+        """Tries waiting for ECS capacity right now (a gauge)."""
+        return len(self.ctx.capacity_waiting)
+
+    def launch_allowance(self) -> int:
+        """How many new launches the RunTask bucket can start within about a second."""
+        bucket = self.calls.run_bucket
+        return max(0, int(bucket.available() + bucket.current_rate()))
+
+    def run_task_rate(self) -> float:
+        """The RunTask rate the engine currently allows itself (lowered while ECS throttles)."""
+        return self.calls.run_bucket.current_rate()
+
+    # ---- loop ------------------------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main())
+            self.stopped_cleanly = True
+        except BaseException as exc:
+            self.crash = exc
+            log.exception("ECS executor engine thread crashed")
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._ready.set()
+        poller = asyncio.create_task(self.tracker.poll_forever())
+        self.ctx.spawn(self.clusters.prime(self.builder.clusters()))
+        try:
+            # Polled, not woken: see messages.Channel. At most COMMAND_POLL_SECONDS before a launch
+            # starts, less than one RunTask token (25 ms at 40/s).
+            while self._shutdown is None:
+                for command in self.channel.drain_commands():
+                    self._handle(command)
+                if self._shutdown is not None:
+                    break
+                await asyncio.sleep(COMMAND_POLL_SECONDS)
+            await self._drain_for_shutdown(self._shutdown)
+        finally:
+            poller.cancel()
+            for task in list(self.ctx.background):
+                task.cancel()
+            await asyncio.gather(poller, *self.ctx.background, return_exceptions=True)
+            await self.calls.close()
+
+    def _handle(self, command: m.Command) -> None:
+        registry = self.ctx.registry
+        if isinstance(command, m.Launch):
+            self.launcher.start(command)
+        elif isinstance(command, m.Adopt):
+            t = Tracked(command.key, _adopted_identity(command.key), command.cluster or self.settings.cluster)
+            t.state = TaskState.ADOPTED
+            t.arn = command.task_arn
+            registry.add(t)
+        elif isinstance(command, m.Stop):
+            known = registry.by_key.get(command.key)
+            if known is not None:
+                self.stopper.revoke(known, command.reason)
+        elif isinstance(command, m.Shutdown):
+            self._shutdown = command
+
+    async def _drain_for_shutdown(self, shutdown: m.Shutdown | None) -> None:
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        if shutdown is not None and shutdown.stop_tasks:
+            await self.stopper.stop_all("Airflow scheduler terminated")
+        launches = [
+            t.launch_task
+            for t in self.ctx.registry.by_key.values()
+            if t.launch_task and not t.launch_task.done()
+        ]
+        if launches:
+            await asyncio.wait(launches, timeout=max(0.0, deadline - time.monotonic()))
+        # One last sweep so the final states of finished tasks reach the executor.
+        if self.ctx.registry.by_arn and time.monotonic() < deadline:
+            try:
+                await asyncio.wait_for(
+                    self.tracker.poll_once(), timeout=max(0.1, deadline - time.monotonic())
+                )
+            except Exception:
+                log.debug("Final DescribeTasks sweep did not finish", exc_info=True)
+
+    # ---- start-up check ----------------------------------------------------------------------------
+
+    async def health_problems(self) -> list[str]:
+        """Cluster ACTIVE, task definition resolvable and holding our container; [] when healthy."""
+        return await _startup_problems(self.calls.call, self.settings)
+
+    def _last_log_lines(self, arn: str, task_definition_arn: str) -> list[str]:
+        """Runs in a worker thread (boto3 is synchronous); the reader caches task definitions."""
+        from ecs_executor.task_logs import TaskLogReader
+
+        if self._log_reader is None:
+            self._log_reader = TaskLogReader(self.settings)
+        return list(
+            self._log_reader.last_lines(arn, CRASH_LOG_LINES, task_definition_arn=task_definition_arn or None)
+        )
+
+
+async def _startup_problems(call: Callable[..., Awaitable[Any]], s: EcsExecutorSettings) -> list[str]:
+    problems: list[str] = []
+    try:
+        answer = await call("describe_clusters", clusters=[s.cluster])
+        clusters = answer.get("clusters") or []
+        if not clusters:
+            problems.append(f"cluster {s.cluster!r} was not found in {s.region_name}")
+        elif clusters[0].get("status") != "ACTIVE":
+            problems.append(f"cluster {s.cluster!r} is {clusters[0].get('status')}, not ACTIVE")
+    except Exception as exc:
+        problems.append(f"could not describe cluster {s.cluster!r}: {classify_exception(exc).reason}")
+        return problems
+    task_definition = s.base_run_task_kwargs().get("taskDefinition")
+    try:
+        answer = await call("describe_task_definition", taskDefinition=task_definition)
+        names = [c.get("name") for c in answer["taskDefinition"].get("containerDefinitions", [])]
+        if s.container_name not in names:
+            problems.append(
+                f"task definition {task_definition!r} has no container named {s.container_name!r} "
+                f"(container_name); it has: {', '.join(map(str, names)) or 'none'}"
+            )
+    except Exception as exc:
+        problems.append(
+            f"could not resolve task definition {task_definition!r}: {classify_exception(exc).reason}"
+        )
+    return problems
+
+
+def _default_client_factory(settings: EcsExecutorSettings) -> ClientFactory:
+    def factory() -> Awaitable[Any]:
+        from ecs_executor.ecs_client import default_client
+
+        return default_client(settings)
+
+    return factory
+
+
+def _adopted_identity(key: Any) -> TaskIdentity:
+    try:
+        return TaskIdentity.from_key(key)
+    except AttributeError:
+        return TaskIdentity(str(key), "", "", 0)

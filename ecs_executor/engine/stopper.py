@@ -1,0 +1,73 @@
+"""Stopping: revoked tries, unknown RunTask outcomes settled, every task stopped on terminate()."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ecs_executor.aws import classify_exception, may_have_been_applied
+from ecs_executor.engine.calls import EcsCalls
+from ecs_executor.engine.context import Context
+from ecs_executor.lifecycle import TaskState, Tracked
+from ecs_executor.triage import Verdict
+
+log = logging.getLogger(__name__)
+
+
+class Stopper:
+    def __init__(self, ctx: Context, calls: EcsCalls):
+        self.ctx = ctx
+        self.calls = calls
+
+    def revoke(self, t: Tracked, reason: str) -> None:
+        """Forget the try at once; stop its ECS task if it has one (a launch in flight settles itself)."""
+        if t.live:
+            t.move(TaskState.STOPPING)
+        self.ctx.registry.forget(t)
+        self.ctx.capacity_waiting.discard(t.key)
+        if t.arn:
+            self.ctx.spawn(self.stop(t.cluster, t.arn, reason))
+
+    async def stop(self, cluster: str, arn: str, reason: str) -> None:
+        """Paced and persistent (``EcsCalls.insist``): a mass stop must not give up on throttles."""
+        try:
+            answer = await self.calls.insist(
+                "stop_task",
+                lambda exc: classify_exception(exc).verdict == Verdict.FAIL,
+                cluster=cluster,
+                task=arn,
+                reason=reason[:255],
+            )
+        except Exception as exc:
+            log.warning("StopTask %s failed: %s", arn, classify_exception(exc).reason)
+            return
+        if answer is None:
+            log.warning("StopTask %s kept failing; the ECS task may still be running", arn)
+
+    async def settle(self, t: Tracked) -> None:
+        """Resolve an unknown RunTask outcome: the same clientToken returns the task if one was started
+        (and starts it otherwise), so whatever comes back is stopped. No orphan is left running."""
+        if t.kwargs is None:
+            return
+
+        def nothing_started(exc: BaseException) -> bool:
+            return not may_have_been_applied(exc) and classify_exception(exc).verdict == Verdict.FAIL
+
+        try:
+            response = await self.calls.insist("run_task", nothing_started, **t.kwargs)
+        except Exception:
+            return
+        if response is None:
+            log.warning("Could not settle RunTask for %s after revoke; an ECS task may be left", t.identity)
+            return
+        for task in response.get("tasks") or []:
+            await self.stop(t.cluster, str(task["taskArn"]), "Airflow revoked the task")
+
+    async def stop_all(self, reason: str) -> None:
+        """terminate(): every tracked task, each on its own cluster, concurrently."""
+        tracked = list(self.ctx.registry.by_key.values())
+        targets = [(t.cluster, t.arn) for t in tracked if t.arn]
+        for t in tracked:
+            if t.live:
+                t.move(TaskState.STOPPING)
+        await asyncio.gather(*(self.stop(c, arn, reason) for c, arn in targets), return_exceptions=True)

@@ -1,0 +1,167 @@
+"""Tracking: DescribeTasks sweeps over every tracked task, grouped by cluster, in chunks of 100, and what
+each description means for the try (report it, relaunch it, or wait)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from ecs_executor import messages as m
+from ecs_executor.aws import classify_exception
+from ecs_executor.engine.calls import EcsCalls
+from ecs_executor.engine.context import Context, CrashLines
+from ecs_executor.lifecycle import TaskState, Tracked
+from ecs_executor.relaunch import FailureKind
+from ecs_executor.states import Phase, TaskStatus, task_status
+from ecs_executor.triage import Decision, Verdict, classify_stopped
+
+log = logging.getLogger(__name__)
+
+DESCRIBE_CHUNK = 100  # ECS DescribeTasks limit
+# DescribeTasks calls in flight at once. The 20/s refill is the limit anyway (4 calls of ~50 ms allow
+# ~80/s); fewer responses parsed at a time keeps a sweep's garbage, and so the RSS high-water mark,
+# independent of the number of tracked tasks.
+DESCRIBE_IN_FLIGHT = 4
+# A freshly launched task can be briefly unknown to DescribeTasks (eventual consistency).
+MISSING_POLLS_BEFORE_FAIL = 3
+# Last CloudWatch lines added to a crashed task's failure reason (awslogs driver only).
+CRASH_LOG_LINES = 5
+CRASH_LOG_TIMEOUT = 10.0
+
+Relaunch = Callable[[Tracked, Decision], Coroutine[Any, Any, None]]
+
+
+class Tracker:
+    def __init__(self, ctx: Context, calls: EcsCalls, relaunch: Relaunch, crash_lines: CrashLines | None):
+        self.ctx = ctx
+        self.calls = calls
+        self._relaunch = relaunch
+        self._crash_lines = crash_lines
+        self._gate = asyncio.Semaphore(DESCRIBE_IN_FLIGHT)
+        self.last_sweep_seconds: float | None = None
+
+    async def poll_forever(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("DescribeTasks sweep failed; will retry")
+            elapsed = time.monotonic() - started
+            if self.ctx.registry.by_arn or elapsed > 0.001:
+                self.last_sweep_seconds = elapsed
+            await asyncio.sleep(max(0.05, self.ctx.settings.poll_interval - elapsed))
+
+    async def poll_once(self) -> None:
+        calls = []
+        for cluster, arns in self.ctx.registry.arns_by_cluster().items():
+            calls += [
+                self._describe(cluster, arns[i : i + DESCRIBE_CHUNK])
+                for i in range(0, len(arns), DESCRIBE_CHUNK)
+            ]
+        await asyncio.gather(*calls)
+
+    async def _describe(self, cluster: str, arns: list[str]) -> None:
+        async with self._gate:
+            await self.calls.describe_bucket.acquire()
+            await self._describe_locked(cluster, arns)
+
+    async def _describe_locked(self, cluster: str, arns: list[str]) -> None:
+        generation = self.calls.generation
+        self.ctx.counters["describe_calls"] += 1
+        try:
+            response = await self.calls.call("describe_tasks", cluster=cluster, tasks=arns)
+        except Exception as exc:
+            decision = classify_exception(exc)
+            if decision.verdict == Verdict.REFRESH_CREDENTIALS:
+                with contextlib.suppress(Exception):
+                    await self.calls.refresh(generation)
+            log.warning("DescribeTasks for %d tasks on %s failed: %s", len(arns), cluster, decision.reason)
+            return
+        by_arn = self.ctx.registry.by_arn
+        for task in response.get("tasks") or []:
+            tracked = by_arn.get(str(task.get("taskArn")))
+            if tracked is not None:
+                tracked.missing_polls = 0
+                self.observe(tracked, task)
+        for failure in response.get("failures") or []:
+            tracked = by_arn.get(str(failure.get("arn")))
+            if tracked is not None and failure.get("reason") == "MISSING":
+                self._missing(tracked)
+
+    def _missing(self, t: Tracked) -> None:
+        t.missing_polls += 1
+        if t.state is TaskState.ADOPTED:
+            arn = t.arn or ""
+            self.ctx.finish(t)
+            self.ctx.emit(
+                m.AdoptionFailed(t.key, arn, f"ECS does not know this task on cluster {t.cluster!r}")
+            )
+        elif t.missing_polls >= MISSING_POLLS_BEFORE_FAIL:
+            arn = t.arn or ""
+            self.ctx.finish(t)
+            reason = f"ECS no longer knows task {arn} on cluster {t.cluster!r} (DescribeTasks: MISSING)"
+            self.ctx.emit(m.StateChanged(t.key, arn, TaskStatus(Phase.FAILED, reason)))
+
+    def observe(self, t: Tracked, task: Mapping[str, Any]) -> None:
+        status = task_status(task, self.ctx.settings.container_name)
+        if status.phase == t.phase:
+            return
+        t.phase = status.phase
+        if not status.phase.is_terminal:
+            self._progress(t, status.phase)
+            if status.phase != Phase.RUNNING:
+                return  # PENDING and STOPPING change nothing in the executor; not sending them halves results
+        else:
+            decision = classify_stopped(status, relaunch_spot=self.ctx.settings.relaunch_on_spot_interruption)
+            if decision is not None and decision.kind == FailureKind.SPOT:
+                self.ctx.counters["spot_interruptions"] += 1
+            if decision is not None and decision.verdict == Verdict.RELAUNCH and self._may_relaunch(t):
+                self.ctx.registry.untrack_arn(t)
+                t.phase = None
+                t.launch_task = self.ctx.spawn(self._relaunch(t, decision))
+                return
+            if decision is not None and decision.verdict == Verdict.FAIL:
+                status = TaskStatus(Phase.FAILED, decision.reason, status.exit_code, status.stop_code)
+            self.ctx.finish(t)
+        arn = str(task.get("taskArn"))
+        if status.phase == Phase.FAILED and status.exit_code not in (None, 0):
+            # A crash: the last container lines usually say why. Fetched off the loop, bounded.
+            self.ctx.spawn(self._report_crash(t, arn, str(task.get("taskDefinitionArn") or ""), status))
+            return
+        self.ctx.emit(m.StateChanged(t.key, arn, status))
+
+    def _progress(self, t: Tracked, phase: Phase) -> None:
+        if t.stopping:
+            return
+        if phase == Phase.RUNNING:
+            if not self.ctx.settings.relaunch_on_spot_interruption:
+                t.source = None  # a task that ran is never relaunched; free the workload JSON
+            t.move(TaskState.RUNNING)
+        elif phase == Phase.PENDING and t.state is TaskState.ADOPTED:
+            t.move(TaskState.PENDING)
+
+    def _may_relaunch(self, t: Tracked) -> bool:
+        return t.source is not None and not t.stopping
+
+    async def _report_crash(self, t: Tracked, arn: str, task_definition_arn: str, status: TaskStatus) -> None:
+        lines: list[str] = []
+        if self._crash_lines is not None:
+            try:
+                lines = await asyncio.wait_for(
+                    asyncio.to_thread(self._crash_lines, arn, task_definition_arn), CRASH_LOG_TIMEOUT
+                )
+            except Exception as exc:  # logs are a bonus; never delay or lose the failure
+                log.debug("Could not read the last log lines of %s: %s", arn, exc)
+        if lines:
+            tail = " | ".join(line.strip()[:300] for line in lines[-CRASH_LOG_LINES:])
+            status = TaskStatus(
+                status.phase, f"{status.reason}; last log lines: {tail}", status.exit_code, status.stop_code
+            )
+        self.ctx.emit(m.StateChanged(t.key, arn, status))

@@ -1,0 +1,56 @@
+"""Pure: the tracked try's states and the transitions allowed between them."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecs_executor.lifecycle import ALLOWED, IllegalTransition, TaskState, Tracked
+from ecs_executor.run_task import TaskIdentity
+
+S = TaskState
+
+
+def tracked(state: TaskState = S.QUEUED) -> Tracked:
+    t = Tracked("k", TaskIdentity("d", "t", "r", 1), "cluster")
+    t.state = state
+    return t
+
+
+def test_the_happy_path_and_a_relaunch() -> None:
+    t = tracked()
+    for state in (S.LAUNCHING, S.RELAUNCHING, S.LAUNCHING, S.PENDING, S.RUNNING, S.DONE):
+        t.move(state)
+    assert t.state is S.DONE and not t.live
+
+
+@pytest.mark.parametrize(
+    ("start", "to"),
+    [
+        (S.QUEUED, S.RUNNING),  # never described before RunTask answered
+        (S.RUNNING, S.PENDING),  # ECS never goes backwards
+        (S.RUNNING, S.LAUNCHING),  # a relaunch always waits first
+        (S.DONE, S.RUNNING),  # nothing after the final word
+        (S.STOPPING, S.RUNNING),  # a revoked try is not reported as running
+        (S.ADOPTED, S.LAUNCHING),  # we never launch what we adopted
+    ],
+)
+def test_illegal_transitions_are_refused(start: TaskState, to: TaskState) -> None:
+    t = tracked(start)
+    with pytest.raises(IllegalTransition):
+        t.move(to)
+    assert t.state is start
+
+
+def test_every_live_state_can_end_or_be_revoked() -> None:
+    for state in S:
+        if state in (S.DONE, S.STOPPING):
+            continue
+        assert {S.DONE, S.STOPPING} <= ALLOWED[state]
+    assert ALLOWED[S.STOPPING] == {S.DONE}
+    assert ALLOWED[S.DONE] == frozenset()
+
+
+def test_moving_to_the_same_state_is_a_no_op() -> None:
+    t = tracked(S.RUNNING)
+    t.move(S.RUNNING)
+    assert t.state is S.RUNNING
