@@ -129,9 +129,7 @@ class LocalStack:
                 "AIRFLOW__CORE__PARALLELISM": "64",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-                # SQLite allows one writer; on a busy 2-core machine a scheduler transaction can outlast
-                # the driver's 5 s default wait, and a component dies of "database is locked".
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}?timeout=60",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url(busy_timeout=60),
                 "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt"),
                 "AIRFLOW__API__SECRET_KEY": self._secret("api"),
                 "AIRFLOW__API__PORT": str(self.api_port),
@@ -164,6 +162,11 @@ class LocalStack:
         env.update({f"AIRFLOW__{s.upper()}__{k.upper()}": v for (s, k), v in self.airflow_config.items()})
         env.update(self.extra_env)
         return env
+
+    def db_url(self, busy_timeout: int) -> str:
+        """SQLite allows one writer; on a busy 2-core machine a scheduler transaction can outlast the
+        driver's 5 s default wait for the lock, and a component then dies of "database is locked"."""
+        return f"sqlite:///{self.db_path}?timeout={busy_timeout}"
 
     def _secret(self, name: str) -> str:
         path = self.workdir / f".{name}-secret"
@@ -252,8 +255,15 @@ class LocalStack:
             db.execute("PRAGMA journal_mode=WAL")
         airflow_bin = str(Path(sys.executable).with_name("airflow"))
         for component in components:
-            extra = ["--port", str(self.api_port)] if component == "api-server" else []
-            self._spawn(component, [airflow_bin, component, *extra], self.env())
+            env = self.env()
+            extra = []
+            if component == "api-server":
+                extra = ["--port", str(self.api_port)]
+                # Some public API routes (e.g. answering a human-in-the-loop task) write the audit log
+                # through a second session while their own holds SQLite's write lock: the request
+                # waits for itself for the whole busy timeout, stalling every other writer. Keep it short.
+                env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.db_url(busy_timeout=5)
+            self._spawn(component, [airflow_bin, component, *extra], env)
         if "api-server" in components:
             self.wait_http(f"{self.api_url}/api/v2/monitor/health", "api-server", timeout=120)
 
