@@ -29,6 +29,10 @@ TASK_FAMILY = "airflow-worker"
 REGION = "us-east-1"
 ADMIN_USER = "admin"
 DEMO_DAGS = Path(__file__).with_name("dags")
+OUR_EXECUTOR = "ecs_executor.EcsExecutor"
+DEFAULT_COMPONENTS = ("api-server", "scheduler", "dag-processor")
+# Deferrable operators and sensors need a triggerer; the default stack leaves it out to save memory.
+WITH_TRIGGERER = (*DEFAULT_COMPONENTS, "triggerer")
 
 
 def free_port() -> int:
@@ -59,14 +63,22 @@ class StackError(RuntimeError):
 
 @dataclass
 class LocalStack:
-    """Start with ``start()``, always ``stop()`` (also a context manager)."""
+    """Start with ``start()``, always ``stop()`` (also a context manager).
+
+    ``executor`` may name another executor (e.g. ``LocalExecutor``) so a test can compare ours with
+    Airflow's on the same DAGs; the local ECS endpoint then is not started. ``airflow_config`` sets
+    any ``[section] key`` for every component (``{("scheduler", "use_job_schedule"): "False"}``).
+    """
 
     workdir: Path
     dags_folder: Path = DEMO_DAGS
+    executor: str = OUR_EXECUTOR
     executor_options: dict[str, str] = field(default_factory=dict)
+    airflow_config: dict[tuple[str, str], str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_port: int = 0
+    log_server_ports: tuple[int, int] = (0, 0)
     ecs_url: str = ""
     _token: str | None = None
 
@@ -89,6 +101,10 @@ class LocalStack:
     def __post_init__(self) -> None:
         # Fixed up front: the task environment (inherited via the local endpoint) needs the API URL.
         self.api_port = self.api_port or free_port()
+        # The scheduler (LocalExecutor) and the triggerer serve logs on fixed ports by default (8793,
+        # 8794): a second stack on the same machine would fail to bind them.
+        if self.log_server_ports == (0, 0):
+            self.log_server_ports = (free_port(), free_port())
 
     def __enter__(self) -> LocalStack:
         return self
@@ -107,13 +123,13 @@ class LocalStack:
             {
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-                "AIRFLOW__CORE__EXECUTOR": "ecs_executor.EcsExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
                 "AIRFLOW__CORE__PARALLELISM": "64",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url(busy_timeout=60),
                 "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt"),
                 "AIRFLOW__API__SECRET_KEY": self._secret("api"),
                 "AIRFLOW__API__PORT": str(self.api_port),
@@ -123,6 +139,8 @@ class LocalStack:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_server_ports[0]),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_server_ports[1]),
                 # Local endpoint: dummy credentials, endpoint from the standard botocore variable.
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",
@@ -141,8 +159,14 @@ class LocalStack:
         }
         options.update(self.executor_options)
         env.update({f"AIRFLOW__AWS_ECS_EXECUTOR__{k.upper()}": v for k, v in options.items()})
+        env.update({f"AIRFLOW__{s.upper()}__{k.upper()}": v for (s, k), v in self.airflow_config.items()})
         env.update(self.extra_env)
         return env
+
+    def db_url(self, busy_timeout: int) -> str:
+        """SQLite allows one writer; on a busy 2-core machine a scheduler transaction can outlast the
+        driver's 5 s default wait for the lock, and a component then dies of "database is locked"."""
+        return f"sqlite:///{self.db_path}?timeout={busy_timeout}"
 
     def _secret(self, name: str) -> str:
         path = self.workdir / f".{name}-secret"
@@ -214,16 +238,32 @@ class LocalStack:
             )
         return result
 
-    def start(self, components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")) -> None:
+    @property
+    def uses_ecs(self) -> bool:
+        """Whether tasks go through our executor (and so need the local ECS endpoint)."""
+        return "EcsExecutor" in self.executor
+
+    def start(self, components: tuple[str, ...] = DEFAULT_COMPONENTS) -> None:
+        """Migrate the DB and start ``components`` (pass ``WITH_TRIGGERER`` for deferrable tasks)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
-        if not self.ecs_url:
+        if not self.ecs_url and self.uses_ecs:
             self.start_local_ecs()
         self.airflow("db", "migrate")
+        # Write-ahead logging: readers (API server, tests) no longer block the writers. Persistent.
+        with contextlib.closing(sqlite3.connect(self.db_path)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
         airflow_bin = str(Path(sys.executable).with_name("airflow"))
         for component in components:
-            extra = ["--port", str(self.api_port)] if component == "api-server" else []
-            self._spawn(component, [airflow_bin, component, *extra], self.env())
+            env = self.env()
+            extra = []
+            if component == "api-server":
+                extra = ["--port", str(self.api_port)]
+                # Some public API routes (e.g. answering a human-in-the-loop task) write the audit log
+                # through a second session while their own holds SQLite's write lock: the request
+                # waits for itself for the whole busy timeout, stalling every other writer. Keep it short.
+                env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.db_url(busy_timeout=5)
+            self._spawn(component, [airflow_bin, component, *extra], env)
         if "api-server" in components:
             self.wait_http(f"{self.api_url}/api/v2/monitor/health", "api-server", timeout=120)
 
@@ -236,7 +276,7 @@ class LocalStack:
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM every process group we started, then SIGKILL what is left."""
-        order = ["scheduler", "dag-processor", "api-server", "local-ecs"]
+        order = ["scheduler", "triggerer", "dag-processor", "api-server", "local-ecs"]
         procs = sorted(self.processes.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 0)
         for _, proc in procs:
             if proc.poll() is None:
