@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any, Literal, Protocol
 
-from botocore.exceptions import ParamValidationError
 from botocore.model import OperationModel
 from botocore.session import get_session
 from botocore.validate import ParamValidator
@@ -77,7 +76,8 @@ def run_task_param_problems(kwargs: Mapping[str, Any]) -> str | None:
     except Exception as exc:  # pragma: no cover - botocore internals
         return str(exc)
     if report.has_errors():
-        return str(ParamValidationError(report=report.generate_report())).replace("\n", " ")
+        # The text botocore's ParamValidationError would carry (its exceptions are read in aws.py only).
+        return f"Parameter validation failed:\n{report.generate_report()}".replace("\n", " ")
     return None
 
 

@@ -15,14 +15,14 @@ from botocore.exceptions import NoCredentialsError
 
 from ecs_executor.check import (
     CheckResult,
-    cli_commands,
     collect_checks,
     config_results,
     format_table,
     main,
     run_check,
 )
-from ecs_executor.task_logs import AwsClients
+from ecs_executor.aws import AwsClients
+from ecs_executor.cli import cli_commands
 from tests.conftest import CONTAINER, REGION, executor_env, executor_settings
 
 

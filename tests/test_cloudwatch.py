@@ -11,8 +11,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from ecs_executor.task_logs import (
-    AwsClients,
+from ecs_executor.aws import AwsClients
+from ecs_executor.cloudwatch import (
+    CallPacer,
     LogLocation,
     TaskLogReader,
     awslogs_location,
@@ -107,7 +108,7 @@ def test_module_does_not_import_airflow_at_top_level():
     import ast
     from pathlib import Path
 
-    import ecs_executor.task_logs as module
+    import ecs_executor.cloudwatch as module
 
     tree = ast.parse(Path(str(module.__file__)).read_text())
     names: list[str] = []
@@ -384,7 +385,7 @@ def test_executor_get_task_log_in_the_api_server(aws, deployment, new_executor):
     stream = f"airflow/{CONTAINER}/{task_id_from_arn(arn)}"
     _put_lines(aws["logs"], group, stream, ["starting", "working hard"])
     executor = new_executor(start=False)
-    assert executor._log_reader is None  # nothing built, nothing fetched in __init__
+    assert executor._log_settings is None  # nothing read, nothing fetched in __init__
 
     class TI:
         external_executor_id = arn

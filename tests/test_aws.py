@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ecs_executor.config import settings_from_mapping
-from ecs_executor.ecs_client import EcsResponseParserFactory, PlainJsonParser, default_client
+from ecs_executor.aws import EcsResponseParserFactory, PlainJsonParser, ecs_client
 from tests.conftest import CONTAINER, REGION
 
 pytestmark = pytest.mark.usefixtures("moto_manual_lifecycle")
@@ -48,7 +48,7 @@ async def both_clients(
             "conn_id": "aws_test",
         }
     )
-    ours, stack = await default_client(settings)
+    ours, stack = await ecs_client(settings)
     reference_session = get_session()
     # botocore's own parsing, with timestamps kept as sent (what the engine asked for before).
     factory = reference_session.get_component("response_parser_factory")
