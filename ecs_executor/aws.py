@@ -72,7 +72,7 @@ SYNC_CLIENT_OPTIONS: dict[str, Any] = {
 SYNC_OWNED_OPTIONS = ("retries",)
 # Per service: CloudWatch Logs calls are paced by our own limiter (cloudwatch.py), so botocore must
 # not retry them behind its back: every request sent passes the limiter.
-SERVICE_RETRIES: dict[str, dict[str, Any]] = {"logs": {"mode": "standard", "max_attempts": 1}}
+SERVICE_RETRIES: dict[str, dict[str, Any]] = {"logs": {"mode": "standard", "total_max_attempts": 1}}
 
 
 def client_config(
