@@ -4,7 +4,7 @@ Sends N RunTask calls (the executor's real RunTask arguments, built by ``RunTask
 DescribeTasks sweeps over the launched tasks, through one aiobotocore client configured as the engine
 configures it, against a local ECS endpoint in another process (no latency, no throttling), and
 reports this process's CPU time per call. Each variant adds one client option; the last one is the
-engine's client as ``ecs_client.default_client`` builds it.
+engine's client as ``aws.ecs_client`` builds it.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ async def _measure(url: str, kwargs: list[dict[str, Any]], variant: dict[str, An
 
     session = get_session()
     if variant.get("plain_json"):
-        from ecs_executor.ecs_client import EcsResponseParserFactory
+        from ecs_executor.aws import EcsResponseParserFactory
 
         session.register_component("response_parser_factory", EcsResponseParserFactory())
     if variant.get("raw_timestamps"):

@@ -16,10 +16,12 @@ import logging
 import shutil
 import sys
 import textwrap
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+from ecs_executor.aws import AwsClients, describe_error, error_code
+from ecs_executor.cloudwatch import ClientSource, awslogs_location, awslogs_problem
 from ecs_executor.config import (
     FARGATE_CAPACITY_PROVIDERS,
     SECTION,
@@ -27,14 +29,6 @@ from ecs_executor.config import (
     EcsExecutorConfigError,
     EcsExecutorSettings,
     env_var_name,
-)
-from ecs_executor.task_logs import (
-    AwsClients,
-    ClientSource,
-    awslogs_location,
-    awslogs_problem,
-    describe_error,
-    error_code,
 )
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
@@ -88,6 +82,13 @@ class _Probe:
     def opt(self, option: str) -> str:
         return f"{option} ({env_var_name(option, self.team_name)})"
 
+    def seed(self, key: str, call: Callable[[], Any]) -> None:
+        """Store an answer fetched elsewhere (the engine's own async ECS calls) as if ``_once`` had."""
+        try:
+            self._memo[key] = (True, call())
+        except Exception as exc:
+            self._memo[key] = (False, exc)
+
     def _once(self, key: str, call: Callable[[], Any]) -> Any:
         """Call once; re-raise the same error to every check that needs the answer."""
         if key not in self._memo:
@@ -104,19 +105,20 @@ class _Probe:
         """The cluster description, or None when ECS reports it missing."""
 
         def call() -> dict[str, Any] | None:
-            answer = self.clients.client("ecs").describe_clusters(clusters=[self.settings.cluster])
-            clusters = answer.get("clusters") or []
-            return clusters[0] if clusters else None
+            return _first_cluster(
+                self.clients.client("ecs").describe_clusters(clusters=[self.settings.cluster])
+            )
 
         result: dict[str, Any] | None = self._once("cluster", call)
         return result
 
     def task_definition(self) -> dict[str, Any]:
         def call() -> dict[str, Any]:
-            answer = self.clients.client("ecs").describe_task_definition(
-                taskDefinition=self.base["taskDefinition"]
+            return dict(
+                self.clients.client("ecs").describe_task_definition(
+                    taskDefinition=self.base["taskDefinition"]
+                )["taskDefinition"]
             )
-            return dict(answer["taskDefinition"])
 
         result: dict[str, Any] = self._once("task_definition", call)
         return result
@@ -125,6 +127,12 @@ class _Probe:
     def awsvpc(self) -> dict[str, Any]:
         network = self.base.get("networkConfiguration") or {}
         return dict(network.get("awsvpcConfiguration") or {})
+
+
+def _first_cluster(answer: Mapping[str, Any]) -> dict[str, Any] | None:
+    """DescribeClusters answer -> the cluster, or None when ECS reports it missing."""
+    clusters = answer.get("clusters") or []
+    return dict(clusters[0]) if clusters else None
 
 
 # ---- individual checks ----------------------------------------------------------------------------
@@ -220,7 +228,8 @@ def _task_definition_fix(p: _Probe) -> str:
     )
 
 
-def _check_task_definition(p: _Probe) -> list[CheckResult]:
+def _check_task_definition(p: _Probe, *, logs: bool = True) -> list[CheckResult]:
+    """Task definition rows; ``logs=False`` leaves out the one row that calls CloudWatch Logs."""
     s = p.settings
     name = p.base["taskDefinition"]
     try:
@@ -262,7 +271,8 @@ def _check_task_definition(p: _Probe) -> list[CheckResult]:
     else:
         results.append(CheckResult("container", True, f"{s.container_name!r} ({container.get('image')})"))
         results.append(_memory_result(p, td, container))
-        results.append(_logging_result(p, td))
+        if logs:
+            results.append(_logging_result(p, td))
     results.extend(_network_mode_results(p, td, network_mode))
     return results
 
@@ -437,7 +447,7 @@ def _check_network(p: _Probe) -> list[CheckResult]:
 
 
 def _network_error(kind: str, exc: Exception) -> CheckResult:
-    if error_code(exc) in ACCESS_DENIED_CODES:
+    if error_code(exc)[0] in ACCESS_DENIED_CODES:
         return _warn(
             kind,
             f"could not verify: {describe_error(exc)}",
@@ -445,6 +455,54 @@ def _network_error(kind: str, exc: Exception) -> CheckResult:
             "itself does not need them).",
         )
     return CheckResult(kind, False, f"could not describe: {describe_error(exc)}", "")
+
+
+def _strategy_text(strategy: Sequence[Mapping[str, Any]]) -> str:
+    """``FARGATE_SPOT (weight 3), FARGATE (base 1, weight 1)``."""
+    items = []
+    for item in strategy:
+        parts = [f"base {item['base']}"] if item.get("base") else []
+        parts.append(f"weight {item.get('weight', 0)}")
+        items.append(f"{item.get('capacityProvider')} ({', '.join(parts)})")
+    return ", ".join(items)
+
+
+def _check_launch_target(p: _Probe) -> list[CheckResult]:
+    """Where RunTask will place tasks: the configured launch type or strategy, else the cluster's default.
+
+    With neither ``launchType`` nor ``capacityProviderStrategy``, ECS uses the cluster's
+    ``defaultCapacityProviderStrategy``; it is easy to forget what that is, so the row shows it.
+    """
+    name = "launch target"
+    if p.base.get("launchType"):
+        return [CheckResult(name, True, f"launch type {p.base['launchType']} (configured)")]
+    strategy = p.base.get("capacityProviderStrategy") or []
+    if strategy:
+        return [
+            CheckResult(name, True, f"capacity provider strategy {_strategy_text(strategy)} (configured)")
+        ]
+    try:
+        cluster = p.cluster()
+    except Exception as exc:
+        return [
+            _warn(
+                name,
+                "no launch type or capacity provider strategy is configured, and the cluster's default "
+                f"strategy could not be read: {describe_error(exc)}",
+            )
+        ]
+    if cluster is None:
+        return [_skip(name, f"cluster {p.settings.cluster!r} does not exist")]
+    default = cluster.get("defaultCapacityProviderStrategy") or []
+    if default:
+        return [
+            CheckResult(
+                name, True, f"the cluster's default capacity provider strategy: {_strategy_text(default)}"
+            )
+        ]
+    return [
+        CheckResult(name, True, "launch type FARGATE (the cluster has no default capacity provider strategy)")
+    ]
 
 
 def _check_capacity_providers(p: _Probe) -> list[CheckResult]:
@@ -490,6 +548,7 @@ def _check_capacity_providers(p: _Probe) -> list[CheckResult]:
 CHECKS: tuple[tuple[str, Callable[[_Probe], list[CheckResult]]], ...] = (
     ("credentials", _check_credentials),
     ("cluster", _check_cluster),
+    ("launch target", _check_launch_target),
     ("task definition", _check_task_definition),
     ("network", _check_network),
     ("capacity providers", _check_capacity_providers),
@@ -508,6 +567,56 @@ def collect_checks(
         except Exception as exc:  # a bug in one check must not hide the others
             results.append(CheckResult(name, False, f"the check itself failed: {describe_error(exc)}"))
     return results
+
+
+EcsCall = Callable[..., Awaitable[Any]]
+# The rows whose failure means no task can launch, and that need only ECS Describe calls.
+STARTUP_ROWS = frozenset({"cluster", "task definition", "container"})
+
+
+class _NoClients:
+    """The start-up check's probe gets its answers seeded; any other AWS call would be a bug."""
+
+    def client(self, service: str, region_name: str | None = None) -> Any:
+        raise RuntimeError(f"the start-up check makes no {service} calls")
+
+    def describe_connection(self) -> str:
+        return "the engine's ECS client"
+
+
+async def startup_problems(
+    call: EcsCall, settings: EcsExecutorSettings, *, team_name: str | None = None
+) -> list[str]:
+    """The scheduler's start-up check: cluster ACTIVE, task definition found and holding our container.
+
+    ``call(method, **kwargs)`` is the engine's own paced ECS call (so the check runs on the engine's
+    client and loop). The rows are ``collect_checks``' own, so both name the option and the fix the same
+    way; ``[]`` when nothing would stop every launch.
+    """
+    probe = _Probe(settings, _NoClients(), team_name)
+    try:
+        cluster_answer = await call("describe_clusters", clusters=[settings.cluster])
+        probe.seed("cluster", lambda: _first_cluster(cluster_answer))
+    except Exception as exc:
+        probe.seed("cluster", _raiser(exc))
+    try:
+        td_answer = await call("describe_task_definition", taskDefinition=probe.base["taskDefinition"])
+        probe.seed("task_definition", lambda: dict(td_answer["taskDefinition"]))
+    except Exception as exc:
+        probe.seed("task_definition", _raiser(exc))
+    rows = _check_cluster(probe) + _check_task_definition(probe, logs=False)
+    return [_problem_text(row) for row in rows if row.name in STARTUP_ROWS and not row.ok]
+
+
+def _raiser(exc: BaseException) -> Callable[[], Any]:
+    def again() -> Any:
+        raise exc
+
+    return again
+
+
+def _problem_text(row: CheckResult) -> str:
+    return f"{row.name}: {row.detail}" + (f". {row.fix}" if row.fix else "")
 
 
 def config_results(
@@ -633,32 +742,6 @@ def build_parser(prog: str = "python -m ecs_executor.check") -> argparse.Argumen
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_check(team_name=args.team)
-
-
-def cli_check(args: argparse.Namespace) -> None:
-    """``airflow ecs-executor check`` entry (Airflow passes the parsed namespace)."""
-    sys.exit(run_check(team_name=getattr(args, "team", None)))
-
-
-def cli_commands() -> list[Any]:
-    """Airflow CLI group for ``EcsExecutor.get_cli_commands()``: ``airflow ecs-executor check``."""
-    from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
-
-    team = Arg(("--team",), help="Check the configuration of this team (multi-team)", default=None)
-    return [
-        GroupCommand(
-            name="ecs-executor",
-            help="Tools for the ECS executor",
-            subcommands=(
-                ActionCommand(
-                    name="check",
-                    help="Check configuration, credentials, cluster, task definition and network",
-                    func=lazy_load_command("ecs_executor.check.cli_check"),
-                    args=(team,),
-                ),
-            ),
-        )
-    ]
 
 
 if __name__ == "__main__":

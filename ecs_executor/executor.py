@@ -18,13 +18,13 @@ from airflow.configuration import conf as airflow_conf
 from airflow.executors.base_executor import BaseExecutor
 
 from ecs_executor import messages as m
+from ecs_executor.arns import cluster_from_task_arn, is_task_arn
 from ecs_executor.config import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
 from ecs_executor.engine import Engine
 from ecs_executor.metrics import ExecutorMetrics
 from ecs_executor.run_task import RunTaskBuilder
 from ecs_executor.startup import ExecutorStartupError, print_startup_errors_plainly, scheduler_versions
 from ecs_executor.states import Phase
-from ecs_executor.task_logs import cluster_from_task_arn, is_task_arn
 from ecs_executor.workloads import RetainingDeque, to_launch
 
 if TYPE_CHECKING:
@@ -61,8 +61,8 @@ class EcsExecutor(BaseExecutor):
         self._ending = False
         self._queued_at: dict[Hashable, float] = {}
         self._metrics = ExecutorMetrics(self.team_name)
-        self._log_reader: Any = None
         self._token_lifetime = 600.0
+        self._log_settings: EcsExecutorSettings | None = None  # get_task_log's, read on first use
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -222,8 +222,12 @@ class EcsExecutor(BaseExecutor):
 
     @staticmethod
     def get_cli_commands() -> list[Any]:
-        """``airflow ecs-executor check``: validate config and the AWS resources it names."""
-        from ecs_executor.check import cli_commands
+        """``airflow ecs-executor check``: validate config and the AWS resources it names.
+
+        Imported here, as Airflow's own executors do with their ``cli.definition`` modules: only building
+        the CLI parser pays for the command definitions.
+        """
+        from ecs_executor.cli import cli_commands
 
         return cli_commands()
 
@@ -231,16 +235,18 @@ class EcsExecutor(BaseExecutor):
         """Live container output from CloudWatch Logs (awslogs driver) for a running task.
 
         Runs in the API server, where start() is never called: settings and clients are built on first
-        use, and nothing is fetched until a user opens a log.
+        use, and nothing is fetched until a user opens a log. The reader is the process's shared one
+        (``cloudwatch.shared_reader``), whose limiter also paces the engine's crash-log reads; it is
+        imported here so the scheduler's facade does not load boto3 clients it never uses.
         """
-        from ecs_executor.task_logs import TaskLogReader
-
-        if self._log_reader is None:
+        if self._log_settings is None:
             try:
-                self._log_reader = TaskLogReader(self.settings or self.load_settings())
+                self._log_settings = self.settings or self.load_settings()
             except EcsExecutorConfigError as exc:
                 return [], [f"ECS executor: {exc}"]
-        return self._log_reader.read_for_ti(ti, try_number)
+        from ecs_executor.cloudwatch import shared_reader
+
+        return shared_reader(self._log_settings).read_for_ti(ti, try_number)
 
     def _process_results(self, limit: int | None = MAX_RESULTS_PER_SYNC) -> None:
         # Bounded so one heartbeat stays short even when thousands of results arrive at once (adoption,

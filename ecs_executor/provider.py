@@ -98,7 +98,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Runs every Airflow task instance in its own Amazon ECS task.",
         "versions": [__version__],
         "executors": ["ecs_executor.EcsExecutor"],
-        "cli": ["ecs_executor.check.cli_commands"],
+        "cli": ["ecs_executor.cli.cli_commands"],
         "config": {
             SECTION: {
                 "description": "Options of ecs_executor.EcsExecutor (docs/configuration.md).",

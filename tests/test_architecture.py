@@ -8,6 +8,8 @@ The local ECS endpoint and the demo are development tools: product modules never
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,8 +36,7 @@ LAYERS: dict[str, int] = {
     "messages": 1,
     # AWS plumbing and what reads AWS through it
     "aws": 2,
-    "ecs_client": 2,
-    "task_logs": 2,
+    "arns": 0,
     "cloudwatch": 2,
     "check": 3,
     # the engine (all AWS I/O on its thread)
@@ -133,13 +134,30 @@ def test_pure_modules_do_no_io(module: str) -> None:
 
 def test_only_the_aws_plumbing_reads_botocore_errors() -> None:
     readers = {name for name, path in MODULES.items() if "botocore.exceptions" in path.read_text()}
-    # TODO(issue 13): aws only, once the AWS plumbing and ECS rules modules land.
-    assert readers <= {"aws", "task_logs", "check"}, readers
+    assert readers == {"aws"}, readers
 
 
 def test_the_facade_imports_no_cli_and_no_log_reader() -> None:
     imports = internal(top_level_imports(MODULES["executor"]))
-    assert not imports & {"cli", "check"}, imports
+    assert not imports & {"cli", "check", "cloudwatch", "aws"}, imports
+    assert not any(i.startswith("airflow.cli") for i in top_level_imports(MODULES["executor"]))
+
+
+def test_cli_definitions_do_not_load_the_check() -> None:
+    assert "check" not in internal(top_level_imports(MODULES["cli"]))
+
+
+def test_importing_the_executor_loads_no_cli_check_or_log_reader() -> None:
+    """The same, transitively, in a fresh interpreter (what the scheduler and the API server import)."""
+    code = (
+        "import sys, ecs_executor.executor; "
+        "print(sorted(m for m in sys.modules if m in "
+        "('ecs_executor.cli', 'ecs_executor.check', 'ecs_executor.cloudwatch', 'ecs_executor.local_ecs')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_engine_does_not_import_airflow_at_module_level() -> None:

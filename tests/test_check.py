@@ -13,16 +13,17 @@ import boto3
 import pytest
 from botocore.exceptions import NoCredentialsError
 
+from ecs_executor.aws import AwsClients
 from ecs_executor.check import (
     CheckResult,
-    cli_commands,
     collect_checks,
     config_results,
     format_table,
     main,
     run_check,
+    startup_problems,
 )
-from ecs_executor.task_logs import AwsClients
+from ecs_executor.cli import cli_commands
 from tests.conftest import CONTAINER, REGION, executor_env, executor_settings
 
 
@@ -464,3 +465,100 @@ def test_check_result_status_follows_ok():
     assert CheckResult("x", True, "").status == "PASS"
     assert CheckResult("x", False, "").status == "FAIL"
     assert CheckResult("x", True, "", status="WARN").status == "WARN"
+
+
+# ---- launch target -------------------------------------------------------------------------------------
+
+
+def test_launch_target_shows_what_is_configured(aws, network):
+    cluster = _name()
+    aws["ecs"].create_cluster(clusterName=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    _register(aws, cluster)
+    configured = executor_settings(cluster, subnets=network["subnet"], launch_type="FARGATE")
+    row = _by_name(collect_checks(configured))["launch target"]
+    assert row.ok and row.detail == "launch type FARGATE (configured)"
+    strategy = (
+        '[{"capacityProvider": "FARGATE_SPOT", "weight": 3}, {"capacityProvider": "FARGATE", "base": 1}]'
+    )
+    settings = executor_settings(cluster, subnets=network["subnet"], capacity_provider_strategy=strategy)
+    row = _by_name(collect_checks(settings))["launch target"]
+    assert row.detail == (
+        "capacity provider strategy FARGATE_SPOT (weight 3), FARGATE (base 1, weight 0) (configured)"
+    )
+
+
+def test_launch_target_shows_the_clusters_default_strategy(aws):
+    with_default = _name()
+    aws["ecs"].create_cluster(
+        clusterName=with_default,
+        capacityProviders=["FARGATE", "FARGATE_SPOT"],
+        defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
+    )
+    _register(aws, with_default, fargate=False)
+    row = _by_name(collect_checks(executor_settings(with_default)))["launch target"]
+    assert (
+        row.ok and row.detail == "the cluster's default capacity provider strategy: FARGATE_SPOT (weight 1)"
+    )
+
+    plain = _name()
+    aws["ecs"].create_cluster(clusterName=plain)
+    _register(aws, plain, fargate=False)
+    row = _by_name(collect_checks(executor_settings(plain)))["launch target"]
+    assert row.detail == "launch type FARGATE (the cluster has no default capacity provider strategy)"
+
+    row = _by_name(collect_checks(executor_settings(_name())))["launch target"]
+    assert row.status == "SKIP" and "does not exist" in row.detail
+
+
+# ---- the scheduler's start-up check ---------------------------------------------------------------------
+
+
+async def _startup(cluster: str, **options: Any) -> list[str]:
+    """startup_problems through the engine's own kind of client (aiobotocore, from the connection)."""
+    from ecs_executor.aws import ecs_client
+
+    settings = executor_settings(cluster, **options)
+    client, stack = await ecs_client(settings)
+    async with stack:
+
+        async def call(method: str, **kwargs: Any) -> Any:
+            return await getattr(client, method)(**kwargs)
+
+        return await startup_problems(call, settings)
+
+
+async def test_startup_check_passes_a_working_setup(aws):
+    cluster = _name()
+    aws["ecs"].create_cluster(clusterName=cluster)
+    _register(aws, cluster, fargate=False, log_group="missing")  # logs are not a start-up matter
+    assert await _startup(cluster) == []
+
+
+async def test_startup_check_names_the_option_and_the_fix(aws):
+    cluster = _name()
+    _register(aws, cluster, container="web")
+    problems = await _startup(cluster)
+    assert len(problems) == 2, problems
+    missing_cluster, no_container = problems
+    assert missing_cluster.startswith("cluster: ") and "does not exist" in missing_cluster
+    assert (
+        "aws ecs create-cluster" in missing_cluster
+        and "AIRFLOW__AWS_ECS_EXECUTOR__CLUSTER" in missing_cluster
+    )
+    assert no_container.startswith("container: ") and "'web'" in no_container
+    assert "AIRFLOW__AWS_ECS_EXECUTOR__CONTAINER_NAME" in no_container
+
+
+async def test_startup_check_reports_failing_calls_and_missing_task_definitions(aws):
+    cluster = _name()
+    aws["ecs"].create_cluster(clusterName=cluster)
+    (problem,) = await _startup(cluster, task_definition="no-such-family")
+    assert problem.startswith("task definition: ") and "register-task-definition" in problem
+
+    async def broken(method: str, **kwargs: Any) -> Any:
+        raise NoCredentialsError()
+
+    problems = await startup_problems(broken, executor_settings(cluster), team_name="teama")
+    assert [p.split(":")[0] for p in problems] == ["cluster", "task definition"]
+    assert "no AWS credentials found" in problems[0]
+    assert "AIRFLOW__TEAMA___AWS_ECS_EXECUTOR__TASK_DEFINITION" in problems[1]

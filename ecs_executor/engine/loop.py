@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 from ecs_executor import messages as m
 from ecs_executor import redact
-from ecs_executor.aws import classify_exception
 from ecs_executor.config import EcsExecutorSettings
 from ecs_executor.engine.calls import ClientFactory, EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
@@ -55,7 +54,6 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.crash: BaseException | None = None
         self.stopped_cleanly = False
-        self._log_reader: Any = None
         self._shutdown: m.Shutdown | None = None
         policy = RelaunchPolicy(settings.max_run_task_attempts, settings.capacity_wait_seconds)
         self.ctx = Context(settings, channel, policy)
@@ -199,53 +197,27 @@ class Engine:
     # ---- start-up check ----------------------------------------------------------------------------
 
     async def health_problems(self) -> list[str]:
-        """Cluster ACTIVE, task definition resolvable and holding our container; [] when healthy."""
-        return await _startup_problems(self.calls.call, self.settings)
+        """Cluster ACTIVE, task definition resolvable and holding our container; [] when healthy.
+
+        The same rows as ``airflow ecs-executor check`` (one health check, in check.py)."""
+        from ecs_executor.check import startup_problems
+
+        return await startup_problems(self.calls.call, self.settings, team_name=self.builder.team_name)
 
     def _last_log_lines(self, arn: str, task_definition_arn: str) -> list[str]:
-        """Runs in a worker thread (boto3 is synchronous); the reader caches task definitions."""
-        from ecs_executor.task_logs import TaskLogReader
+        """Runs in a worker thread (boto3 is synchronous). The process's one CloudWatch reader, shared with
+        get_task_log: one GetLogEvents pacer, cached task definitions."""
+        from ecs_executor.cloudwatch import shared_reader
 
-        if self._log_reader is None:
-            self._log_reader = TaskLogReader(self.settings)
-        return list(
-            self._log_reader.last_lines(arn, CRASH_LOG_LINES, task_definition_arn=task_definition_arn or None)
-        )
-
-
-async def _startup_problems(call: Callable[..., Awaitable[Any]], s: EcsExecutorSettings) -> list[str]:
-    problems: list[str] = []
-    try:
-        answer = await call("describe_clusters", clusters=[s.cluster])
-        clusters = answer.get("clusters") or []
-        if not clusters:
-            problems.append(f"cluster {s.cluster!r} was not found in {s.region_name}")
-        elif clusters[0].get("status") != "ACTIVE":
-            problems.append(f"cluster {s.cluster!r} is {clusters[0].get('status')}, not ACTIVE")
-    except Exception as exc:
-        problems.append(f"could not describe cluster {s.cluster!r}: {classify_exception(exc).reason}")
-        return problems
-    task_definition = s.base_run_task_kwargs().get("taskDefinition")
-    try:
-        answer = await call("describe_task_definition", taskDefinition=task_definition)
-        names = [c.get("name") for c in answer["taskDefinition"].get("containerDefinitions", [])]
-        if s.container_name not in names:
-            problems.append(
-                f"task definition {task_definition!r} has no container named {s.container_name!r} "
-                f"(container_name); it has: {', '.join(map(str, names)) or 'none'}"
-            )
-    except Exception as exc:
-        problems.append(
-            f"could not resolve task definition {task_definition!r}: {classify_exception(exc).reason}"
-        )
-    return problems
+        reader = shared_reader(self.settings)
+        return list(reader.last_lines(arn, CRASH_LOG_LINES, task_definition_arn=task_definition_arn or None))
 
 
 def _default_client_factory(settings: EcsExecutorSettings) -> ClientFactory:
     def factory() -> Awaitable[Any]:
-        from ecs_executor.ecs_client import default_client
+        from ecs_executor.aws import ecs_client
 
-        return default_client(settings)
+        return ecs_client(settings)
 
     return factory
 

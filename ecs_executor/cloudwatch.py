@@ -1,40 +1,126 @@
-"""Live container logs from CloudWatch Logs, for the Airflow UI while a task instance is RUNNING.
+"""Container logs from CloudWatch Logs: live in the Airflow UI, and the last lines of crashed tasks.
 
 Airflow's API server calls ``executor.get_task_log(ti, try_number)`` for running task instances; the
-ECS task's ARN is the task instance's ``external_executor_id``. The container's output is only reachable
-through the ``awslogs`` log driver, whose stream name we can predict from the task definition:
-``<awslogs-stream-prefix>/<container name>/<task id>``.
+ECS task's ARN is the task instance's ``external_executor_id``. The engine adds a crashed task's last
+lines to its failure reason. Both read through ONE process-wide reader (``shared_reader``), and every
+GetLogEvents request of the process passes ONE limiter (``GET_LOG_EVENTS_PACER``) sized to CloudWatch
+Logs' GetLogEvents quota, which is per account and Region and shared with everything else reading logs.
 
-Calls are synchronous boto3 (the API server, not the scheduler, runs them) with short timeouts and few
-retries so a slow AWS answer never hangs a UI request. Nothing here raises to the caller: every failure
-becomes one explanatory line. Airflow is imported lazily (only for the connection hook).
+The container's output is only reachable through the ``awslogs`` log driver, whose stream name we can
+predict from the task definition: ``<awslogs-stream-prefix>/<container name>/<task id>``.
+
+Calls are synchronous boto3 (run by the API server, or by a worker thread of the engine) with short
+timeouts. A caller never waits long for the limiter: past its wait budget it gets a "skipped: rate
+limit" line instead (``READ_MAX_WAIT`` for the UI, ``LAST_LINES_MAX_WAIT`` for crash reasons). Nothing
+here raises to the caller: every failure becomes one explanatory line.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from botocore.config import Config
-from botocore.exceptions import ClientError, NoCredentialsError
+from ecs_executor.arns import cluster_from_task_arn, is_task_arn, task_id_from_arn
+from ecs_executor.aws import AwsClients, describe_error, error_code, is_throttle
 
 if TYPE_CHECKING:
     from ecs_executor.config import EcsExecutorSettings
 
+__all__ = [
+    "GET_LOG_EVENTS_PACER",
+    "CallPacer",
+    "ClientSource",
+    "LogLocation",
+    "TaskLogReader",
+    "awslogs_location",
+    "awslogs_problem",
+    "cluster_from_task_arn",
+    "is_task_arn",
+    "last_lines",
+    "shared_reader",
+    "task_id_from_arn",
+]
+
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 10_000  # CloudWatch Logs GetLogEvents maximum
-TASK_DEFINITION_CACHE_SIZE = 128
+CACHE_SIZE = 128
 PREFIX = "ECS executor:"
 
-# Short timeouts and two attempts: these calls run inside a UI request or a one-shot CLI.
-CLIENT_CONFIG = Config(
-    connect_timeout=5,
-    read_timeout=15,
-    retries={"mode": "standard", "max_attempts": 2},
-)
+# GetLogEvents: 10 requests per second per account per Region, changed only in special circumstances
+# (CloudWatch Logs user guide, "CloudWatch Logs quotas"). The bucket holds one second's worth, so even a
+# burst stays within the quota; other readers of the account (consoles, Airflow's CloudWatch remote
+# logging) share it, and a throttled answer empties the bucket.
+GET_LOG_EVENTS_RATE = 10.0
+GET_LOG_EVENTS_BURST = 10
+# How long a caller may wait for its turn. The UI can afford a short pause; crash reasons are a bonus
+# fetched by an engine worker thread, which must not sit in a queue.
+READ_MAX_WAIT = 2.0
+LAST_LINES_MAX_WAIT = 1.0
+
+
+class ClientSource(Protocol):
+    """What readers and checks need: a boto3 client per service (tests pass fakes)."""
+
+    def client(self, service: str, region_name: str | None = None) -> Any: ...
+
+
+class CallPacer:
+    """Thread-safe token bucket that books turns: callers sleep for their own turn, outside the lock.
+
+    ``try_acquire(max_wait)`` reserves the next free turn if it comes within ``max_wait`` seconds
+    (then sleeps until it) and returns True; otherwise it reserves nothing and returns False at once.
+    Turns are spaced ``1/rate`` apart once the burst is spent, so the calls sent in any interval of
+    ``T`` seconds never exceed ``burst + rate * T``, however many threads ask.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if rate <= 0 or burst <= 0:
+            raise ValueError("rate and burst must be positive")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = float(burst)  # negative: turns already booked
+        self._stamp = clock()
+
+    def _refill(self) -> float:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + max(0.0, now - self._stamp) * self.rate)
+        self._stamp = max(self._stamp, now)
+        return now
+
+    def try_acquire(self, max_wait: float = 0.0) -> bool:
+        with self._lock:
+            self._refill()
+            wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self.rate
+            if wait > max_wait + 1e-9:
+                return False
+            self._tokens -= 1.0
+        if wait > 0:
+            self._sleep(wait)
+        return True
+
+    def throttled(self) -> None:
+        """The service refused a call for its rate (others share the quota): spend what is saved."""
+        with self._lock:
+            self._refill()
+            self._tokens = min(self._tokens, 0.0)
+
+
+# One per process: the quota is per account and Region, whoever in this process reads.
+GET_LOG_EVENTS_PACER = CallPacer(GET_LOG_EVENTS_RATE, GET_LOG_EVENTS_BURST)
 
 
 # ---- pure -----------------------------------------------------------------------------------------
@@ -51,22 +137,6 @@ class LogLocation:
     @property
     def source(self) -> str:
         return f"CloudWatch Logs {self.group}/{self.stream}"
-
-
-def task_id_from_arn(task_arn: str) -> str:
-    """``arn:aws:ecs:r:acct:task/cluster/ID`` (or the old ``task/ID``) -> ``ID``."""
-    return task_arn.rstrip("/").rsplit("/", 1)[-1]
-
-
-def cluster_from_task_arn(task_arn: str) -> str | None:
-    """The cluster name embedded in new-format task ARNs (``task/<cluster>/<id>``); None for old ARNs."""
-    resource = task_arn.split(":", 5)[-1]
-    parts = resource.split("/")
-    return parts[1] if len(parts) == 3 and parts[0] == "task" and parts[1] else None
-
-
-def is_task_arn(value: object) -> bool:
-    return isinstance(value, str) and value.startswith("arn:") and ":task/" in value
 
 
 def _container(task_definition: Mapping[str, Any], container_name: str) -> Mapping[str, Any] | None:
@@ -125,106 +195,6 @@ def awslogs_location(
     )
 
 
-def describe_error(exc: BaseException) -> str:
-    """One short line for any boto error (codes and messages only: no request data or credentials)."""
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code = err.get("Code") or "Error"
-        message = str(err.get("Message") or "").strip()
-        return f"{code}: {message}" if message else str(code)
-    if isinstance(exc, NoCredentialsError):
-        return "no AWS credentials found"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def error_code(exc: BaseException) -> str | None:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or "") or None
-    return None
-
-
-# ---- AWS clients from the Airflow connection -------------------------------------------------------
-
-
-class ClientSource(Protocol):
-    """What readers and checks need: a boto3 client per service (tests pass fakes)."""
-
-    def client(self, service: str, region_name: str | None = None) -> Any: ...
-
-
-class AwsClients:
-    """boto3 clients built from the executor's Airflow AWS connection, created on first use and cached.
-
-    Uses the provider's ``AwsBaseHook`` so credentials, ``role_arn`` assumption, ``botocore_kwargs``,
-    ``verify`` and ``endpoint_url`` (global or per service in the connection extra) behave exactly as for
-    every other AWS hook; with no endpoint in the connection, botocore honours ``AWS_ENDPOINT_URL_<SERVICE>``
-    and ``AWS_ENDPOINT_URL``. A missing connection falls back to the default credential chain.
-    """
-
-    def __init__(self, conn_id: str | None, region_name: str, config: Config | None = None):
-        self.conn_id = conn_id or None
-        self.region_name = region_name
-        self._config = config or CLIENT_CONFIG
-        self._lock = threading.Lock()
-        self._hook: Any = None
-        self._sessions: dict[str, Any] = {}
-        self._clients: dict[tuple[str, str], Any] = {}
-
-    @classmethod
-    def for_settings(cls, settings: EcsExecutorSettings) -> AwsClients:
-        return cls(settings.conn_id, settings.region_name)
-
-    def _get_hook(self) -> Any:
-        if self._hook is None:
-            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-            self._hook = AwsBaseHook(
-                aws_conn_id=self.conn_id, client_type="ecs", region_name=self.region_name
-            )
-        return self._hook
-
-    def client(self, service: str, region_name: str | None = None) -> Any:
-        region = region_name or self.region_name
-        with self._lock:
-            key = (service, region)
-            if key not in self._clients:
-                hook = self._get_hook()
-                session = self._sessions.get(region)
-                if session is None:
-                    session = self._sessions[region] = hook.get_session(region_name=region)
-                # Options the user set in the connection's botocore_kwargs win over our defaults.
-                config = self._config.merge(hook.config)
-                self._clients[key] = session.client(
-                    service,
-                    region_name=region,
-                    endpoint_url=hook.conn_config.get_service_endpoint_url(service_name=service),
-                    config=config,
-                    verify=hook.verify,
-                )
-            return self._clients[key]
-
-    def describe_connection(self) -> str:
-        """Which connection (or the default chain) and endpoint are used: never credentials."""
-        try:
-            conn_config = self._get_hook().conn_config
-        except Exception as exc:
-            return f"connection {self.conn_id!r} could not be loaded ({describe_error(exc)})"
-        if not isinstance(conn_config.conn_id, str):
-            where = (
-                f"connection {self.conn_id!r} not found, using the default AWS credential chain"
-                if self.conn_id
-                else "default AWS credential chain"
-            )
-        else:
-            where = f"connection {self.conn_id!r}"
-            if conn_config.role_arn:
-                where += f" assuming {conn_config.role_arn}"
-        if conn_config.endpoint_url:
-            where += f", endpoint {conn_config.endpoint_url}"
-        return where
-
-
 # ---- reading ---------------------------------------------------------------------------------------
 
 
@@ -232,11 +202,38 @@ class _Unavailable(Exception):
     """Carries the one line shown instead of log lines."""
 
 
+class _LRU:
+    """A small thread-safe LRU for immutable answers (task definitions, a task's definition ARN)."""
+
+    def __init__(self, size: int):
+        self._size = max(1, size)
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class TaskLogReader:
-    """Reads the latest CloudWatch lines of an executor-launched ECS task; never raises.
+    """Reads the latest CloudWatch lines of an executor-launched ECS task; never raises; thread-safe.
 
     ``__init__`` does no I/O (Airflow builds executors in the API server just to read logs). Task
-    definition revisions are immutable, so each one is described once and kept in a small LRU.
+    definition revisions are immutable, and so is the revision a task runs: both are described once and
+    kept in small LRUs, which also spares the ECS read budget the engine's DescribeTasks sweeps use.
     """
 
     def __init__(
@@ -244,13 +241,14 @@ class TaskLogReader:
         settings: EcsExecutorSettings,
         *,
         clients: ClientSource | None = None,
-        cache_size: int = TASK_DEFINITION_CACHE_SIZE,
+        cache_size: int = CACHE_SIZE,
+        pacer: CallPacer | None = None,
     ):
         self.settings = settings
         self.clients: ClientSource = clients or AwsClients.for_settings(settings)
-        self._cache_size = max(1, cache_size)
-        self._task_definitions: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self.pacer = pacer or GET_LOG_EVENTS_PACER
+        self._task_definitions = _LRU(cache_size)
+        self._definition_of_task = _LRU(cache_size)
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -261,7 +259,7 @@ class TaskLogReader:
         """
         try:
             location = self.locate(task_arn)
-            lines = self._get_events(location, limit)
+            lines = self._get_events(location, limit, READ_MAX_WAIT)
         except _Unavailable as exc:
             return [], [f"{PREFIX} {exc}"]
         except Exception as exc:  # never break the log view
@@ -287,11 +285,12 @@ class TaskLogReader:
         """The last ``limit`` CloudWatch lines of a (possibly stopped) task; ``[]`` when unavailable.
 
         For failure messages of crashed tasks: pass ``task_definition_arn`` (from the DescribeTasks
-        answer already in hand) to skip a DescribeTasks call.
+        answer already in hand) to skip a DescribeTasks call. Waits at most ``LAST_LINES_MAX_WAIT`` for
+        the limiter; ``[]`` when its turn is further away.
         """
         try:
             location = self.locate(task_arn, task_definition_arn=task_definition_arn)
-            return self._get_events(location, limit)
+            return self._get_events(location, limit, LAST_LINES_MAX_WAIT)
         except Exception:
             return []
 
@@ -316,6 +315,9 @@ class TaskLogReader:
     # -- AWS calls ---------------------------------------------------------------------------------
 
     def _task_definition_arn(self, task_arn: str) -> str:
+        cached = self._definition_of_task.get(task_arn)
+        if cached is not None:
+            return str(cached)
         cluster = cluster_from_task_arn(task_arn) or self.settings.cluster
         try:
             answer = self.clients.client("ecs").describe_tasks(cluster=cluster, tasks=[task_arn])
@@ -327,29 +329,30 @@ class TaskLogReader:
                 f"ECS task {task_arn} is unknown to cluster {cluster!r} (ECS forgets stopped tasks after "
                 "about an hour)"
             )
-        return str(tasks[0]["taskDefinitionArn"])
+        arn = str(tasks[0]["taskDefinitionArn"])
+        self._definition_of_task.put(task_arn, arn)
+        return arn
 
     def _task_definition(self, arn: str) -> dict[str, Any]:
-        with self._cache_lock:
-            cached = self._task_definitions.get(arn)
-            if cached is not None:
-                self._task_definitions.move_to_end(arn)
-                return cached
+        cached = self._task_definitions.get(arn)
+        if cached is not None:
+            return dict(cached)
         try:
             answer = self.clients.client("ecs").describe_task_definition(taskDefinition=arn)
         except Exception as exc:
             raise _Unavailable(f"could not describe task definition {arn}: {describe_error(exc)}") from None
         task_definition = dict(answer.get("taskDefinition") or {})
-        with self._cache_lock:
-            self._task_definitions[arn] = task_definition
-            self._task_definitions.move_to_end(arn)
-            while len(self._task_definitions) > self._cache_size:
-                self._task_definitions.popitem(last=False)
+        self._task_definitions.put(arn, task_definition)
         return task_definition
 
-    def _get_events(self, location: LogLocation, limit: int) -> list[str]:
+    def _get_events(self, location: LogLocation, limit: int, max_wait: float) -> list[str]:
         limit = min(max(1, int(limit)), MAX_LIMIT)
         logs = self.clients.client("logs", location.region)
+        if not self.pacer.try_acquire(max_wait):
+            raise _Unavailable(
+                f"skipped: rate limit (this process reads CloudWatch Logs at most {self.pacer.rate:g} "
+                "times a second, GetLogEvents' quota per account and Region); reload to try again"
+            )
         try:
             answer = logs.get_log_events(
                 logGroupName=location.group,
@@ -357,17 +360,38 @@ class TaskLogReader:
                 startFromHead=False,
                 limit=limit,
             )
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
+        except Exception as exc:
+            code = error_code(exc)[0]
+            if code == "ResourceNotFoundException":
                 raise _Unavailable(
                     f"{location.source} does not exist yet; it is created when the container starts "
                     "writing output"
                 ) from None
             hint = ""
-            if error_code(exc) in ("AccessDeniedException", "AccessDenied"):
+            if is_throttle(exc):
+                self.pacer.throttled()
+                hint = " (others in this AWS account are reading CloudWatch Logs too; reload to try again)"
+            elif code in ("AccessDeniedException", "AccessDenied"):
                 hint = " (the API server's AWS identity needs logs:GetLogEvents)"
             raise _Unavailable(f"could not read {location.source}: {describe_error(exc)}{hint}") from None
         return [str(event.get("message", "")).rstrip("\n") for event in answer.get("events") or []]
+
+
+_SHARED: dict[tuple[Any, ...], TaskLogReader] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_reader(settings: EcsExecutorSettings) -> TaskLogReader:
+    """The process's one reader for these settings: its clients and caches serve the UI and crash reasons.
+
+    Keyed by what the reader depends on, so two executors of one team share it and teams stay apart.
+    """
+    key = (settings.conn_id, settings.region_name, settings.cluster, settings.container_name)
+    with _SHARED_LOCK:
+        reader = _SHARED.get(key)
+        if reader is None:
+            reader = _SHARED[key] = TaskLogReader(settings)
+        return reader
 
 
 def last_lines(
@@ -380,8 +404,8 @@ def last_lines(
 ) -> list[str]:
     """Last CloudWatch lines of a task (e.g. a crashed one) for a failure message; ``[]`` if unavailable.
 
-    Blocking: from async code call it through ``asyncio.to_thread``. Pass a long-lived ``reader`` to
-    reuse its clients and task-definition cache.
+    Blocking: from async code call it through ``asyncio.to_thread``. Uses the shared reader unless one
+    is passed.
     """
-    reader = reader or TaskLogReader(settings)
+    reader = reader or shared_reader(settings)
     return reader.last_lines(task_arn, limit, task_definition_arn=task_definition_arn)

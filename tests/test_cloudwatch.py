@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from ecs_executor.task_logs import (
-    AwsClients,
+from ecs_executor.aws import AwsClients
+from ecs_executor.cloudwatch import (
+    GET_LOG_EVENTS_PACER,
+    CallPacer,
     LogLocation,
     TaskLogReader,
     awslogs_location,
     awslogs_problem,
     cluster_from_task_arn,
     last_lines,
+    shared_reader,
     task_id_from_arn,
 )
 from tests.conftest import CONTAINER, REGION, executor_settings
@@ -107,7 +112,7 @@ def test_module_does_not_import_airflow_at_top_level():
     import ast
     from pathlib import Path
 
-    import ecs_executor.task_logs as module
+    import ecs_executor.cloudwatch as module
 
     tree = ast.parse(Path(str(module.__file__)).read_text())
     names: list[str] = []
@@ -384,7 +389,7 @@ def test_executor_get_task_log_in_the_api_server(aws, deployment, new_executor):
     stream = f"airflow/{CONTAINER}/{task_id_from_arn(arn)}"
     _put_lines(aws["logs"], group, stream, ["starting", "working hard"])
     executor = new_executor(start=False)
-    assert executor._log_reader is None  # nothing built, nothing fetched in __init__
+    assert executor._log_settings is None  # nothing read, nothing fetched in __init__
 
     class TI:
         external_executor_id = arn
@@ -395,3 +400,121 @@ def test_executor_get_task_log_in_the_api_server(aws, deployment, new_executor):
     assert lines == ["starting", "working hard"]
     TI.external_executor_id = None
     assert executor.get_task_log(TI(), 1)[0] == []
+
+
+# ---- pacing: one GetLogEvents limiter per process ------------------------------------------------------
+
+
+class FrozenClock:
+    """Time stands still; ``sleep`` only records how long each caller was told to wait."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.waits.append(seconds)
+
+
+def _in_threads(count: int, work: Callable[[], Any]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda _: work(), range(count)))
+
+
+def test_pacer_books_turns_within_the_rate_across_threads():
+    clock = FrozenClock()
+    pacer = CallPacer(10.0, 10, clock=clock, sleep=clock.sleep)
+    granted = _in_threads(50, lambda: pacer.try_acquire(max_wait=2.0))
+    # The burst at once, then one turn every 1/rate s up to the 2 s wait budget; the rest are refused.
+    assert granted.count(True) == 10 + 20
+    sends = sorted([0.0] * (30 - len(clock.waits)) + clock.waits)
+    for start in sends:
+        in_one_second = [t for t in sends if start <= t < start + 1.0 - 1e-9]
+        assert len(in_one_second) <= 10 + 10
+    assert max(sends) <= 2.0 + 1e-9
+
+
+def test_pacer_without_wait_budget_never_sleeps():
+    clock = FrozenClock()
+    pacer = CallPacer(10.0, 3, clock=clock, sleep=clock.sleep)
+    assert [pacer.try_acquire(0.0) for _ in range(5)] == [True, True, True, False, False]
+    assert clock.waits == []
+    clock.now += 0.1  # one token refilled
+    assert pacer.try_acquire(0.0) and not pacer.try_acquire(0.0)
+
+
+def test_a_throttled_answer_spends_the_saved_tokens():
+    clock = FrozenClock()
+    pacer = CallPacer(10.0, 10, clock=clock, sleep=clock.sleep)
+    pacer.throttled()
+    assert not pacer.try_acquire(0.0)
+
+
+def test_readers_share_the_process_pacer_and_one_reader_per_settings():
+    settings = executor_settings("prod")
+    assert TaskLogReader(settings).pacer is GET_LOG_EVENTS_PACER
+    assert shared_reader(settings) is shared_reader(executor_settings("prod"))
+    assert shared_reader(settings) is not shared_reader(executor_settings("other"))
+    assert GET_LOG_EVENTS_PACER.rate == 10.0 and GET_LOG_EVENTS_PACER.burst == 10
+
+
+def test_a_caller_past_its_wait_budget_is_told_it_was_skipped():
+    clock = FrozenClock()
+    logs = _EchoLogs()
+    reader = TaskLogReader(
+        executor_settings("prod"),
+        clients=_FakeClients(ecs=_FakeEcs(AWSLOGS_TD), logs=logs),
+        pacer=CallPacer(1.0, 1, clock=clock, sleep=clock.sleep),
+    )
+    # The UI waits up to READ_MAX_WAIT (2 s): turns now, at +1 s and at +2 s; +3 s is too far.
+    for _ in range(3):
+        assert reader.read(ARN)[1] == ["one", "two"]
+    assert clock.waits == [1.0, 2.0]
+    sources, lines = reader.read(ARN)
+    assert sources == [] and len(lines) == 1 and "skipped: rate limit" in lines[0]
+    assert reader.last_lines(ARN) == []  # crash reasons wait at most LAST_LINES_MAX_WAIT (1 s)
+    assert len(logs.kwargs) == 3
+
+
+def test_throttled_get_log_events_is_one_line_and_slows_the_pacer():
+    class ThrottledLogs:
+        def get_log_events(self, **kwargs: Any) -> dict[str, Any]:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetLogEvents"
+            )
+
+    clock = FrozenClock()
+    pacer = CallPacer(10.0, 10, clock=clock, sleep=clock.sleep)
+    reader = TaskLogReader(
+        executor_settings("prod"),
+        clients=_FakeClients(ecs=_FakeEcs(AWSLOGS_TD), logs=ThrottledLogs()),
+        pacer=pacer,
+    )
+    sources, lines = reader.read(ARN)
+    assert sources == [] and "ThrottlingException" in lines[0]
+    assert not pacer.try_acquire(0.0)
+
+
+def test_many_concurrent_readers_stay_within_the_limiter_on_moto(aws, deployment):
+    """40 UI requests at once against moto: exactly the pacer's burst reaches GetLogEvents."""
+    cluster, arn, group = deployment()
+    _put_lines(aws["logs"], group, f"airflow/{CONTAINER}/{task_id_from_arn(arn)}", ["hello"])
+    clock = FrozenClock()
+    reader = TaskLogReader(
+        executor_settings(cluster), pacer=CallPacer(1.0, 5, clock=clock, sleep=clock.sleep)
+    )
+    sent: list[str] = []
+    logs = reader.clients.client("logs", REGION)
+    logs.meta.events.register("before-send.cloudwatch-logs.GetLogEvents", lambda **_: sent.append("x"))
+    reader.read(arn)  # warm the task-definition caches and the clients
+    results = _in_threads(40, lambda: reader.read(arn))
+    read = [lines for _, lines in results if lines == ["hello"]]
+    skipped = [lines for _, lines in results if "skipped: rate limit" in lines[0]]
+    assert len(read) + len(skipped) == 40
+    assert len(sent) == 1 + len(read)
+    assert len(read) == 4 + 2  # burst 5 (one spent warming up), then turns at +1 s and +2 s
