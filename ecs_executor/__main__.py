@@ -2,8 +2,8 @@
 
 import sys
 
-from ecs_executor import check
+from ecs_executor import check_report
 
 if len(sys.argv) < 2 or sys.argv[1] != "check":
     sys.exit("usage: python -m ecs_executor check [--team TEAM]")
-sys.exit(check.main(sys.argv[2:]))
+sys.exit(check_report.main(sys.argv[2:]))

@@ -37,6 +37,6 @@ def cli_commands() -> list[Any]:
 
 def check_command(args: argparse.Namespace) -> None:
     """``airflow ecs-executor check [--team T]``: print the check table, exit 1 when a check failed."""
-    from ecs_executor.check import run_check
+    from ecs_executor.check_report import run_check
 
     sys.exit(run_check(team_name=getattr(args, "team", None)))

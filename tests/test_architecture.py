@@ -38,7 +38,10 @@ LAYERS: dict[str, int] = {
     "aws": 2,
     "arns": 0,
     "cloudwatch": 2,
+    "check_probe": 3,
+    "check_network": 3,
     "check": 3,
+    "check_report": 3,
     # the engine (all AWS I/O on its thread)
     "engine": 4,
     # the scheduler-side facade and its metrics
@@ -173,3 +176,19 @@ def test_messages_depend_only_on_value_objects() -> None:
 def test_ecs_rules_stand_alone() -> None:
     """The product and the local endpoint both build on ecs_rules, so it depends on neither."""
     assert not internal(top_level_imports(MODULES["ecs_rules"]))
+
+
+# "No product module over ~400 lines, no class over ~300, no function over ~60" (with a little slack).
+MAX_MODULE_LINES, MAX_CLASS_LINES, MAX_FUNCTION_LINES = 420, 310, 60
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_modules_classes_and_functions_stay_small(module: str) -> None:
+    source = MODULES[module].read_text()
+    assert source.count("\n") <= MAX_MODULE_LINES, f"{module}: {source.count(chr(10))} lines"
+    for node in ast.walk(ast.parse(source)):
+        size = (node.end_lineno or 0) - getattr(node, "lineno", 0) + 1 if hasattr(node, "end_lineno") else 0
+        if isinstance(node, ast.ClassDef):
+            assert size <= MAX_CLASS_LINES, f"{module}.{node.name}: {size} lines"
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            assert size <= MAX_FUNCTION_LINES, f"{module}.{node.name}: {size} lines"

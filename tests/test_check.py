@@ -14,15 +14,9 @@ import pytest
 from botocore.exceptions import NoCredentialsError
 
 from ecs_executor.aws import AwsClients
-from ecs_executor.check import (
-    CheckResult,
-    collect_checks,
-    config_results,
-    format_table,
-    main,
-    run_check,
-    startup_problems,
-)
+from ecs_executor.check import collect_checks, startup_problems
+from ecs_executor.check_probe import CheckResult
+from ecs_executor.check_report import config_results, format_table, main, run_check
 from ecs_executor.cli import cli_commands
 from tests.conftest import CONTAINER, REGION, executor_env, executor_settings
 
