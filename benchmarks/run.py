@@ -182,9 +182,11 @@ def machine() -> dict[str, Any]:
             versions[dist] = version(dist)
     import hashlib
 
+    package = ROOT / "ecs_executor"
     code = {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        for path in sorted((ROOT / "ecs_executor").glob("*.py"))
+        str(path.relative_to(package)): hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        for path in sorted(package.rglob("*.py"))
+        if "__pycache__" not in path.parts
     }
     return {
         "code_sha256": code,

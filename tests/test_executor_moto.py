@@ -218,7 +218,7 @@ def test_health_check_refuses_to_start_with_a_clear_message(configure, ecs_clust
     with pytest.raises(ExecutorStartupError) as wrong:
         new_executor()
     message = str(wrong.value)
-    assert "has no container named 'airflow-worker'" in message and "sidecar" in message
+    assert "no container named 'airflow-worker'" in message and "sidecar" in message
     assert "AIRFLOW__AWS_ECS_EXECUTOR__CHECK_HEALTH_ON_STARTUP" in message
 
 

@@ -1,4 +1,5 @@
-"""How the engine spends the ECS API budget and the scheduler's time, against LocalEcs in pretend mode.
+"""Pacing (engine/calls.py) against LocalEcs in pretend mode: how the engine spends the ECS API budget and
+the scheduler's time.
 
 Counts, not timings: calls made, calls throttled, messages sent, threads that touched the loop.
 """
