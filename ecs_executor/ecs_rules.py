@@ -172,8 +172,8 @@ def resolve_launch_target(
 # Task sizes --------------------------------------------------------------------------------------
 
 
-def cpu_units(value: str | int | None) -> int | None:
-    """Task cpu as CPU units: ``1024``, ``"1024"``, ``"1 vCPU"`` and ``".25 vcpu"`` are accepted."""
+def _in_units(value: str | int | None, scale: Mapping[str, int]) -> int | None:
+    """``value`` as a whole number of the base unit; a known unit suffix is scaled, anything else is None."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -181,31 +181,21 @@ def cpu_units(value: str | int | None) -> int | None:
     match = _SIZE.match(str(value))
     if match is None:
         return None
-    number, unit = float(match.group(1)), match.group(2).lower()
-    if unit == "":
-        return int(number) if number.is_integer() else None
-    if unit == "vcpu":
-        units = number * 1024
-        return int(units) if units.is_integer() else None
-    return None
+    factor = scale.get(match.group(2).lower())
+    if factor is None:
+        return None
+    amount = float(match.group(1)) * factor
+    return int(amount) if amount.is_integer() else None
+
+
+def cpu_units(value: str | int | None) -> int | None:
+    """Task cpu as CPU units: ``1024``, ``"1024"``, ``"1 vCPU"`` and ``".25 vcpu"`` are accepted."""
+    return _in_units(value, {"": 1, "vcpu": 1024})
 
 
 def memory_mib(value: str | int | None) -> int | None:
     """Task or container memory as MiB: ``2048``, ``"2048"``, ``"2 GB"`` and ``"0.5GB"`` are accepted."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    match = _SIZE.match(str(value))
-    if match is None:
-        return None
-    number, unit = float(match.group(1)), match.group(2).lower()
-    if unit in ("", "mib", "mb"):
-        return int(number) if number.is_integer() else None
-    if unit in ("gb", "gib"):
-        mib = number * 1024
-        return int(mib) if mib.is_integer() else None
-    return None
+    return _in_units(value, {"": 1, "mib": 1, "mb": 1, "gb": 1024, "gib": 1024})
 
 
 def _gb_steps(low: int, high: int, step: int) -> frozenset[int]:
