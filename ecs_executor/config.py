@@ -178,8 +178,9 @@ class EcsExecutorSettings(BaseSettings):
     )
     relaunch_on_spot_interruption: bool = Field(
         default=False,
-        description="Relaunch a task whose Fargate Spot / Spot capacity was reclaimed (stopCode "
-        "SpotInterruption). Off by default: the try had started, so Airflow's own retries normally decide.",
+        description="Relaunch a task whose Spot capacity was reclaimed (stopCode SpotInterruption) before "
+        "its container ran. A try seen running is never relaunched: Airflow's Execution API refuses to "
+        "start a running try again, so Airflow's own retries decide.",
     )
     freeze_gc_on_start: bool = Field(
         default=True,

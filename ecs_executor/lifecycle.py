@@ -76,6 +76,7 @@ class Tracked:
     phase: Phase | None = None  # the last phase ECS reported
     missing_polls: int = 0
     capacity_since: float | None = None  # first capacity failure of this try
+    capacity_relaunches: int = 0  # launch attempts spent waiting for capacity (not on max_run_task_attempts)
     launch_task: Any = field(default=None, repr=False)  # the asyncio task launching it
     # Until the task runs: what a relaunch rebuilds its arguments from (a task that ran is never relaunched,
     # except a Spot interruption when opted in).

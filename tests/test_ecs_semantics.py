@@ -354,15 +354,18 @@ def test_a_spot_interruption_is_named_in_the_log_and_counted(local_ecs, point_at
     assert retry_events(executor, "on-spot") == []  # relaunch is opt-in
 
 
-def test_a_spot_interruption_is_relaunched_when_opted_in(local_ecs, point_at, executors):
+def test_a_running_try_interrupted_by_spot_is_not_relaunched_even_when_opted_in(
+    local_ecs, point_at, executors
+):
+    """Airflow 3.3's Execution API refuses to start a try that is already running (409 invalid_state): a
+    relaunch could only fail later and cost another ECS task."""
     point_at(local_ecs.url, relaunch_on_spot_interruption="True", max_run_task_attempts="2")
     executor = executors()
     driver = Driver(executor)
     local_ecs.configure(spot_interruption_seconds=0.5)
     w = make_workload("on-spot-again")
     queue(executor, [w])
-    driver.until(lambda: bool(retry_events(executor, "on-spot-again")), timeout=30)
-    local_ecs.configure(spot_interruption_seconds=None)
-    driver.until(
-        lambda: len({t.arn for t in ecs_census(local_ecs.url) if t.try_id == try_id_of_key(w.ti.key)}) == 2
-    )
+    driver.until(lambda: final(driver, w) is not None, timeout=30)
+    assert "interrupted by Spot (SpotInterruption)" in failure_reason(executor, "on-spot-again")
+    assert retry_events(executor, "on-spot-again") == []
+    assert sum(1 for t in ecs_census(local_ecs.url) if t.try_id == try_id_of_key(w.ti.key)) == 1

@@ -43,7 +43,10 @@ class ClusterDefaults:
             return None
         if cluster not in self._known:
             await self.prime([cluster])
-        return await asyncio.shield(self._known[cluster])
+        future = self._known.get(cluster)
+        if future is None:  # the read just failed (and was forgotten, to be retried later)
+            return None
+        return await asyncio.shield(future)
 
     def known(self) -> dict[str, list[Any] | None]:
         """What was read so far (for the start-up log line)."""

@@ -68,6 +68,7 @@ class Launcher:
     async def launch(self, t: Tracked) -> None:
         retries = 0
         outcome_unknown = False  # the last RunTask may have started a task we never heard of
+        own_client: int | None = None  # the client generation this launch itself had rebuilt
         try:
             if not t.stopping:
                 t.move(TaskState.LAUNCHING)
@@ -98,10 +99,10 @@ class Launcher:
                         return
                     decision = _failures_decision(response.get("failures") or [])
                 if decision.verdict in (Verdict.RETRY, Verdict.REFRESH_CREDENTIALS):
-                    if decision.verdict == Verdict.REFRESH_CREDENTIALS and not await self._refresh(
-                        t, generation, decision
-                    ):
-                        return
+                    if decision.verdict == Verdict.REFRESH_CREDENTIALS:
+                        own_client = await self._refresh(t, generation, decision, own_client)
+                        if own_client is None:
+                            return
                     retries += 1
                     await self._before_retry(t, retries, throttled, decision)
                     continue
@@ -127,10 +128,14 @@ class Launcher:
         reason = "the task was not started before its Airflow token expired ([scheduler] task_queued_timeout)"
         self.ctx.fail_launch(t, reason, "expired")
 
-    async def _refresh(self, t: Tracked, generation: int, decision: Decision) -> bool:
-        """Rebuild the client; False (and the task failed) once a refresh has not helped for a minute."""
+    async def _refresh(
+        self, t: Tracked, generation: int, decision: Decision, own_client: int | None
+    ) -> int | None:
+        """Rebuild the client and retry; None (and the task failed) once even a client this launch had
+        rebuilt is rejected after a minute of rejections. Every launch gets one attempt on a fresh client,
+        so a fixed credential source heals the next launch without a restart."""
         self.calls.credentials_rejected()
-        if self.calls.credentials_hopeless():
+        if own_client == generation and self.calls.credentials_hopeless():
             self.ctx.fail_launch(
                 t,
                 f"{decision.reason}; still rejected after the credentials were refreshed: fix the credential "
@@ -138,12 +143,12 @@ class Launcher:
                 "environment) so that it may call ecs:RunTask",
                 "credentials",
             )
-            return False
+            return None
         try:
             await self.calls.refresh(generation)
         except Exception as exc:
             log.warning("Could not rebuild the ECS client: %s", classify_exception(exc).reason)
-        return True
+        return self.calls.generation
 
     async def _before_retry(self, t: Tracked, retries: int, throttled: bool, decision: Decision) -> None:
         self.ctx.counters["run_task_retries"] += 1
@@ -185,15 +190,19 @@ class Launcher:
 
     async def wait_for_relaunch(self, t: Tracked, decision: Decision) -> bool:
         """Wait and prepare the next attempt; False (and the task failed) when none is allowed."""
+        if t.stopping:  # revoked while the last attempt was answered: nothing to relaunch
+            return False
         if t.source is None:
             self.ctx.fail_launch(t, decision.reason)
             return False
         now = time.monotonic()
         if decision.kind == FailureKind.CAPACITY and t.capacity_since is None:
             t.capacity_since = now
+        capacity = decision.kind == FailureKind.CAPACITY
         verdict = self.ctx.policy.decide(
             decision.kind,
-            t.attempt,
+            # Capacity waits are bounded by time: they do not spend max_run_task_attempts.
+            t.attempt if capacity else t.attempt - t.capacity_relaunches,
             now=now,
             capacity_since=t.capacity_since,
             deadline=t.deadline,
@@ -203,7 +212,8 @@ class Launcher:
             self.ctx.fail_launch(t, f"{decision.reason} ({verdict.why_not})", verdict.kind)
             return False
         self.ctx.counters["relaunches"] += 1
-        if decision.kind == FailureKind.CAPACITY:
+        if capacity:
+            t.capacity_relaunches += 1
             self.ctx.counters["relaunches_capacity"] += 1
             self.ctx.capacity_waiting.add(t.key)
         t.move(TaskState.RELAUNCHING)
@@ -217,8 +227,18 @@ class Launcher:
         return True
 
     async def relaunch_after_stop(self, t: Tracked, decision: Decision) -> None:
-        if await self.wait_for_relaunch(t, decision):
-            await self.launch(t)
+        try:
+            if not await self.wait_for_relaunch(t, decision):
+                return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not vanish in a background task; fail this task visibly
+            log.exception("Unexpected error relaunching %s", t.identity)
+            self.ctx.fail_launch(
+                t, f"internal error while relaunching: {type(exc).__name__}: {exc}", "internal"
+            )
+            return
+        await self.launch(t)
 
     def _launched(self, t: Tracked, task: Mapping[str, Any]) -> None:
         arn = str(task["taskArn"])

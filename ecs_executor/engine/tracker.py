@@ -122,12 +122,16 @@ class Tracker:
             decision = classify_stopped(status, relaunch_spot=self.ctx.settings.relaunch_on_spot_interruption)
             if decision is not None and decision.kind == FailureKind.SPOT:
                 self.ctx.counters["spot_interruptions"] += 1
-            if decision is not None and decision.verdict == Verdict.RELAUNCH and self._may_relaunch(t):
+            if (
+                decision is not None
+                and decision.verdict == Verdict.RELAUNCH
+                and self._may_relaunch(t, decision)
+            ):
                 self.ctx.registry.untrack_arn(t)
                 t.phase = None
                 t.launch_task = self.ctx.spawn(self._relaunch(t, decision))
                 return
-            if decision is not None and decision.verdict == Verdict.FAIL:
+            if decision is not None and decision.verdict in (Verdict.FAIL, Verdict.RELAUNCH):
                 status = TaskStatus(Phase.FAILED, decision.reason, status.exit_code, status.stop_code)
             self.ctx.finish(t)
         arn = str(task.get("taskArn"))
@@ -141,14 +145,15 @@ class Tracker:
         if t.stopping:
             return
         if phase == Phase.RUNNING:
-            if not self.ctx.settings.relaunch_on_spot_interruption:
-                t.source = None  # a task that ran is never relaunched; free the workload JSON
+            t.source = None  # a task that ran is never relaunched; free the workload JSON
             t.move(TaskState.RUNNING)
         elif phase == Phase.PENDING and t.state is TaskState.ADOPTED:
             t.move(TaskState.PENDING)
 
-    def _may_relaunch(self, t: Tracked) -> bool:
-        return t.source is not None and not t.stopping
+    def _may_relaunch(self, t: Tracked, decision: Decision) -> bool:
+        # A try we saw RUNNING is never relaunched (its source is gone): Airflow's Execution API refuses to
+        # start a try that is already running (409 invalid_state), Spot interruption included.
+        return t.source is not None and not t.stopping and t.state is not TaskState.RUNNING
 
     async def _report_crash(self, t: Tracked, arn: str, task_definition_arn: str, status: TaskStatus) -> None:
         lines: list[str] = []

@@ -112,3 +112,47 @@ def test_a_requeue_while_the_previous_launch_waits_replaces_it(monkeypatch: pyte
         time.sleep(1.5)  # past the old relaunch's backoff
         assert engine.tracked_count() == 1
     assert len(fake.requests("run_task")) == 2 and len(fake.tasks) == 1
+
+
+def test_capacity_waits_do_not_spend_the_attempts_of_other_failures() -> None:
+    fake = FakeEcs()
+    no_room = {"tasks": [], "failures": [{"arn": "x", "reason": "RESOURCE:MEMORY"}]}
+    fake.run_task_script = [lambda _: no_room, lambda _: no_room]
+    with running_engine(fake, max_run_task_attempts="2") as engine:
+        launch(engine, "a")
+        results_until(engine, lambda s: any(isinstance(r, m.Launched) and r.attempt == 3 for r in s))
+        (arn,) = list(fake.tasks)
+        reason = "Timeout waiting for network interface provisioning to complete."
+        fake.set_status(arn, "STOPPED", stop_code="TaskFailedToStart", reason=reason)
+        # Two capacity waits, then one start failure: still one relaunch left of max_run_task_attempts=2.
+        results_until(engine, lambda s: any(isinstance(r, m.Launched) and r.attempt == 4 for r in s))
+
+
+def test_a_revoke_answered_by_a_capacity_failure_ends_quietly() -> None:
+    fake = FakeEcs()
+    fake.run_task_delay = 0.5
+    fake.run_task_script = [lambda _: {"tasks": [], "failures": [{"arn": "x", "reason": "RESOURCE:CPU"}]}]
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        results_until(engine, lambda s: bool(fake.requests("run_task")), timeout=5)
+        engine.channel.send(m.Stop("a", "revoked"))
+        time.sleep(1.0)
+        assert engine.tracked_count() == 0 and engine.counters["relaunches"] == 0
+    assert len(fake.requests("run_task")) == 1
+
+
+def test_credentials_fixed_after_a_hopeless_spell_heal_the_next_launch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("ecs_executor.engine.calls.CREDENTIALS_HOPELESS_SECONDS", 0.0)
+    fake = FakeEcs()
+    rejected = client_error("UnrecognizedClientException", "The security token is invalid.")
+    fake.run_task_script = [lambda _: rejected] * 2
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        (failed,) = [
+            r for r in results_until(engine, of(m.LaunchFailed, "a")) if isinstance(r, m.LaunchFailed)
+        ]
+        assert failed.kind == "credentials"
+        launch(engine, "b")  # the credential source was fixed meanwhile: the rebuilt client works
+        results_until(engine, of(m.Launched, "b"))

@@ -89,3 +89,26 @@ def test_a_start_failure_that_heals_is_relaunched_and_one_that_does_not_is_faile
     assert relaunching.key == "eni" and relaunching.attempt == 2
     (image_final,) = [r for r in seen if isinstance(r, m.StateChanged) and r.key == "image"]
     assert image_final.status.phase == Phase.FAILED and "will not heal" in image_final.status.reason
+
+
+@pytest.mark.parametrize(("opted_in", "relaunched"), [(True, True), (False, False)])
+def test_spot_before_the_container_ran_is_relaunched_only_when_opted_in(
+    opted_in: bool, relaunched: bool
+) -> None:
+    fake = FakeEcs()
+    with running_engine(fake, relaunch_on_spot_interruption=str(opted_in)) as engine:
+        launch(engine, "spot")
+        results_until(engine, of(m.Launched, "spot"))
+        (arn,) = list(fake.tasks)
+        fake.set_status(
+            arn, "STOPPED", stop_code="SpotInterruption", reason="Your Spot Task was interrupted."
+        )
+        if relaunched:
+            seen = results_until(
+                engine, lambda s: any(isinstance(r, m.Launched) and r.attempt == 2 for r in s)
+            )
+            assert any(isinstance(r, m.Relaunching) and "interrupted by Spot" in r.reason for r in seen)
+        else:
+            (changed,) = [r for r in results_until(engine, final("spot")) if isinstance(r, m.StateChanged)]
+            assert changed.status.phase == Phase.FAILED and "interrupted by Spot" in changed.status.reason
+        assert engine.counters["spot_interruptions"] == 1
