@@ -49,6 +49,20 @@ def final(driver: Driver, workload: Any) -> Any:
     return driver.final_states().get(workload.ti.key)
 
 
+def run_to_the_end(executor: Any, task_id: str) -> tuple[Any, Driver]:
+    """Queue one task and heartbeat until it has a final state."""
+    driver = Driver(executor)
+    w = make_workload(task_id)
+    queue(executor, [w])
+    driver.until(lambda: final(driver, w) is not None, timeout=30)
+    return w, driver
+
+
+def tasks_for(url: str, workload: Any, cluster: str = CLUSTER) -> int:
+    """ECS tasks the endpoint holds for this try (one per launch attempt)."""
+    return sum(1 for t in ecs_census(url, cluster) if t.try_id == try_id_of_key(workload.ti.key))
+
+
 def test_a_requeued_try_gets_its_own_ecs_task(local_ecs, point_at, executors):
     """Airflow queues the same try again (a deferred task resuming, a reschedule sensor's next poke).
 
@@ -75,10 +89,7 @@ def test_a_requeued_try_gets_its_own_ecs_task(local_ecs, point_at, executors):
     local_ecs.finish_task(second_arn, 0)
     driver.until(lambda: final(driver, resumed) is not None)
     assert [info for _, info in driver.events[resumed.ti.key]] == [second_arn, second_arn]
-    assert (
-        ecs_census(local_ecs.url)
-        and sum(1 for t in ecs_census(local_ecs.url) if t.try_id == try_id_of_key(first.ti.key)) == 2
-    )
+    assert ecs_census(local_ecs.url) and tasks_for(local_ecs.url, first) == 2
 
 
 @pytest.mark.parametrize(
@@ -161,9 +172,7 @@ def test_a_task_on_another_cluster_is_tracked_stopped_and_adopted_there(local_ec
     local_ecs.finish_task(arn, 0)
     d2.until(lambda: final(d2, away) is not None)
     assert str(final(d2, away)) == "success"
-    assert (
-        sum(1 for t in ecs_census(local_ecs.url, "elsewhere") if t.try_id == try_id_of_key(away.ti.key)) == 1
-    )
+    assert tasks_for(local_ecs.url, away, "elsewhere") == 1
 
 
 class _FakeTI:
@@ -239,12 +248,9 @@ def test_capacity_shortage_is_waited_out_past_max_attempts_then_given_up_on_time
 def test_start_failures_are_triaged_by_reason(local_ecs, point_at, executors, reason, relaunched):
     point_at(local_ecs.url, max_run_task_attempts="2")
     executor = executors()
-    driver = Driver(executor)
     local_ecs.configure(fail_to_start_rate=1.0, fail_to_start_reason=reason)
-    w = make_workload("start-failure")
-    queue(executor, [w])
-    driver.until(lambda: final(driver, w) is not None, timeout=30)
-    tasks = sum(1 for t in ecs_census(local_ecs.url) if t.try_id == try_id_of_key(w.ti.key))
+    w, _driver = run_to_the_end(executor, "start-failure")
+    tasks = tasks_for(local_ecs.url, w)
     assert tasks == (2 if relaunched else 1)
     assert ("launch attempts" in failure_reason(executor, "start-failure")) == relaunched
     if not relaunched:
@@ -330,25 +336,19 @@ def test_the_provisioning_limit_is_waited_out(local_ecs, point_at, executors):
 def test_a_missing_image_fails_at_once_with_its_reason(local_ecs, point_at, executors):
     point_at(local_ecs.url, max_run_task_attempts="3")
     executor = executors()
-    driver = Driver(executor)
     local_ecs.configure(image_missing=True)
-    w = make_workload("no-image")
-    queue(executor, [w])
-    driver.until(lambda: final(driver, w) is not None, timeout=30)
+    w, _driver = run_to_the_end(executor, "no-image")
     reason = failure_reason(executor, "no-image")
     assert "CannotPullContainerError" in reason and "not found" in reason and "will not heal" in reason
     assert retry_events(executor, "no-image") == []
-    assert sum(1 for t in ecs_census(local_ecs.url) if t.try_id == try_id_of_key(w.ti.key)) == 1
+    assert tasks_for(local_ecs.url, w) == 1
 
 
 def test_a_spot_interruption_is_named_in_the_log_and_counted(local_ecs, point_at, executors):
     point_at(local_ecs.url)
     executor = executors()
-    driver = Driver(executor)
     local_ecs.configure(spot_interruption_seconds=0.5)
-    w = make_workload("on-spot")
-    queue(executor, [w])
-    driver.until(lambda: final(driver, w) is not None, timeout=30)
+    _w, _driver = run_to_the_end(executor, "on-spot")
     assert "interrupted by Spot (SpotInterruption)" in failure_reason(executor, "on-spot")
     assert executor._engine.counters["spot_interruptions"] == 1
     assert retry_events(executor, "on-spot") == []  # relaunch is opt-in
@@ -361,11 +361,8 @@ def test_a_running_try_interrupted_by_spot_is_not_relaunched_even_when_opted_in(
     relaunch could only fail later and cost another ECS task."""
     point_at(local_ecs.url, relaunch_on_spot_interruption="True", max_run_task_attempts="2")
     executor = executors()
-    driver = Driver(executor)
     local_ecs.configure(spot_interruption_seconds=0.5)
-    w = make_workload("on-spot-again")
-    queue(executor, [w])
-    driver.until(lambda: final(driver, w) is not None, timeout=30)
+    w, _driver = run_to_the_end(executor, "on-spot-again")
     assert "interrupted by Spot (SpotInterruption)" in failure_reason(executor, "on-spot-again")
     assert retry_events(executor, "on-spot-again") == []
-    assert sum(1 for t in ecs_census(local_ecs.url) if t.try_id == try_id_of_key(w.ti.key)) == 1
+    assert tasks_for(local_ecs.url, w) == 1
