@@ -73,9 +73,21 @@ class Context:
             "relaunches": 0,
             "relaunches_capacity": 0,
             "spot_interruptions": 0,
+            # events mode
+            "events_received": 0,
+            "events_applied": 0,
+            "events_duplicate": 0,
+            "events_stale": 0,
+            "events_gap": 0,
+            "events_unknown": 0,
+            "events_dropped": 0,
+            "reconcile_describes": 0,
         }
     )
     capacity_waiting: set[Hashable] = field(default_factory=set)
+    # Events mode: seconds from an ECS change to its result being queued for the executor, since the
+    # facade last took them (it swaps the list out each heartbeat).
+    event_lags: list[float] = field(default_factory=list)
 
     def emit(self, result: m.Result) -> None:
         self.channel.results.put(result)
