@@ -145,13 +145,13 @@ OPTIONS = {
 
 
 @contextlib.contextmanager
-def running_engine(fake: FakeEcs, **options: Any) -> Iterator[Engine]:
+def running_engine(fake: FakeEcs, sqs_factory: Any = None, **options: Any) -> Iterator[Engine]:
     settings = settings_from_mapping({**OPTIONS, **options})
 
     async def factory() -> tuple[Any, contextlib.AsyncExitStack]:
         return fake, contextlib.AsyncExitStack()
 
-    engine = Engine(settings, m.Channel(), client_factory=factory)
+    engine = Engine(settings, m.Channel(), client_factory=factory, sqs_factory=sqs_factory)
     engine.start()
     try:
         yield engine
