@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "ratelimit": 0,
     "redact": 0,
     "ecs_rules": 0,
+    "ecs_events": 0,
     "provider": 0,
     # the queues between the threads
     "messages": 1,
