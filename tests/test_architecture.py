@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "cloudwatch": 2,
     "check_probe": 3,
     "check_network": 3,
+    "check_events": 3,
     "check": 3,
     "check_report": 3,
     # the engine (all AWS I/O on its thread)
