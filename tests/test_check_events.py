@@ -1,4 +1,4 @@
-"""``check`` in events mode against moto's SQS and EventBridge servers: each wiring fault gets its row and fix."""
+"""``check`` in events mode against moto's SQS and EventBridge servers: each wiring fault, its row and fix."""
 
 from __future__ import annotations
 
