@@ -234,3 +234,28 @@ def test_queue_given_by_name_is_looked_up(moto_url: str, queue: tuple[Any, str])
         seen = results_until(engine, final("a"))
         assert engine.events is not None and engine.events.queue_url == url
     assert changes(seen, "a") == [Phase.SUCCESS]
+
+
+def test_restart_adopts_and_reads_the_events_sent_while_down(moto_url: str, queue: tuple[Any, str]) -> None:
+    """One engine launches and goes away (tasks keep running); events arrive while no one listens; the next
+    engine adopts the tasks and ends each exactly once, from the queued events or a describe."""
+    sqs, url = queue
+    fake = FakeEcs()
+    with events_engine(fake, moto_url, url) as first:
+        for key in ("a", "b"):
+            launch(first, key)
+        tasks = {key: launched(first, fake, key) for key in ("a", "b")}
+    # While down: "a" runs and succeeds (its events wait in the queue); "b" fails and its event is lost.
+    sqs.send_message(QueueUrl=url, MessageBody=event(tasks["a"], 2, "RUNNING"))
+    sqs.send_message(QueueUrl=url, MessageBody=event(tasks["a"], 3, "STOPPED", 0))
+    fake.set_status(tasks["a"]["taskArn"], "STOPPED", exit_code=0)
+    fake.set_status(tasks["b"]["taskArn"], "STOPPED", exit_code=1)
+    with events_engine(fake, moto_url, url) as second:
+        for key, task in tasks.items():
+            second.channel.send(m.Adopt(key, task["taskArn"], "main"))
+        seen = results_until(second, lambda s: final("a")(s) and final("b")(s))
+        wait_for(lambda: queue_empty(sqs, url))
+        seen += results_until(second, lambda s: True, timeout=0.5)
+    # "a" may be reported RUNNING first (its queued events tell its history); each ends exactly once.
+    assert changes(seen, "a")[-1] == Phase.SUCCESS and Phase.SUCCESS not in changes(seen, "a")[:-1]
+    assert changes(seen, "b") == [Phase.FAILED]
