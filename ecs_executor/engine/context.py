@@ -33,6 +33,8 @@ class Registry:
             self.by_arn[t.arn] = t
 
     def track_arn(self, t: Tracked, arn: str) -> None:
+        if arn != t.arn:
+            t.version = 0  # versions count per ECS task: a relaunch starts again at 1
         t.arn = arn
         self.by_arn[arn] = t
 
