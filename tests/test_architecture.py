@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "redact": 0,
     "ecs_rules": 0,
     "provider": 0,
+    "stack_config": 0,
     # the queues between the threads
     "messages": 1,
     # AWS plumbing and what reads AWS through it
@@ -42,6 +43,7 @@ LAYERS: dict[str, int] = {
     "check_network": 3,
     "check": 3,
     "check_report": 3,
+    "config_from_stack": 3,
     # the engine (all AWS I/O on its thread)
     "engine": 4,
     # the scheduler-side facade and its metrics
