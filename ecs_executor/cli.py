@@ -15,7 +15,7 @@ from typing import Any
 from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
 ARG_TEAM = Arg(("--team",), help="Check the configuration of this team (multi-team)", default=None)
-# config-from-stack: the same arguments as ``python -m ecs_executor config-from-stack`` (config_from_stack.py).
+# config-from-stack: the arguments of ``python -m ecs_executor config-from-stack`` (config_from_stack.py).
 ARG_STACK = Arg(("stack",), help="Name or ID of a stack deployed from deploy/ecs-executor.yaml")
 ARG_REGION = Arg(("--region",), help="The stack's Region (default: AWS_REGION)", default=None)
 ARG_FORMAT = Arg(("--format",), help="airflow.cfg section or env vars", choices=("ini", "env"), default="ini")

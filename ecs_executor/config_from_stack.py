@@ -79,7 +79,7 @@ def config_from_stack(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command's arguments (``python -m ecs_executor config-from-stack``; the Airflow CLI mirrors them)."""
+    """The arguments of ``python -m ecs_executor config-from-stack``; cli.py gives Airflow the same."""
     parser.add_argument("stack", help="name or ID of a stack deployed from deploy/ecs-executor.yaml")
     parser.add_argument("--region", default=None, help="the stack's Region (default: AWS_REGION)")
     parser.add_argument("--format", choices=("ini", "env"), default="ini", help="airflow.cfg or env vars")

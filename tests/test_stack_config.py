@@ -1,4 +1,4 @@
-"""Stack outputs -> executor options -> ini / env text (pure; the stack itself is in test_config_from_stack)."""
+"""Stack outputs -> executor options -> ini / env text (pure; deployed stacks: test_config_from_stack)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,12 @@ POLLING = {
     "LogGroup": "/ecs/airflow-worker",  # an output that is no option: left out
 }
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/111122223333/airflow-ecs-events-{}"
-EVENTS = {**POLLING, "TrackingMode": "events", "EventsQueue1": QUEUE.format(1), "EventsQueue2": QUEUE.format(2)}
+EVENTS = {
+    **POLLING,
+    "TrackingMode": "events",
+    "EventsQueue1": QUEUE.format(1),
+    "EventsQueue2": QUEUE.format(2),
+}
 
 
 def test_polling_leaves_tracking_at_its_default() -> None:
@@ -83,7 +88,9 @@ def test_values_the_executor_would_refuse_are_reported() -> None:
 def test_ini_reads_back_as_the_same_options() -> None:
     options = options_from_outputs("airflow", EVENTS, 2)
     text = render(options, "ini", "airflow")
-    assert text.startswith("# [aws_ecs_executor] from CloudFormation stack airflow; Airflow also needs [core]")
+    assert text.startswith(
+        "# [aws_ecs_executor] from CloudFormation stack airflow; Airflow also needs [core]"
+    )
     parser = configparser.ConfigParser()
     parser.read_string(text)
     assert dict(parser["aws_ecs_executor"]) == options
