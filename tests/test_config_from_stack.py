@@ -233,3 +233,28 @@ def test_python_m_ecs_executor_runs_the_command(moto_url, aws_default):
     )
     assert (done.returncode, done.stdout) == (1, "")
     assert "CloudFormation stack 'absent' does not exist" in done.stderr
+
+
+def test_airflow_cli_prints_the_config_with_the_same_arguments(moto_url, aws_default, capsys):
+    """``airflow ecs-executor config-from-stack`` through Airflow's own argparse wiring, and its arguments
+    are those of ``python -m ecs_executor config-from-stack``."""
+    from airflow.cli import cli_parser
+
+    from ecs_executor.cli import cli_commands
+    from ecs_executor.config_from_stack import add_arguments
+
+    stack = _stack()
+    deploy(moto_url, stack, network(moto_url))
+    argv = [stack, "--region", REGION, "--format", "env", "--scheduler", "1", "--conn-id", "aws_default"]
+    parser = argparse.ArgumentParser()
+    cli_parser._add_command(parser.add_subparsers(dest="subcommand"), cli_commands()[0])
+    args = parser.parse_args(["ecs-executor", "config-from-stack", *argv])
+    ours = argparse.ArgumentParser()
+    add_arguments(ours)
+    assert {k: v for k, v in vars(args).items() if k not in ("func", "subcommand")} == vars(
+        ours.parse_args(argv)
+    )
+    with pytest.raises(SystemExit) as exited:
+        args.func(args)
+    assert exited.value.code == 0
+    assert f"AIRFLOW__AWS_ECS_EXECUTOR__CLUSTER={stack}" in capsys.readouterr().out.splitlines()
