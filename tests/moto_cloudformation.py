@@ -8,6 +8,10 @@ properties of two:
   compatibilities, runtime platform and both roles are dropped;
 * ``AWS::SQS::QueuePolicy`` is not supported at all (skipped with a warning).
 
+Two more moto differences the template is written around or checked elsewhere: the ``!Condition`` short
+form inside ``Fn::Or`` evaluates to false in moto (the template uses ``{Condition: Name}``, valid in
+both), and the ``Rules`` section is not evaluated (test_deploy_template.py reads it against ecs_rules).
+
 ``complete_moto_cloudformation`` registers, for those three types only, handlers that do what
 CloudFormation does: the resource's properties, with intrinsics already resolved by moto, become the
 API request (PascalCase names matched to the ECS service model's members, values coerced to its types)

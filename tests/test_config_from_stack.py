@@ -86,6 +86,8 @@ def test_deploy_then_config_then_check_and_a_task_run(
     assert detail["memory"] == "task memory 2048 MiB, task cpu 1024, container memory 2048 MiB"
     assert all(row.ok for row in rows), rows
 
+    # Only to make the test quick: sweeps every 0.2 s instead of 2 s.
+    monkeypatch.setenv("AIRFLOW__AWS_ECS_EXECUTOR__POLL_INTERVAL", "0.2")
     executor = new_executor()
     driver = Driver(executor)
     workload = make_workload("hello")
@@ -148,19 +150,25 @@ def test_event_tracking_gives_each_scheduler_a_queue_fed_by_the_clusters_task_ch
     )
 
 
-def test_an_existing_cluster_is_used_and_left_as_it_is(moto_url, aws_default, capsys):
+def test_an_existing_cluster_is_used_as_it_is_and_the_scheduler_role_gets_the_policy(
+    moto_url, aws_default, capsys
+):
     existing = f"mine-{uuid.uuid4().hex[:6]}"
     ecs = aws_clients(moto_url, "ecs")["ecs"]
     ecs.create_cluster(clusterName=existing, capacityProviders=["FARGATE_SPOT"])
+    iam = aws_clients(moto_url, "iam")["iam"]
+    role = f"scheduler-{uuid.uuid4().hex[:6]}"
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Statement": []}))
     stack = _stack()
-    description = deploy(moto_url, stack, network(moto_url), ExistingCluster=existing)
+    description = deploy(moto_url, stack, network(moto_url), ExistingCluster=existing, SchedulerRoleName=role)
+    attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [outputs(description)["SchedulerPolicyArn"]]
 
     parser = configparser.ConfigParser()
     parser.read_string(_config(capsys, stack))
     assert parser["aws_ecs_executor"]["cluster"] == existing
     assert ecs.describe_clusters(clusters=[stack])["clusters"] == []  # none created
     assert ecs.describe_clusters(clusters=[existing])["clusters"][0]["capacityProviders"] == ["FARGATE_SPOT"]
-    iam = aws_clients(moto_url, "iam")["iam"]
     arn = outputs(description)["SchedulerPolicyArn"]
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
     document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
