@@ -111,3 +111,12 @@ def test_every_option_output_names_an_option_or_one_of_the_event_options() -> No
 
     event_options = {"tracking_mode", "events_queue"}
     assert set(OPTION_OUTPUTS) - event_options <= set(EcsExecutorSettings.model_fields)
+
+
+def test_the_setup_guides_example_is_what_the_command_prints() -> None:
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "setup-guide.md").read_text()
+    (example,) = [b for b in re.findall(r"```ini\n(.*?)```", guide, flags=re.S) if "CloudFormation" in b]
+    assert example == render(options_from_outputs("airflow", POLLING), "ini", "airflow")
