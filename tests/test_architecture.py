@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "ecs_rules": 0,
     "ecs_events": 0,
     "provider": 0,
+    "stack_config": 0,
     # the queues between the threads
     "messages": 1,
     # AWS plumbing and what reads AWS through it
@@ -44,6 +45,7 @@ LAYERS: dict[str, int] = {
     "check_events": 3,
     "check": 3,
     "check_report": 3,
+    "config_from_stack": 3,
     # the engine (all AWS I/O on its thread)
     "engine": 4,
     # the scheduler-side facade and its metrics
