@@ -118,9 +118,11 @@ def _policy_actions(resource: str) -> set[str]:
     return actions
 
 
-def test_the_scheduler_policy_allows_exactly_what_the_product_calls() -> None:
+def test_the_scheduler_policies_allow_exactly_what_the_product_calls() -> None:
     calls = _product_calls() - NOT_THE_SCHEDULERS
-    assert calls | IMPLIED == _policy_actions("SchedulerPolicy")
+    base, events = _policy_actions("SchedulerPolicy"), _policy_actions("SchedulerEventsPolicy")
+    assert calls | IMPLIED == base | events
+    assert all(action.startswith(("sqs:", "events:")) for action in events)  # polling needs only the base
 
 
 def test_the_events_policy_has_the_queue_and_rule_actions_of_event_tracking() -> None:
