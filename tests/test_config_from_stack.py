@@ -24,6 +24,7 @@ from airflow.utils.state import TaskInstanceState
 from ecs_executor.check import collect_checks
 from ecs_executor.check_probe import PASS, SKIP
 from ecs_executor.check_report import config_results
+from ecs_executor.config import settings_from_mapping
 from ecs_executor.config_from_stack import main, run, stack_outputs
 from ecs_executor.stack_config import StackConfigError
 from tests.conftest import ACCOUNT, REGION, Driver, finish_moto_task, make_workload, moto_tasks
@@ -133,6 +134,15 @@ def test_event_tracking_gives_each_scheduler_a_queue_fed_by_the_clusters_task_ch
         assert statement["Principal"] == {"Service": "events.amazonaws.com"}
         assert (statement["Action"], statement["Resource"]) == ("sqs:SendMessage", queue_arn)
         assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule["Arn"]}}
+        # And the check of event tracking passes on exactly this scheduler's config.
+        rows = collect_checks(settings_from_mapping(dict(section)))
+        events_rows = {(row.name, row.status) for row in rows if row.name.startswith("events")}
+        assert events_rows == {
+            ("events queue", PASS),
+            ("events queue policy", PASS),
+            ("events rule", PASS),
+            ("events permissions", PASS),
+        }, rows
 
     def event(cluster: str) -> dict[str, Any]:
         detail = {"clusterArn": cluster, "lastStatus": "STOPPED", "version": 3}
