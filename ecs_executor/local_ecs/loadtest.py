@@ -2,6 +2,10 @@
 
 The endpoint runs in its own process (pretend mode) so the client's CPU use does not share its GIL,
 which is how the executor meets it in demos and benchmarks.
+
+``--events`` also has it publish task state change events to a queue on a moto server in a third
+process, drained as it fills by a few consumers here, and reports the endpoint's CPU per event: its
+CPU time beyond a run without events (same tasks), divided by the events it published.
 """
 
 from __future__ import annotations
@@ -9,8 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -60,12 +67,56 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ecs_executor.local_ecs.loadtest", description=__doc__)
-    parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--pretend-seconds", type=float, default=600, help="keep every task RUNNING")
-    args = parser.parse_args(argv)
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/_local_ecs/stats", timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Drain:
+    """Consumers that receive and delete as fast as they can (moto slows down as a queue fills)."""
+
+    def __init__(self, client: Any, queue_url: str, threads: int = 4) -> None:
+        self.client, self.queue_url = client, queue_url
+        self.received = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            messages = self.client.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if messages:
+                self.client.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+                    ],
+                )
+                with self._lock:
+                    self.received += len(messages)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+
+
+def _run(args: argparse.Namespace, knobs: list[str]) -> dict[str, Any]:
     server = subprocess.Popen(
         [
             sys.executable,
@@ -77,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             "loadtest",
             "--bootstrap-task-definition",
             json.dumps(_DEFINITION),
+            *knobs,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -85,21 +137,88 @@ def main(argv: list[str] | None = None) -> int:
         assert server.stdout is not None
         url = server.stdout.readline().strip().partition("=")[2]
         rss_before = _rss_mb(server.pid)
+        cpu_before = _cpu_seconds(server.pid)
         elapsed = asyncio.run(_drive(url, args.tasks, args.concurrency))
-        with urllib.request.urlopen(f"{url}/_local_ecs/stats", timeout=10) as response:
-            stats: dict[str, Any] = json.loads(response.read())
-        result = {
-            "tasks": args.tasks,
-            "concurrency": args.concurrency,
+        stats = _stats(url)
+        while stats["events"]["pending"]:  # events still on their way to SQS
+            time.sleep(0.1)
+            stats = _stats(url)
+        drained = time.perf_counter() - args.started
+        return {
             "seconds": round(elapsed, 2),
             "run_task_per_second": round(args.tasks / elapsed),
+            "events_sent_within_seconds": round(drained, 2),
+            "server_cpu_seconds": round(_cpu_seconds(server.pid) - cpu_before, 2),
             "server_rss_mb": {"before": round(rss_before), "after": round(_rss_mb(server.pid))},
             "tasks_by_status": stats["tasks_by_status"],
+            "events": stats["events"],
         }
-        print(json.dumps(result))
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ecs_executor.local_ecs.loadtest", description=__doc__)
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--pretend-seconds", type=float, default=600, help="keep every task RUNNING")
+    parser.add_argument("--events", action="store_true", help="also publish task state change events")
+    args = parser.parse_args(argv)
+    args.started = time.perf_counter()
+    if not args.events:
+        result = _run(args, [])
+        result.pop("events")
+        result.pop("events_sent_within_seconds")
+        print(json.dumps({"tasks": args.tasks, "concurrency": args.concurrency, **result}))
+        return 0
+    import boto3
+
+    port = _free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        sqs_url = f"http://127.0.0.1:{port}"
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=sqs_url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        for _ in range(100):
+            try:
+                queue_url = sqs.create_queue(QueueName="loadtest-events")["QueueUrl"]
+                break
+            except Exception:
+                time.sleep(0.1)
+        baseline = _run(args, [])
+        drain = _Drain(sqs, queue_url)
+        args.started = time.perf_counter()
+        knobs = ["--events-queue-url", queue_url, "--events-endpoint-url", sqs_url]
+        with_events = _run(args, knobs)
+        drain.stop()
+        published = with_events["events"]["published"]
+        extra_cpu = with_events["server_cpu_seconds"] - baseline["server_cpu_seconds"]
+        print(
+            json.dumps(
+                {
+                    "tasks": args.tasks,
+                    "concurrency": args.concurrency,
+                    "without_events": {k: v for k, v in baseline.items() if not k.startswith("events")},
+                    "with_events": with_events,
+                    "received": drain.received,
+                    "events_per_second": round(published / with_events["events_sent_within_seconds"]),
+                    "server_cpu_us_per_event": round(extra_cpu / max(published, 1) * 1e6),
+                }
+            )
+        )
+    finally:
+        moto.terminate()
+        moto.wait(timeout=30)
     return 0
 
 
