@@ -228,8 +228,8 @@ class Knobs:
         default=None,
         metadata=_meta(
             _optional(str),
-            "SQS endpoint URL, e.g. a moto server (default: botocore's choice: AWS_ENDPOINT_URL_SQS, "
-            "else AWS)",
+            "SQS endpoint URL, e.g. a moto server (default: AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL, "
+            "else AWS in the queue's Region)",
         ),
     )
     events_clusters: list[str] | None = field(

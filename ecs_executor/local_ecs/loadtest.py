@@ -3,18 +3,18 @@
 The endpoint runs in its own process (pretend mode) so the client's CPU use does not share its GIL,
 which is how the executor meets it in demos and benchmarks.
 
-``--events`` also has it publish task state change events to a queue on a moto server in a third
-process, drained as it fills by a few consumers here, and reports the endpoint's CPU per event: its
-CPU time beyond a run without events (same tasks), divided by the events it published.
+``--events`` runs it a second time publishing task state change events to a stand-in SQS that
+accepts every SendMessageBatch at once, and reports the endpoint's CPU per event: its CPU time beyond
+the run without events (same tasks), divided by the events it published.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -77,43 +77,52 @@ def _stats(url: str) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class _NullSqs:
+    """Answers SendMessageBatch at once and counts the messages, so the figures are the endpoint's own
+    (moto's SQS takes milliseconds per message and slows as its queue fills; see ``local_ecs.sqs``)."""
 
-
-class _Drain:
-    """Consumers that receive and delete as fast as they can (moto slows down as a queue fills)."""
-
-    def __init__(self, client: Any, queue_url: str, threads: int = 4) -> None:
-        self.client, self.queue_url = client, queue_url
+    def __init__(self) -> None:
         self.received = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-        for thread in self._threads:
-            thread.start()
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        ready = threading.Event()
+        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
+        ready.wait(30)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            messages = self.client.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-            ).get("Messages", [])
-            if messages:
-                self.client.delete_message_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-                    ],
-                )
-                with self._lock:
-                    self.received += len(messages)
+    def _serve(self, ready: threading.Event) -> None:
+        from aiohttp import web
 
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(5)
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.json()
+            entries = body.get("Entries") or [body]
+            self.received += len(entries)
+            answer = {
+                "Successful": [
+                    {
+                        "Id": entry.get("Id", "0"),
+                        "MessageId": str(i),
+                        "MD5OfMessageBody": hashlib.md5(entry["MessageBody"].encode()).hexdigest(),
+                    }
+                    for i, entry in enumerate(entries)
+                ],
+                "Failed": [],
+            }
+            return web.json_response(answer, content_type="application/x-amz-json-1.0")
+
+        async def start() -> None:
+            app = web.Application(client_max_size=4 * 1024 * 1024)
+            app.router.add_post("/", handle)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.url = f"http://127.0.0.1:{port}"
+            ready.set()
+
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(start())
+        self._loop.run_forever()
 
 
 def _run(args: argparse.Namespace, knobs: list[str]) -> dict[str, Any]:
@@ -166,59 +175,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", action="store_true", help="also publish task state change events")
     args = parser.parse_args(argv)
     args.started = time.perf_counter()
+    baseline = _run(args, [])
+    result: dict[str, Any] = {"tasks": args.tasks, "concurrency": args.concurrency}
     if not args.events:
-        result = _run(args, [])
-        result.pop("events")
-        result.pop("events_sent_within_seconds")
-        print(json.dumps({"tasks": args.tasks, "concurrency": args.concurrency, **result}))
+        baseline.pop("events")
+        baseline.pop("events_sent_within_seconds")
+        print(json.dumps({**result, **baseline}))
         return 0
-    import boto3
-
-    port = _free_port()
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    sink = _NullSqs()
+    args.started = time.perf_counter()
+    knobs = ["--events-queue-url", f"{sink.url}/123456789012/loadtest", "--events-endpoint-url", sink.url]
+    with_events = _run(args, knobs)
+    published = with_events["events"]["published"]
+    extra_cpu = with_events["server_cpu_seconds"] - baseline["server_cpu_seconds"]
+    result.update(
+        without_events={k: v for k, v in baseline.items() if not k.startswith("events")},
+        with_events=with_events,
+        sink_received=sink.received,
+        server_cpu_us_per_event=round(extra_cpu / max(published, 1) * 1e6),
     )
-    try:
-        sqs_url = f"http://127.0.0.1:{port}"
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=sqs_url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-        )
-        for _ in range(100):
-            try:
-                queue_url = sqs.create_queue(QueueName="loadtest-events")["QueueUrl"]
-                break
-            except Exception:
-                time.sleep(0.1)
-        baseline = _run(args, [])
-        drain = _Drain(sqs, queue_url)
-        args.started = time.perf_counter()
-        knobs = ["--events-queue-url", queue_url, "--events-endpoint-url", sqs_url]
-        with_events = _run(args, knobs)
-        drain.stop()
-        published = with_events["events"]["published"]
-        extra_cpu = with_events["server_cpu_seconds"] - baseline["server_cpu_seconds"]
-        print(
-            json.dumps(
-                {
-                    "tasks": args.tasks,
-                    "concurrency": args.concurrency,
-                    "without_events": {k: v for k, v in baseline.items() if not k.startswith("events")},
-                    "with_events": with_events,
-                    "received": drain.received,
-                    "events_per_second": round(published / with_events["events_sent_within_seconds"]),
-                    "server_cpu_us_per_event": round(extra_cpu / max(published, 1) * 1e6),
-                }
-            )
-        )
-    finally:
-        moto.terminate()
-        moto.wait(timeout=30)
+    print(json.dumps(result))
     return 0
 
 
