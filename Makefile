@@ -38,8 +38,9 @@ pytest: install $(AWSCLI_VENV)/.installed
 
 test: lint typecheck docs pytest
 
+# `make demo ARGS="--tracking events"` tracks tasks from ECS task state change events (SQS) instead.
 demo: install
-	$(BIN)/python -m ecs_executor.demo
+	$(BIN)/python -m ecs_executor.demo $(ARGS)
 
 # Full run ~30 min on 2 cores; `make bench ARGS=--quick` takes under 3 minutes.
 bench: install

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ecs_executor.demo.stack import ADMIN_USER, LocalStack, StackError, clean
+from ecs_executor.demo.stack import ADMIN_USER, TRACKING_MODES, LocalStack, StackError, clean
 
 DAG_ID = "ecs_fanout_demo"
 EXPECTED_TASKS = 22  # plan + 20 mapped work + join
@@ -68,17 +68,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path(".demo"), help="recreated on each run")
     parser.add_argument("--keep", action="store_true", help="keep Airflow running for the UI until Ctrl-C")
     parser.add_argument("--timeout", type=float, default=240)
+    parser.add_argument(
+        "--tracking",
+        choices=TRACKING_MODES,
+        default="polling",
+        help="events: the local ECS endpoint publishes task state change events to moto's SQS and the "
+        "executor tracks tasks from that queue",
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
     workdir = args.workdir.resolve()
     clean(workdir)
-    stack = LocalStack(workdir)
+    stack = LocalStack(workdir, tracking=args.tracking)
     ok = False
     try:
         print("1/4 starting the local ECS endpoint (tasks run as local processes)...", flush=True)
         stack.start_local_ecs()
         print(f"    {stack.ecs_url}")
+        if args.tracking == "events":
+            print(f"    task state change events -> SQS {stack.events_queue_url} (moto at {stack.sqs_url})")
         print("2/4 airflow db migrate (SQLite), then api-server, scheduler, dag-processor...", flush=True)
         stack.start()
         print(f"    UI: {stack.api_url}  user: {ADMIN_USER}  password: {stack.admin_password()}")
