@@ -93,13 +93,21 @@ class EcsExecutor(BaseExecutor):
             # Collect first: garbage frozen now would never be freed.
             gc.collect()
             gc.freeze()
+        s = self.settings
+        tracking = (
+            f"events from {s.events_queue} (reconcile every {s.reconcile_interval:g} s)"
+            if s.effective_tracking_mode == "events"
+            else f"polling every {s.poll_interval:g} s"
+        )
         self.log.info(
-            "ECS executor started: cluster=%s region=%s container=%s run_task_rate=%.0f/s burst=%d",
-            self.settings.cluster,
-            self.settings.region_name,
-            self.settings.container_name,
-            self.settings.effective_run_task_rate,
-            self.settings.effective_run_task_burst,
+            "ECS executor started: cluster=%s region=%s container=%s run_task_rate=%.0f/s burst=%d "
+            "tracking=%s",
+            s.cluster,
+            s.region_name,
+            s.container_name,
+            s.effective_run_task_rate,
+            s.effective_run_task_burst,
+            tracking,
         )
 
     def _warm_up(self) -> None:
