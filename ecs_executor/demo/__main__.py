@@ -68,15 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path(".demo"), help="recreated on each run")
     parser.add_argument("--keep", action="store_true", help="keep Airflow running for the UI until Ctrl-C")
     parser.add_argument("--timeout", type=float, default=240)
+    parser.add_argument(
+        "--image",
+        metavar="IMAGE",
+        help="run each task in this worker image with podman (e.g. localhost/ecs-executor-worker:image-test, "
+        "which `make image-test` builds) instead of as a process on this host",
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
     workdir = args.workdir.resolve()
     clean(workdir)
-    stack = LocalStack(workdir)
+    stack = LocalStack(workdir, worker_image=args.image)
     ok = False
     try:
-        print("1/4 starting the local ECS endpoint (tasks run as local processes)...", flush=True)
+        where = f"in the image {args.image}, with podman" if args.image else "as local processes"
+        print(f"1/4 starting the local ECS endpoint (tasks run {where})...", flush=True)
         stack.start_local_ecs()
         print(f"    {stack.ecs_url}")
         print("2/4 airflow db migrate (SQLite), then api-server, scheduler, dag-processor...", flush=True)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ecs_executor.local_ecs import podman
 from ecs_executor.local_ecs.knobs import Knobs
 from ecs_executor.local_ecs.model import (
     DEPROVISIONING,
@@ -223,13 +224,23 @@ class Runner:
         finally:
             self._processes.pop(task.id, None)
             self._supervisors.pop(task.id, None)
+            if self.knobs.container_runner == "podman":
+                await podman.remove(task.id, [container.name for container in task.containers])
 
     def _plan(self, task: Task) -> list[tuple[str, list[str], dict[str, str], str | None]] | str:
         """(container, argv, env, cwd) for each container, or why the task cannot start."""
         plans = []
+        in_podman = self.knobs.container_runner == "podman"
+        if in_podman and (reason := podman.unavailable_reason()):
+            return reason
         for container in task.containers:
             spec = task.definition.containers[container.name]
             override = task.container_override(container.name)
+            if in_podman:
+                volumes = task.definition.spec.get("volumes") or []
+                argv, env = podman.run_command(task.id, container.name, spec, override, volumes)
+                plans.append((container.name, argv, env, None))
+                continue
             command = override["command"] if "command" in override else spec.get("command")
             argv = [str(part) for part in (spec.get("entryPoint") or []) + (command or [])]
             if not argv:
