@@ -77,23 +77,25 @@ class Image:
         )
 
 
+#: buildah as it works here (image-build notes): chroot isolation, the host network, never pulling the
+#: base (setup-host.sh provides it), cached layers, Docker's image format (ENTRYPOINT/CMD as Docker has).
+BUILD = (
+    "buildah",
+    "bud",
+    "--isolation=chroot",
+    "--network=host",
+    "--pull=never",
+    "--format=docker",
+    "--layers",
+    f"--volume={HOST_CA}:/etc/ssl/certs/ca-certificates.crt:ro",
+    "--build-arg=AWS_CLI_SOURCE=pypi",
+)
+
+
 def build(context: Path, tag: str, build_args: dict[str, str]) -> Image:
     args = [f"--build-arg={name}={value}" for name, value in build_args.items()]
     result = subprocess.run(
-        [
-            "buildah",
-            "bud",
-            "--isolation=chroot",
-            "--network=host",
-            "--pull=never",
-            "--format=docker",
-            "--layers",
-            f"--volume={HOST_CA}:/etc/ssl/certs/ca-certificates.crt:ro",
-            "--build-arg=AWS_CLI_SOURCE=pypi",
-            *args,
-            f"--tag={tag}",
-            str(context),
-        ],
+        [*BUILD, *args, f"--tag={tag}", str(context)],
         capture_output=True,
         text=True,
         timeout=900,

@@ -11,7 +11,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.image.conftest import ACCESS_KEY_ID, DAG_FILE, PODMAN_RUN, SECRET_ACCESS_KEY, Image
+from tests.image.conftest import (
+    ACCESS_KEY_ID,
+    DAG_FILE,
+    PODMAN_RUN,
+    SECRET_ACCESS_KEY,
+    Image,
+)
 
 EXIT_SYNC_FAILED, EXIT_VERSION_MISMATCH, EXIT_NOT_FOUND = 66, 78, 127
 PROBE = (
