@@ -231,7 +231,7 @@ class Runner:
 
     def _plan(self, task: Task) -> list[tuple[str, list[str], dict[str, str], str | None]] | str:
         """(container, argv, env, cwd) for each container, or why the task cannot start."""
-        plans = []
+        plans: list[tuple[str, list[str], dict[str, str], str | None]] = []
         in_podman = self.knobs.container_runner == "podman"
         if in_podman and (reason := podman.unavailable_reason()):
             return reason

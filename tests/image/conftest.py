@@ -87,12 +87,22 @@ BUILD = (
     "--pull=never",
     "--format=docker",
     "--layers",
+    "--force-rm",
     f"--volume={HOST_CA}:/etc/ssl/certs/ca-certificates.crt:ro",
     "--build-arg=AWS_CLI_SOURCE=pypi",
 )
 
 
+def image_id(tag: str) -> str | None:
+    result = subprocess.run(
+        ["podman", "image", "inspect", "--format={{.Id}}", tag], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() or None
+
+
 def build(context: Path, tag: str, build_args: dict[str, str]) -> Image:
+    """Build ``tag``; the image it replaces is removed, so repeated runs do not pile up images."""
+    previous = image_id(tag)
     args = [f"--build-arg={name}={value}" for name, value in build_args.items()]
     result = subprocess.run(
         [*BUILD, *args, f"--tag={tag}", str(context)],
@@ -102,6 +112,8 @@ def build(context: Path, tag: str, build_args: dict[str, str]) -> Image:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    if previous and previous != image_id(tag):
+        subprocess.run(["podman", "rmi", previous], capture_output=True, check=False)
     dag_path = build_args.get("container_dag_path", "/opt/airflow/dags")
     return Image(tag=tag, dag_path=dag_path, build_log=result.stdout + result.stderr)
 
