@@ -44,5 +44,7 @@ if [ "$label" = none ] && timeout 120 podman pull --quiet "$base" >/dev/null 2>&
     echo "image-test: pulled $base"
     exit 0
 fi
-echo "image-test: $base cannot be pulled here; building the stand-in (tests/image/standin/build.sh)"
+if [ "$label" = none ]; then
+    echo "image-test: $base cannot be pulled here; building the stand-in (tests/image/standin/build.sh)"
+fi
 exec tests/image/standin/build.sh "$airflow" "$python" constraints.txt
