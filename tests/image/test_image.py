@@ -92,11 +92,12 @@ def test_missing_command_exits_127_with_a_line_naming_it(default_image: Image) -
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_a_file_that_cannot_be_executed_exits_126(default_image: Image) -> None:
-    result = default_image.run("/opt/ecs_executor/build-args-missing-or-not-executable")
-    assert result.returncode == EXIT_NOT_FOUND
-    result = default_image.run("/etc/passwd")
-    assert result.returncode == 126
+def test_a_missing_path_exits_127_and_a_file_that_cannot_be_executed_126(default_image: Image) -> None:
+    missing = default_image.run("/opt/ecs_executor/no-such-file")
+    assert missing.returncode == EXIT_NOT_FOUND
+    assert missing.stderr.startswith("ecs_executor: command not found: /opt/ecs_executor/no-such-file")
+    not_executable = default_image.run("/etc/passwd")
+    assert not_executable.returncode == 126
 
 
 def test_sigterm_reaches_the_command(default_image: Image) -> None:
