@@ -1,4 +1,6 @@
-"""DAG for the worker image test: one task that succeeds only inside the image, one that fails."""
+"""DAG for the worker image test: a task that succeeds only inside the image, one that fails in
+Python (reported through the Execution API) and one whose container exits non-zero (reported by the
+executor from the ECS task's exit code)."""
 
 from __future__ import annotations
 
@@ -25,8 +27,30 @@ def image_worker():
     def fails() -> None:
         raise ValueError("this task fails on purpose")
 
+    # The worker cannot reach the Execution API: Airflow's task runner exits 1 in the container.
+    @task(
+        executor_config={
+            "overrides": {
+                "containerOverrides": [
+                    {
+                        "name": "airflow-worker",
+                        "environment": [
+                            {
+                                "name": "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+                                "value": "http://127.0.0.1:9/x/",
+                            }
+                        ],
+                    }
+                ]
+            }
+        }
+    )
+    def crashes() -> None:
+        raise AssertionError("never runs")
+
     in_image()
     fails()
+    crashes()
 
 
 image_worker()
