@@ -2,14 +2,14 @@
 # Start-up script of the ecs_executor worker image (see docs/worker-image.md).
 #
 # The ECS executor starts one container per Airflow task instance; this script runs first and:
-#   1. applies AWS settings that were baked into the image with the (discouraged) seed build args,
+#   1. applies the AWS region baked into the image with the aws_default_region build arg,
 #   2. checks that the image runs the scheduler's Python and Airflow versions,
 #   3. syncs DAGs from S3_URL into CONTAINER_DAG_PATH when S3_URL is set,
 #   4. replaces itself with the task command (exec), which therefore receives signals directly.
 #
 # Exit codes: 64 no command given, 66 DAG sync from S3 failed, 70 image versions could not be read,
-# 78 version mismatch with the scheduler; otherwise the command's own exit code (126/127 when it
-# cannot be executed / is not found).
+# 78 version mismatch with the scheduler, 127 command not found; otherwise the command's own exit code
+# (126 when it exists but cannot be executed).
 #
 # Environment:
 #   S3_URL                       s3://bucket/prefix to sync DAGs from (empty: no sync)
@@ -18,13 +18,13 @@
 #   ECS_EXECUTOR_SCHEDULER_PYTHON_VERSION, ECS_EXECUTOR_SCHEDULER_AIRFLOW_VERSION   set by the executor
 #   ECS_EXECUTOR_SKIP_VERSION_CHECK=true    skip the version check
 #   AWS_CLI (default aws), PYTHON (default python)   executables used
-#   ECS_EXECUTOR_BUILD_ARGS_FILE  AWS settings from build args (default /opt/ecs_executor/build-args.env)
+#   ECS_EXECUTOR_BUILD_ARGS_FILE  AWS region from the build arg (default /opt/ecs_executor/build-args.env)
 #
 # Secrets: this script prints versions, paths and the S3 URL only. Never add `set -x` or print the
 # environment; AWS CLI error text is redacted of credential values before it is shown.
 set -eu
 
-readonly EXIT_USAGE=64 EXIT_SYNC_FAILED=66 EXIT_SOFTWARE=70 EXIT_VERSION_MISMATCH=78
+readonly EXIT_USAGE=64 EXIT_SYNC_FAILED=66 EXIT_SOFTWARE=70 EXIT_VERSION_MISMATCH=78 EXIT_NOT_FOUND=127
 
 AWS_CLI=${AWS_CLI:-aws}
 PYTHON=${PYTHON:-python}
@@ -84,44 +84,25 @@ EOF
     printf '%s' "${_last:-no error message}"
 }
 
-# --- 1. AWS settings baked in with build args -------------------------------------------------
-# The Dockerfile writes the seed's aws_* build args to $BUILD_ARGS_FILE (only those that were set,
-# so an unset region never becomes an empty AWS_DEFAULT_REGION, which breaks every AWS client).
-# Values set in the task's environment win. The keys are applied as a set, only when the task does
-# not bring its own AWS_ACCESS_KEY_ID.
+# --- 1. AWS region baked in with a build arg ----------------------------------------------------
+# The Dockerfile writes the aws_default_region build arg to $BUILD_ARGS_FILE when it was given (so an
+# unset region never becomes an empty AWS_DEFAULT_REGION, which breaks every AWS client). The task's
+# own AWS_DEFAULT_REGION wins. Credentials are never kept in the image, so none are read here.
 load_build_args() {
     [ -f "$BUILD_ARGS_FILE" ] || return 0
     if [ ! -r "$BUILD_ARGS_FILE" ]; then
-        say "warning: cannot read $BUILD_ARGS_FILE; ignoring the AWS settings baked into the image"
+        say "warning: cannot read $BUILD_ARGS_FILE; ignoring the AWS region baked into the image"
         return 0
     fi
-    _apply_keys=false
-    if [ -z "${AWS_ACCESS_KEY_ID:-}" ] && grep -q '^AWS_ACCESS_KEY_ID=.' "$BUILD_ARGS_FILE"; then
-        _apply_keys=true
-        unset AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
-    fi
     while IFS= read -r _line || [ -n "$_line" ]; do
-        _name=${_line%%=*}
-        _value=${_line#*=}
-        [ -n "$_value" ] || continue
-        case $_name in
-            AWS_ACCESS_KEY_ID | AWS_SECRET_ACCESS_KEY | AWS_SESSION_TOKEN)
-                if [ "$_apply_keys" = true ]; then
-                    export "$_name=$_value"
-                fi
-                ;;
-            AWS_DEFAULT_REGION)
+        case $_line in
+            AWS_DEFAULT_REGION=?*)
                 if [ -z "${AWS_DEFAULT_REGION:-}" ]; then
-                    export "AWS_DEFAULT_REGION=$_value"
+                    export "AWS_DEFAULT_REGION=${_line#*=}"
                 fi
                 ;;
         esac
     done <"$BUILD_ARGS_FILE"
-    if [ "$_apply_keys" = true ]; then
-        say "warning: using AWS access keys baked into this image with build args; anyone who can pull" \
-            "the image can read them, and they take precedence over the ECS task role. Rebuild without" \
-            "them and use the task role (docs/worker-image.md)."
-    fi
 }
 
 # --- 2. Version check --------------------------------------------------------------------------
@@ -238,7 +219,19 @@ if [ "$#" -eq 0 ]; then
     die "$EXIT_USAGE" "no command given (the executor runs: python -m airflow.sdk.execution_time.execute_workload ...)"
 fi
 
+# A command that is not found exits 127 with a line naming it. Without this check a PATH entry the
+# user cannot search (the official Airflow image puts /root/bin, mode 0700, first) makes the shell's
+# exec fail with "Permission denied" and 126, which reads like a broken command.
+find_command() {
+    case $1 in
+        */*) [ -e "$1" ] && return 0 ;;
+        *) command -v "$1" >/dev/null 2>&1 && return 0 ;;
+    esac
+    die "$EXIT_NOT_FOUND" "command not found: $1 (PATH=$PATH)"
+}
+
 load_build_args
 check_versions
 sync_dags
+find_command "$1"
 exec "$@"

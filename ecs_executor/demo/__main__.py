@@ -75,15 +75,22 @@ def main(argv: list[str] | None = None) -> int:
         help="events: the local ECS endpoint publishes task state change events to moto's SQS and the "
         "executor tracks tasks from that queue",
     )
+    parser.add_argument(
+        "--image",
+        metavar="IMAGE",
+        help="run each task in this worker image with podman (e.g. localhost/ecs-executor-worker:image-test, "
+        "which `make image-test` builds) instead of as a process on this host",
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
     workdir = args.workdir.resolve()
     clean(workdir)
-    stack = LocalStack(workdir, tracking=args.tracking)
+    stack = LocalStack(workdir, tracking=args.tracking, worker_image=args.image)
     ok = False
     try:
-        print("1/4 starting the local ECS endpoint (tasks run as local processes)...", flush=True)
+        where = f"in the image {args.image}, with podman" if args.image else "as local processes"
+        print(f"1/4 starting the local ECS endpoint (tasks run {where})...", flush=True)
         stack.start_local_ecs()
         print(f"    {stack.ecs_url}")
         if args.tracking == "events":

@@ -61,6 +61,35 @@ def task_definition() -> dict[str, Any]:
     }
 
 
+def image_task_definition(
+    image: str, dags_folder: Path, logs_folder: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """The task definition for running tasks in the worker image (``container_runner=podman``).
+
+    As on ECS, the container gets only what the definition gives it: the Execution API URL and the
+    JWT secret (a real deployment injects that through ``secrets``), and the DAGs and the log folder
+    as bind mounts from this host, where the scheduler and the API server find them.
+    """
+    passed = (
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
+    )
+    definition = task_definition()
+    definition["volumes"] = [
+        {"name": "dags", "host": {"sourcePath": str(dags_folder)}},
+        {"name": "logs", "host": {"sourcePath": str(logs_folder)}},
+    ]
+    container = definition["containerDefinitions"][0]
+    container["image"] = image
+    container["environment"] = [{"name": name, "value": env[name]} for name in passed]
+    container["mountPoints"] = [
+        {"sourceVolume": "dags", "containerPath": "/opt/airflow/dags", "readOnly": True},
+        {"sourceVolume": "logs", "containerPath": "/opt/airflow/logs"},
+    ]
+    return definition
+
+
 class StackError(RuntimeError):
     """A component failed to come up; the message names it and its log file."""
 
@@ -84,6 +113,8 @@ class LocalStack:
     executor_options: dict[str, str] = field(default_factory=dict)
     airflow_config: dict[tuple[str, str], str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Run each task in this worker image with podman instead of as a process on this host.
+    worker_image: str | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_port: int = 0
     log_server_ports: tuple[int, int] = (0, 0)
@@ -227,6 +258,14 @@ class LocalStack:
                 *extra_args,
             )
         env = self.env()
+        definition = task_definition()
+        if self.worker_image:
+            # The worker (uid 50000, group 0) writes task logs into the Airflow home's log folder.
+            task_logs = self.home / "logs"
+            task_logs.mkdir(parents=True, exist_ok=True)
+            task_logs.chmod(0o775)
+            definition = image_task_definition(self.worker_image, self.dags_folder, task_logs, env)
+            extra_args = ("--container-runner", "podman", *extra_args)
         args = [
             sys.executable,
             "-m",
@@ -240,7 +279,7 @@ class LocalStack:
             "--bootstrap-cluster",
             CLUSTER,
             "--bootstrap-task-definition",
-            json.dumps(task_definition()),
+            json.dumps(definition),
             *extra_args,
         ]
         err = open(self.logs / "local-ecs.log", "ab")  # noqa: SIM115 - owned by the child

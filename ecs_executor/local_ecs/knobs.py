@@ -84,6 +84,16 @@ def _shortage_kind(value: Any) -> str:
     return kind
 
 
+CONTAINER_RUNNERS = ("process", "podman")
+
+
+def _container_runner(value: Any) -> str:
+    runner = str(value).strip().lower()
+    if runner not in CONTAINER_RUNNERS:
+        raise ValueError(f"must be one of {', '.join(CONTAINER_RUNNERS)}, got {value!r}")
+    return runner
+
+
 def _operations(value: Any) -> list[str]:
     if isinstance(value, str):
         return [name.strip() for name in value.split(",") if name.strip()]
@@ -210,6 +220,14 @@ class Knobs:
         metadata=_meta(_optional(_non_negative), "run no process: tasks stay RUNNING this long, then exit"),
     )
     pretend_exit_code: int = field(default=0, metadata=_meta(int, "exit code of pretend tasks"))
+    container_runner: str = field(
+        default="process",
+        metadata=_meta(
+            _container_runner,
+            "how task containers run: process (the command, on this host) or podman (the task "
+            "definition's image, its entrypoint and volumes, host network)",
+        ),
+    )
     log_dir: str | None = field(
         default=None, metadata=_meta(_optional(str), "directory for <task_id>.log files (default: temp dir)")
     )

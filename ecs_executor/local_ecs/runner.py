@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ecs_executor.local_ecs import podman
 from ecs_executor.local_ecs.knobs import Knobs
 from ecs_executor.local_ecs.model import (
     DEPROVISIONING,
@@ -65,6 +66,8 @@ class Runner:
         self._processes: dict[str, list[asyncio.subprocess.Process]] = {}
         self._forced_exit: dict[str, int] = {}
         self._temp_log_dir: str | None = None
+        # Containers started with podman, per task: a killed `podman run` leaves its container behind.
+        self._podman_tasks: dict[str, list[str]] = {}
 
     # Helpers ---------------------------------------------------------------------------------------
 
@@ -222,14 +225,25 @@ class Runner:
                 self._deprovision(task)
         finally:
             self._processes.pop(task.id, None)
+            if task.id in self._podman_tasks:  # before leaving _supervisors, so shutdown waits for it
+                await podman.remove(task.id, self._podman_tasks.pop(task.id))
             self._supervisors.pop(task.id, None)
 
     def _plan(self, task: Task) -> list[tuple[str, list[str], dict[str, str], str | None]] | str:
         """(container, argv, env, cwd) for each container, or why the task cannot start."""
-        plans = []
+        plans: list[tuple[str, list[str], dict[str, str], str | None]] = []
+        in_podman = self.knobs.container_runner == "podman"
+        if in_podman and (reason := podman.unavailable_reason()):
+            return reason
         for container in task.containers:
             spec = task.definition.containers[container.name]
             override = task.container_override(container.name)
+            if in_podman:
+                self._podman_tasks.setdefault(task.id, []).append(container.name)
+                volumes = task.definition.spec.get("volumes") or []
+                argv, env = podman.run_command(task.id, container.name, spec, override, volumes)
+                plans.append((container.name, argv, env, None))
+                continue
             command = override["command"] if "command" in override else spec.get("command")
             argv = [str(part) for part in (spec.get("entryPoint") or []) + (command or [])]
             if not argv:
@@ -312,6 +326,8 @@ class Runner:
         for processes in self._processes.values():
             for process in processes:
                 _kill_group(process.pid, signal.SIGKILL)
+        if self._podman_tasks:
+            await asyncio.gather(*(podman.remove(tid, names) for tid, names in self._podman_tasks.items()))
         supervisors = list(self._supervisors.values())
         for supervisor in supervisors:
             supervisor.cancel()
