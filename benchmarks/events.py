@@ -106,7 +106,7 @@ def scenario(
         track_latency_ms=TRACK_LATENCY_MS,
         track_knobs=track_knobs,
         sqs_url=sqs_url if mode == "events" else None,
-        cap={"ours": 900.0 if big else 420.0},
+        cap={"ours": 900.0 if big else 600.0},
         executors=("ours",),
     )
 

@@ -33,6 +33,8 @@ CRASH_LOG_LINES = 5
 CRASH_LOG_TIMEOUT = 10.0
 # Events mode: how often the reconciler looks for tasks due a DescribeTasks.
 RECONCILE_TICK_SECONDS = 1.0
+# Events mode: tasks described per reconcile tick at most (the DescribeTasks refill: 20 calls of 100 a s).
+RECONCILE_PER_TICK = 2_000
 # Events mode: a task ECS answered MISSING for is asked again this soon (not after a full interval).
 MISSING_RECHECK_SECONDS = 5.0
 
@@ -83,19 +85,30 @@ class Tracker:
             self.suspects.add(t.arn)
 
     async def reconcile_once(self) -> int:
-        """Describe tasks not heard of within reconcile_interval, and suspects; returns how many."""
+        """Describe suspects, then tasks not heard of within reconcile_interval; returns how many.
+
+        At most RECONCILE_PER_TICK a tick (the DescribeTasks bucket's refill), so tasks launched together,
+        and so due together, are described over several ticks instead of one burst that would parse
+        thousands of descriptions at once while the scheduler thread waits for the GIL."""
+        by_arn = self.ctx.registry.by_arn
         stale_before = time.monotonic() - self.ctx.settings.reconcile_interval
-        suspects, self.suspects = self.suspects, set()
+        due = [arn for arn in self.suspects if arn in by_arn][:RECONCILE_PER_TICK]
+        self.suspects.difference_update(due)
+        if len(due) < RECONCILE_PER_TICK:
+            chosen = set(due)
+            for arn, t in by_arn.items():
+                if t.heard_at <= stale_before and arn not in chosen:
+                    due.append(arn)
+                    if len(due) >= RECONCILE_PER_TICK:
+                        break
+        if not due:
+            return 0
         grouped: dict[str, list[str]] = {}
-        due = 0
-        for arn, t in self.ctx.registry.by_arn.items():
-            if t.heard_at <= stale_before or arn in suspects:
-                grouped.setdefault(t.cluster, []).append(arn)
-                due += 1
-        if due:
-            self.ctx.counters["reconcile_describes"] += due
-            await self._describe_grouped(grouped)
-        return due
+        for arn in due:
+            grouped.setdefault(by_arn[arn].cluster, []).append(arn)
+        self.ctx.counters["reconcile_describes"] += len(due)
+        await self._describe_grouped(grouped)
+        return len(due)
 
     async def _describe(self, cluster: str, arns: list[str]) -> None:
         async with self._gate:

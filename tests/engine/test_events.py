@@ -259,3 +259,19 @@ def test_restart_adopts_and_reads_the_events_sent_while_down(moto_url: str, queu
     # "a" may be reported RUNNING first (its queued events tell its history); each ends exactly once.
     assert changes(seen, "a")[-1] == Phase.SUCCESS and Phase.SUCCESS not in changes(seen, "a")[:-1]
     assert changes(seen, "b") == [Phase.FAILED]
+
+
+def test_tasks_due_together_are_reconciled_over_several_ticks(
+    moto_url: str, queue: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ecs_executor.engine.tracker.RECONCILE_PER_TICK", 2)
+    _, url = queue
+    fake = FakeEcs()
+    with events_engine(fake, moto_url, url, reconcile_interval=5) as engine:
+        for key in "abcde":
+            launch(engine, key)
+        for key in "abcde":
+            launched(engine, fake, key)
+        wait_for(lambda: engine.counters["reconcile_describes"] >= 5, timeout=15)
+        described = [len(request["tasks"]) for request in fake.requests("describe_tasks")]  # before shutdown
+    assert described and max(described) <= 2, described
