@@ -141,7 +141,7 @@ def test_every_try_is_launched_exactly_once_by_two_schedulers(stack: HaStack) ->
     expected: Counter[TryKey] = Counter()
     for r in rows:
         key: TryKey = (r["dag_id"], r["task_id"], runs[r["dag_id"]], r["map_index"], r["try_number"])
-        expected[key] = 2 if r["dag_id"] == "ha_deferrable" else 1  # DeferOnce: execute, then resume
+        expected[key] = 2 if r["task_id"] == "defer" else 1  # DeferOnce: execute, then resume
     expected.update(reschedules(stack, runs["ha_reschedule"]))  # each reschedule: one more queueing
     assert sum(reschedules(stack, runs["ha_reschedule"]).values()) > 0  # the sensor did reschedule
     assert launched == expected
