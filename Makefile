@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # entrypoint.sh tests only).
 AWSCLI_VENV := $(VENV)/awscli
 
-.PHONY: install test lint typecheck docs pytest demo bench clean
+.PHONY: install test lint typecheck docs pytest demo bench clean postgres
 
 install: $(VENV)/.installed
 
@@ -32,13 +32,21 @@ typecheck: install
 docs: install
 	$(BIN)/mkdocs build --strict --quiet --site-dir $(CURDIR)/.venv/site
 
-pytest: install $(AWSCLI_VENV)/.installed
+# PostgreSQL server binaries for the several-scheduler tests (tests/test_ha_schedulers.py) and
+# `make demo ARGS=--ha`: Debian's package when none is found. The tests start their own server on a free
+# port and remove it; the package's own cluster is not used.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql)
+
+pytest: install $(AWSCLI_VENV)/.installed postgres
 	AWSCLI_BIN=$(CURDIR)/$(AWSCLI_VENV)/bin/aws $(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck docs pytest
 
-demo: install
-	$(BIN)/python -m ecs_executor.demo
+# `make demo ARGS=--ha`: on PostgreSQL with two schedulers.
+demo: install $(if $(findstring --ha,$(ARGS)),postgres)
+	$(BIN)/python -m ecs_executor.demo $(ARGS)
 
 # Full run ~30 min on 2 cores; `make bench ARGS=--quick` takes under 3 minutes.
 bench: install

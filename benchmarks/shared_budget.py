@@ -69,7 +69,9 @@ def run_shared(schedulers: int, n: int, share: bool, out: Path) -> dict[str, Any
         "throttles_per_launch": throttled / max(1, launched),
         "last_launch_seconds": accepted[total - 1] if len(accepted) >= total else None,
         "per_scheduler_last_launch_seconds": [
-            (r["event_buffer_launch_times"] or [None])[-1] for r in results if "event_buffer_launch_times" in r
+            (r["event_buffer_launch_times"] or [None])[-1]
+            for r in results
+            if "event_buffer_launch_times" in r
         ],
         "bound_seconds": bound,
     }

@@ -13,8 +13,9 @@ CPU each, so the stack is started once):
 3. SIGTERM of a scheduler (a rolling restart): it exits cleanly, its tasks keep running (not stopped by
    ``end()``) and are adopted by the scheduler left.
 
-Sizes: ``ECS_HA_TIS`` task instances in scenario 1 (default 60) and ``ECS_HA_RUNNING`` running tasks in
-2 and 3 (default 30) keep CI near five minutes; docs/ha.md has a run by hand with 1,000 and 100.
+Sizes: ``ECS_HA_TIS`` task instances in scenario 1 (default 60), ``ECS_HA_RUNNING`` running tasks in 2
+and 3 (default 30) and ``ECS_HA_PARALLELISM`` per scheduler (default 16) keep CI near six minutes;
+docs/ha.md has a run by hand with 1,000 and 100.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ pytestmark = pytest.mark.timeout(1800)
 DAGS = Path(__file__).with_name("ha_dags")
 TIS = int(os.environ.get("ECS_HA_TIS", "60"))
 RUNNING = int(os.environ.get("ECS_HA_RUNNING", "30"))
+# Tasks each scheduler runs at once: every task is a Python process of ~150 MB here.
+PARALLELISM = os.environ.get("ECS_HA_PARALLELISM", "16")
 SLEEP_SECONDS = 60  # long enough to outlive detection (10 s) + the orphan check (every 5 s) on a busy machine
 RUN_TIMEOUT = 60.0 + 6.0 * TIS
 
@@ -48,8 +51,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaStack]:
     s = HaStack(
         tmp_path_factory.mktemp("ha") / "stack",
         dags_folder=DAGS,
-        # Each scheduler may run 16 tasks at once: every task is a Python process of ~150 MB here.
-        airflow_config={("core", "parallelism"): "16", ("core", "max_active_tasks_per_dag"): "200"},
+        airflow_config={("core", "parallelism"): PARALLELISM, ("core", "max_active_tasks_per_dag"): "200"},
     )
     try:
         s.start()
@@ -210,7 +212,9 @@ def test_kill_9_of_a_scheduler_its_running_tasks_are_adopted_not_relaunched(stac
 def test_graceful_stop_leaves_tasks_running_for_the_other_scheduler(stack: HaStack) -> None:
     run_id, rows = running_batch(stack, timeout=240)
     name, stopped_job, survivor = victim(stack, rows)
-    orphans = {r["map_index"]: r["external_executor_id"] for r in rows if r["queued_by_job_id"] == stopped_job}
+    orphans = {
+        r["map_index"]: r["external_executor_id"] for r in rows if r["queued_by_job_id"] == stopped_job
+    }
     assert orphans
     assert stack.stop_component(name) == 0
     # Its executor's end() stopped nothing: every one of its ECS tasks is still running.

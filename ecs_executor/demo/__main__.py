@@ -10,9 +10,11 @@ import argparse
 import datetime
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ecs_executor.demo.ha import HaStack
 from ecs_executor.demo.stack import ADMIN_USER, LocalStack, StackError, clean
 
 DAG_ID = "ecs_fanout_demo"
@@ -68,18 +70,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path(".demo"), help="recreated on each run")
     parser.add_argument("--keep", action="store_true", help="keep Airflow running for the UI until Ctrl-C")
     parser.add_argument("--timeout", type=float, default=240)
+    parser.add_argument(
+        "--ha", action="store_true", help="PostgreSQL and two schedulers (Airflow's HA mode), see docs/ha.md"
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
     workdir = args.workdir.resolve()
     clean(workdir)
-    stack = LocalStack(workdir)
+    stack = HaStack(workdir) if args.ha else LocalStack(workdir)
     ok = False
     try:
         print("1/4 starting the local ECS endpoint (tasks run as local processes)...", flush=True)
         stack.start_local_ecs()
         print(f"    {stack.ecs_url}")
-        print("2/4 airflow db migrate (SQLite), then api-server, scheduler, dag-processor...", flush=True)
+        database, schedulers = ("PostgreSQL", "2 schedulers") if args.ha else ("SQLite", "scheduler")
+        print(
+            f"2/4 airflow db migrate ({database}), then api-server, {schedulers}, dag-processor...",
+            flush=True,
+        )
         stack.start()
         print(f"    UI: {stack.api_url}  user: {ADMIN_USER}  password: {stack.admin_password()}")
         print(f"    component logs: {stack.logs}")
@@ -108,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(set(arns))} distinct ECS tasks; run took {run_seconds:.0f}s, "
             f"demo {time.monotonic() - started:.0f}s in all."
         )
+        if isinstance(stack, HaStack):
+            queued_by = Counter(r["queued_by_job_id"] for r in rows)
+            print(
+                "task instances queued per scheduler: "
+                + ", ".join(f"{name} (job {job}): {queued_by[job]}" for name, job in stack.job_ids.items())
+            )
         if args.keep:
             print(f"\nAirflow keeps running at {stack.api_url} (Ctrl-C to stop).")
             try:

@@ -128,5 +128,6 @@ class HaStack(LocalStack):
 
     def scheduler_jobs(self) -> list[dict[str, Any]]:
         return self.query(
-            "SELECT id, state, hostname, latest_heartbeat FROM job WHERE job_type = 'SchedulerJob' ORDER BY id"
+            "SELECT id, state, hostname, latest_heartbeat FROM job "
+            "WHERE job_type = 'SchedulerJob' ORDER BY id"
         )
