@@ -21,10 +21,13 @@ from typing import Any
 from ecs_executor.demo.postgres import LocalPostgres
 from ecs_executor.demo.stack import LocalStack, StackError
 
-# Airflow's defaults are 30 s and 300 s: a dead scheduler's tasks would wait minutes to be adopted.
 HA_AIRFLOW_CONFIG = {
+    # Airflow's defaults are 30 s and 300 s: a dead scheduler's tasks would wait minutes to be adopted.
     ("scheduler", "scheduler_health_check_threshold"): "10",
     ("scheduler", "orphaned_tasks_check_interval"): "5",
+    # Tasks wait for the one API server at most 5 s by default; on a loaded 2-core machine running a
+    # whole HA deployment a task's request can take longer, and the task then fails (ReadTimeout).
+    ("workers", "execution_api_timeout"): "60",
 }
 
 

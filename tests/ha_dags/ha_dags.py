@@ -3,7 +3,14 @@
 * ``ha_fanout_a``/``ha_fanout_b``: plain Python tasks (the bulk of the task instances).
 * ``ha_deferrable``: each try defers to the triggerer for 2 s and is queued again for the same try.
 * ``ha_reschedule``: a ``mode="reschedule"`` sensor done at its second poke (the same try queued twice).
+  Its poke interval (15 s) outlasts the time the executor takes to report the first poke's ECS task as
+  ended (a DescribeTasks sweep, then a heartbeat): with 1 s the scheduler has already rescheduled the try
+  when that report arrives, and Airflow fails it as "state changed externally" (its check for this race
+  covers deferred tasks only, through ``next_method``).
 * ``ha_sleepers``: tasks that run ``conf["seconds"]`` long, so a scheduler can die while they run.
+
+At most ``MAX_ACTIVE`` task instances of each of the first four run at once: every one is a Python
+process of seconds of CPU, and more at once on two cores only slows the API server they all talk to.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from airflow.sdk import BaseOperator, dag, get_current_context, task
 
 START = datetime.datetime(2026, 1, 1)
+MAX_ACTIVE = 4
 
 
 @task
@@ -26,7 +34,7 @@ def plan() -> list[int]:
 
 
 def fanout(dag_id: str) -> Any:
-    @dag(dag_id=dag_id, schedule=None, start_date=START, catchup=False, max_active_tasks=200)
+    @dag(dag_id=dag_id, schedule=None, start_date=START, catchup=False, max_active_tasks=MAX_ACTIVE)
     def build() -> None:
         @task
         def work(i: int) -> int:
@@ -55,14 +63,14 @@ class DeferOnce(BaseOperator):
         return self.i
 
 
-@dag(schedule=None, start_date=START, catchup=False, max_active_tasks=200)
+@dag(schedule=None, start_date=START, catchup=False, max_active_tasks=MAX_ACTIVE)
 def ha_deferrable() -> None:
     DeferOnce.partial(task_id="defer").expand(i=plan())
 
 
-@dag(schedule=None, start_date=START, catchup=False, max_active_tasks=200)
+@dag(schedule=None, start_date=START, catchup=False, max_active_tasks=MAX_ACTIVE)
 def ha_reschedule() -> None:
-    @task.sensor(poke_interval=1, mode="reschedule", timeout=600)
+    @task.sensor(poke_interval=15, mode="reschedule", timeout=3600)
     def second_poke(i: int) -> bool:
         """False at the first poke (leaving a marker), True at the next."""
         ctx = get_current_context()
