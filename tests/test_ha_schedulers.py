@@ -33,8 +33,6 @@ import pytest
 from ecs_executor.demo.ha import HaStack
 from ecs_executor.demo.stack import CLUSTER, REGION
 
-pytestmark = pytest.mark.timeout(1800)
-
 DAGS = Path(__file__).with_name("ha_dags")
 TIS = int(os.environ.get("ECS_HA_TIS", "60"))
 RUNNING = int(os.environ.get("ECS_HA_RUNNING", "20"))
@@ -42,6 +40,7 @@ RUNNING = int(os.environ.get("ECS_HA_RUNNING", "20"))
 PARALLELISM = os.environ.get("ECS_HA_PARALLELISM", "16")
 SLEEP_SECONDS = 60  # long enough to outlive detection (10 s) + the orphan check (every 5 s) on a busy machine
 RUN_TIMEOUT = 60.0 + 6.0 * TIS
+pytestmark = pytest.mark.timeout(900 + 6 * TIS + 10 * RUNNING)
 
 TryKey = tuple[str, str, str, int, int]  # dag_id, task_id, run_id, map_index, try_number
 

@@ -5,8 +5,8 @@
 * ``ha_reschedule``: a ``mode="reschedule"`` sensor done at its second poke (the same try queued twice).
   Its poke interval (15 s) outlasts the time the executor takes to report the first poke's ECS task as
   ended (a DescribeTasks sweep, then a heartbeat): with 1 s the scheduler has already rescheduled the try
-  when that report arrives, and Airflow fails it as "state changed externally" (its check for this race
-  covers deferred tasks only, through ``next_method``).
+  when that report arrives, and Airflow fails it as "state changed externally" (it excuses the race
+  for deferred tries, through ``next_method``, and for tries already queued again, not for these).
 * ``ha_sleepers``: tasks that run ``conf["seconds"]`` long, so a scheduler can die while they run.
 
 At most ``MAX_ACTIVE`` task instances of each of the first four run at once: every one is a Python
