@@ -24,6 +24,7 @@ $(AWSCLI_VENV)/.installed:
 lint: install
 	$(BIN)/ruff check ecs_executor tests $(wildcard benchmarks)
 	$(BIN)/ruff format --check ecs_executor tests $(wildcard benchmarks)
+	$(BIN)/cfn-lint deploy/*.yaml
 
 typecheck: install
 	$(BIN)/mypy ecs_executor

@@ -83,6 +83,8 @@ def run_one(scenario: Scenario, executor: str, out: Path, profile: bool = False)
             "track_seconds": scenario.track_seconds,
             "lag_samples": scenario.lag_samples,
             "track_latency_ms": scenario.track_latency_ms,
+            "track_knobs": scenario.track_knobs,
+            "sqs_url": scenario.sqs_url,
             "cap_seconds": cap,
             "result_path": str(result_path),
             "progress_path": str(progress_path),

@@ -68,6 +68,8 @@ class Scenario:
     track_seconds: float = 0.0
     lag_samples: int = 0
     track_latency_ms: float | None = None
+    track_knobs: dict[str, Any] = field(default_factory=dict)  # endpoint knobs set once launches are done
+    sqs_url: str | None = None  # events mode: the SQS server the endpoint publishes to
     ours_options: dict[str, Any] = field(default_factory=dict)
     cap: dict[str, float] = field(default_factory=lambda: {"ours": 300.0, "provider": 600.0})
     executors: tuple[str, ...] = ("ours", "provider")

@@ -51,13 +51,19 @@ def _setup_environment(spec: dict[str, Any]) -> None:
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION=REGION,
         AWS_ENDPOINT_URL_ECS=spec["url"],
-        AIRFLOW_CONN_AWS_BENCH=json.dumps(
-            {"conn_type": "aws", "extra": {"endpoint_url": spec["url"], "region_name": REGION}}
-        ),
+        AIRFLOW_CONN_AWS_BENCH=json.dumps({"conn_type": "aws", "extra": _connection_extra(spec)}),
     )
     options = {"conn_id": CONN_ID, "region_name": REGION, **spec["options"]}
     for key, value in options.items():
         os.environ[f"AIRFLOW__AWS_ECS_EXECUTOR__{key.upper()}"] = str(value)
+
+
+def _connection_extra(spec: dict[str, Any]) -> dict[str, Any]:
+    """The local ECS endpoint for every service; events mode's SQS at its own server (``sqs_url``)."""
+    extra: dict[str, Any] = {"endpoint_url": spec["url"], "region_name": REGION}
+    if spec.get("sqs_url"):
+        extra["service_config"] = {"sqs": {"endpoint_url": spec["sqs_url"]}}
+    return extra
 
 
 def rss_bytes() -> int:
@@ -333,6 +339,7 @@ class Run:
             "engine_thread_cpu_s": thread_cpu_seconds(self.engine_tid),
             "launched": self.launched,
             "failed": self.failed_count,
+            "engine_counters": dict(getattr(getattr(self.executor, "_engine", None), "counters", {})),
             **extra,
         }
 
@@ -356,6 +363,8 @@ class Run:
         self.mark("launch_done", finished=finished)
         if finished and self.spec.get("track_latency_ms") is not None:
             post_json(f"{self.url}/_local_ecs/config", {"latency_ms": self.spec["track_latency_ms"]})
+        if finished and self.spec.get("track_knobs"):
+            post_json(f"{self.url}/_local_ecs/config", self.spec["track_knobs"])
         if finished and self.extra:
             self.phase = "pending+tracked"
             self.queue(self.n, self.extra)

@@ -1,9 +1,17 @@
-"""``python -m ecs_executor check [--team T]``: the same check as ``airflow ecs-executor check``."""
+"""``python -m ecs_executor check|config-from-stack ...``: the ``airflow ecs-executor`` commands without
+building Airflow's CLI."""
 
 import sys
 
-from ecs_executor import check_report
+USAGE = "usage: python -m ecs_executor check [--team TEAM] | config-from-stack STACK [--region R] [...]"
 
-if len(sys.argv) < 2 or sys.argv[1] != "check":
-    sys.exit("usage: python -m ecs_executor check [--team TEAM]")
-sys.exit(check_report.main(sys.argv[2:]))
+command = sys.argv[1] if len(sys.argv) > 1 else ""
+if command == "check":
+    from ecs_executor import check_report
+
+    sys.exit(check_report.main(sys.argv[2:]))
+if command == "config-from-stack":
+    from ecs_executor import config_from_stack
+
+    sys.exit(config_from_stack.main(sys.argv[2:]))
+sys.exit(USAGE)

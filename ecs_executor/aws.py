@@ -4,7 +4,8 @@
   ``verify``, and its ``config_kwargs``) and makes botocore or aiobotocore sessions from it.
 * ``client_config`` merges our client options with the connection's ``config_kwargs``, key by key
   (docs/configuration.md, "AWS connection and client options").
-* ``ecs_client`` builds the engine's one long-lived aiobotocore ECS client; ``AwsClients`` the cached,
+* ``ecs_client`` builds the engine's one long-lived aiobotocore ECS client (``sqs_client`` its SQS
+  client in events mode); ``AwsClients`` the cached,
   synchronous boto3 clients of the check command and the CloudWatch log reader.
 * ``classify_exception`` and friends read botocore's exceptions into our own terms (``triage``), so no
   other module needs to know botocore's exception classes.
@@ -202,7 +203,9 @@ def engine_client_config(settings: EcsExecutorSettings, theirs: Config | None) -
     """The ECS client's options: ``ENGINE_CLIENT_OPTIONS`` plus a pool as large as our concurrency."""
     ours = {
         **ENGINE_CLIENT_OPTIONS,
-        "max_pool_connections": max(MIN_POOL_CONNECTIONS, settings.max_concurrent_calls),
+        "max_pool_connections": max(
+            MIN_POOL_CONNECTIONS, settings.max_concurrent_calls, settings.events_receivers + 2
+        ),
     }
     return client_config(ours, theirs, owned=ENGINE_OWNED_OPTIONS, aio=True)
 
@@ -211,20 +214,34 @@ async def ecs_client(
     settings: EcsExecutorSettings, connection: AwsConnection | None = None
 ) -> tuple[Any, contextlib.AsyncExitStack]:
     """The engine's ECS client from the Airflow AWS connection; close it with the returned stack."""
+    return await _engine_client("ecs", settings, connection, EcsResponseParserFactory())
+
+
+async def sqs_client(
+    settings: EcsExecutorSettings, connection: AwsConnection | None = None
+) -> tuple[Any, contextlib.AsyncExitStack]:
+    """The engine's SQS client (events mode), same connection and options as the ECS client."""
+    return await _engine_client("sqs", settings, connection, None)
+
+
+async def _engine_client(
+    service: str, settings: EcsExecutorSettings, connection: AwsConnection | None, parsers: Any
+) -> tuple[Any, contextlib.AsyncExitStack]:
     connection = connection or AwsConnection.for_settings(settings)
 
     def prepare() -> tuple[Any, str | None, Any, Config | None]:
         # The provider import and connection lookup block: off the event loop.
         session = connection.session(settings.region_name, aio=True)
-        return session, connection.endpoint_url("ecs"), connection.verify, connection.user_config
+        return session, connection.endpoint_url(service), connection.verify, connection.user_config
 
     session, endpoint_url, verify, theirs = await asyncio.to_thread(prepare)
-    # A session of our own (the hook makes a new one each time), so this touches no other client.
-    session.register_component("response_parser_factory", EcsResponseParserFactory())
+    if parsers is not None:
+        # A session of our own (the hook makes a new one each time), so this touches no other client.
+        session.register_component("response_parser_factory", parsers)
     stack = contextlib.AsyncExitStack()
     client = await stack.enter_async_context(
         session.create_client(
-            "ecs",
+            service,
             region_name=settings.region_name,
             endpoint_url=endpoint_url,
             config=engine_client_config(settings, theirs),

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ecs_executor.aws import AwsClients, describe_error
+from ecs_executor.check_events import check_events
 from ecs_executor.check_network import (
     check_capacity_providers,
     check_launch_target,
@@ -241,6 +242,7 @@ CHECKS: tuple[tuple[str, Callable[[Probe], list[CheckResult]]], ...] = (
     ("task definition", _check_task_definition),
     ("network", check_network),
     ("capacity providers", check_capacity_providers),
+    ("events", check_events),
 )
 
 

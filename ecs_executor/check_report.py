@@ -101,7 +101,7 @@ QUIET_LOGGERS = ("botocore", "boto3", "airflow.providers.amazon", "airflow.task.
 
 
 @contextlib.contextmanager
-def _quiet_loggers() -> Iterator[None]:
+def quiet_aws_loggers() -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -116,7 +116,7 @@ def _quiet_loggers() -> Iterator[None]:
 def run_check(conf: ConfLike | None = None, team_name: str | None = None, out: TextIO | None = None) -> int:
     """Print the check table; 0 when nothing failed, 1 otherwise."""
     out = out if out is not None else sys.stdout
-    with _quiet_loggers():
+    with quiet_aws_loggers():
         settings, results = config_results(conf, team_name)
         if settings is not None:
             results += collect_checks(settings, team_name=team_name)

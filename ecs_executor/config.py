@@ -22,6 +22,7 @@ from ecs_executor.config_values import (
     CapacityProviderItem,
     QueueProfile,
     check_ids,
+    check_queue,
     check_run_task_kwargs_keys,
     launch_type_value,
     parse_json,
@@ -191,6 +192,32 @@ class EcsExecutorSettings(BaseSettings):
         "its container ran. A try seen running is never relaunched: Airflow's Execution API refuses to "
         "start a running try again, so Airflow's own retries decide.",
     )
+    tracking_mode: Literal["polling", "events"] | None = Field(
+        default=None,
+        description="How the engine learns ECS task states. 'polling': DescribeTasks over every tracked task "
+        "each poll_interval. 'events': ECS task state change events from an SQS queue (events_queue), fed by "
+        "an EventBridge rule, with DescribeTasks only to reconcile. Default: 'events' when events_queue is "
+        "set, else 'polling'.",
+    )
+    events_queue: str | None = Field(
+        default=None,
+        description="SQS queue (URL, or name in region_name) that an EventBridge rule fills with this "
+        "cluster's 'ECS Task State Change' events. One queue per scheduler (see docs/event-tracking.md).",
+    )
+    events_receivers: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Concurrent SQS long-poll receivers (each takes up to 10 messages per call).",
+    )
+    reconcile_interval: float = Field(
+        default=60.0,
+        ge=5,
+        le=3600,
+        description="Events mode: a task not heard of for this many seconds is described (DescribeTasks), "
+        "so a lost event delays its end by at most this long. A gap in a task's event versions is "
+        "described at once.",
+    )
     freeze_gc_on_start: bool = Field(
         default=True,
         description="gc.freeze() once the executor has started, so full garbage collections skip the "
@@ -249,6 +276,18 @@ class EcsExecutorSettings(BaseSettings):
         parsed = parse_json(value, dict, "object of queue name -> settings")
         return {} if parsed is None else parsed
 
+    @field_validator("events_queue", mode="before")
+    @classmethod
+    def _queue_value(cls, value: Any) -> Any:
+        return check_queue(value)
+
+    @field_validator("tracking_mode", mode="before")
+    @classmethod
+    def _lower_mode(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
     @field_validator("subnets", "security_groups", mode="before")
     @classmethod
     def _parse_ids(cls, value: Any) -> Any:
@@ -271,6 +310,12 @@ class EcsExecutorSettings(BaseSettings):
         """Whether launches count against Fargate's lower RunTask limit (assumed when the cluster's default
         strategy decides: Fargate is also our fallback)."""
         return targets_fargate(self.base_run_task_kwargs()) is not False
+
+    @property
+    def effective_tracking_mode(self) -> Literal["polling", "events"]:
+        if self.tracking_mode is not None:
+            return self.tracking_mode
+        return "events" if self.events_queue else "polling"
 
     @property
     def effective_run_task_rate(self) -> float:

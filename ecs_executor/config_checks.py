@@ -63,6 +63,12 @@ def cross_field_problems(s: EcsExecutorSettings, team_name: str | None = None) -
             f"{rtk['taskDefinition']!r} in {opt('run_task_kwargs')}; set it in one place only"
         )
 
+    if s.tracking_mode == "events" and not s.events_queue:
+        problems.append(
+            f"{opt('tracking_mode')} = 'events' needs {opt('events_queue')}: the SQS queue an EventBridge "
+            "rule fills with ECS task state change events (or set tracking_mode = 'polling')"
+        )
+
     if "launchType" in base and "capacityProviderStrategy" in base:
         lt_from = "launch_type" if "launchType" in explicit else "run_task_kwargs.launchType"
         cps_from = (

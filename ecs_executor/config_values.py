@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -129,3 +130,27 @@ def check_ids(value: tuple[str, ...], prefix: str, limit: int, what: str) -> tup
     if len(set(value)) != len(value):
         raise ValueError(f"{what} must not repeat")
     return value
+
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+
+
+def check_queue(value: Any) -> str | None:
+    """An SQS queue URL (http(s)://host/account/name) or a queue name (SQS: up to 80 of A-Z a-z 0-9 - _)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if text.startswith(("https://", "http://")):
+        name = text.rstrip("/").rsplit("/", 1)[-1]
+        if text.count("/") < 4 or not _QUEUE_NAME.match(name):
+            raise ValueError(
+                f"{text!r} is not an SQS queue URL; expected https://sqs.<region>.amazonaws.com/<account>/<name>"
+            )
+        return text
+    if not _QUEUE_NAME.match(text):
+        raise ValueError(
+            f"{text!r} is neither an SQS queue URL nor a queue name (up to 80 letters, digits, '-' or '_')"
+        )
+    return text

@@ -219,6 +219,7 @@ class EcsExecutor(BaseExecutor):
             self._metrics.engine_counters(
                 engine.counters, engine.last_sweep_seconds, engine.run_task_rate(), engine.capacity_waiting()
             )
+            self._metrics.event_lags(engine.take_event_lags())
 
     @staticmethod
     def get_cli_commands() -> list[Any]:

@@ -75,6 +75,8 @@ class Tracked:
     arn: str | None = None
     phase: Phase | None = None  # the last phase ECS reported
     missing_polls: int = 0
+    version: int = 0  # the newest ECS task version heard (RunTask, DescribeTasks or an event)
+    heard_at: float = 0.0  # monotonic time of the last answer or event about it (events mode reconciles)
     capacity_since: float | None = None  # first capacity failure of this try
     capacity_relaunches: int = 0  # launch attempts spent waiting for capacity (not on max_run_task_attempts)
     launch_task: Any = field(default=None, repr=False)  # the asyncio task launching it

@@ -18,6 +18,14 @@ ENGINE_COUNTERS = {
     "credential_refreshes": "credential_refreshes",
     "relaunches_capacity": "relaunches.capacity",
     "spot_interruptions": "spot_interruptions",
+    "events_received": "events.received",
+    "events_applied": "events.applied",
+    "events_duplicate": "events.duplicate",
+    "events_stale": "events.stale",
+    "events_gap": "events.gap",
+    "events_unknown": "events.unknown",
+    "events_dropped": "events.dropped",
+    "reconcile_describes": "reconcile_describes",
 }
 
 
@@ -76,3 +84,11 @@ class ExecutorMetrics:
         if last_sweep_seconds is not None and last_sweep_seconds != self._last_sweep:
             self._last_sweep = last_sweep_seconds
             stats.timing(self.prefix + "describe_cycle", last_sweep_seconds * 1000.0)
+
+    def event_lags(self, lags: list[float]) -> None:
+        """Events mode: the largest and the median lag (ECS change -> result queued) of this heartbeat."""
+        if lags:
+            lags.sort()
+            stats = self._stats()
+            stats.timing(self.prefix + "events.lag_max", lags[-1] * 1000.0)
+            stats.timing(self.prefix + "events.lag_median", lags[len(lags) // 2] * 1000.0)

@@ -31,7 +31,9 @@ LAYERS: dict[str, int] = {
     "ratelimit": 0,
     "redact": 0,
     "ecs_rules": 0,
+    "ecs_events": 0,
     "provider": 0,
+    "stack_config": 0,
     # the queues between the threads
     "messages": 1,
     # AWS plumbing and what reads AWS through it
@@ -40,8 +42,10 @@ LAYERS: dict[str, int] = {
     "cloudwatch": 2,
     "check_probe": 3,
     "check_network": 3,
+    "check_events": 3,
     "check": 3,
     "check_report": 3,
+    "config_from_stack": 3,
     # the engine (all AWS I/O on its thread)
     "engine": 4,
     # the scheduler-side facade and its metrics

@@ -150,6 +150,12 @@ BAD_INPUTS: list[tuple[dict[str, Any], str, str]] = [
         "QUEUE_PROFILES",
         "must not set count",
     ),
+    ({"tracking_mode": "events"}, "TRACKING_MODE", "needs events_queue"),
+    ({"tracking_mode": "push"}, "TRACKING_MODE", "'polling' or 'events'"),
+    ({"events_queue": "my queue"}, "EVENTS_QUEUE", "neither an SQS queue URL nor a queue name"),
+    ({"events_queue": "https://sqs.example/q"}, "EVENTS_QUEUE", "is not an SQS queue URL"),
+    ({"events_receivers": "0"}, "EVENTS_RECEIVERS", "greater than or equal to 1"),
+    ({"reconcile_interval": "2"}, "RECONCILE_INTERVAL", "greater than or equal to 5"),
 ]
 
 
@@ -359,3 +365,10 @@ def test_capacity_and_spot_defaults() -> None:
     assert (
         s.capacity_wait_seconds >= 300 and s.relaunch_on_spot_interruption is False and s.queue_profiles == {}
     )
+
+
+def test_tracking_mode_follows_the_events_queue_unless_set() -> None:
+    assert settings().effective_tracking_mode == "polling"
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/ecs-events"
+    assert settings(events_queue=queue).effective_tracking_mode == "events"
+    assert settings(events_queue="ecs-events", tracking_mode="POLLING").effective_tracking_mode == ("polling")

@@ -33,6 +33,8 @@ class Registry:
             self.by_arn[t.arn] = t
 
     def track_arn(self, t: Tracked, arn: str) -> None:
+        if arn != t.arn:
+            t.version = 0  # versions count per ECS task: a relaunch starts again at 1
         t.arn = arn
         self.by_arn[arn] = t
 
@@ -73,9 +75,21 @@ class Context:
             "relaunches": 0,
             "relaunches_capacity": 0,
             "spot_interruptions": 0,
+            # events mode
+            "events_received": 0,
+            "events_applied": 0,
+            "events_duplicate": 0,
+            "events_stale": 0,
+            "events_gap": 0,
+            "events_unknown": 0,
+            "events_dropped": 0,
+            "reconcile_describes": 0,
         }
     )
     capacity_waiting: set[Hashable] = field(default_factory=set)
+    # Events mode: seconds from an ECS change to its result being queued for the executor, since the
+    # facade last took them (it swaps the list out each heartbeat).
+    event_lags: list[float] = field(default_factory=list)
 
     def emit(self, result: m.Result) -> None:
         self.channel.results.put(result)

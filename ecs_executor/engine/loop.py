@@ -19,9 +19,10 @@ from ecs_executor.config import EcsExecutorSettings
 from ecs_executor.engine.calls import ClientFactory, EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
+from ecs_executor.engine.events import EventFeed, SqsFactory
 from ecs_executor.engine.launcher import Launcher
 from ecs_executor.engine.stopper import Stopper
-from ecs_executor.engine.tracker import CRASH_LOG_LINES, Tracker
+from ecs_executor.engine.tracker import CRASH_LOG_LINES, RECONCILE_TICK_SECONDS, Tracker
 from ecs_executor.lifecycle import TaskState, Tracked
 from ecs_executor.relaunch import RelaunchPolicy
 from ecs_executor.run_task import RunTaskBuilder, TaskIdentity
@@ -43,12 +44,14 @@ class Engine:
         *,
         builder: RunTaskBuilder | None = None,
         client_factory: ClientFactory | None = None,
+        sqs_factory: SqsFactory | None = None,
         name: str = "ecs-executor-engine",
     ):
         self.settings = settings
         self.builder = builder or RunTaskBuilder(settings)
         self.channel = channel
         self._client_factory = client_factory or _default_client_factory(settings)
+        self._sqs_factory = sqs_factory or _default_sqs_factory(settings)
         self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -63,6 +66,7 @@ class Engine:
         self.stopper: Stopper
         self.launcher: Launcher
         self.tracker: Tracker
+        self.events: EventFeed | None = None  # events mode only
         self._build_parts()
 
     def _build_parts(self) -> None:
@@ -73,6 +77,9 @@ class Engine:
         self.launcher = Launcher(ctx, self.calls, self.clusters, self.builder, self.stopper)
         self.tracker = Tracker(ctx, self.calls, self.launcher.relaunch_after_stop, self._last_log_lines)
         self.launcher.observe = self.tracker.observe
+        if self.settings.effective_tracking_mode == "events":
+            self.events = EventFeed(ctx, self.tracker, self._sqs_factory)
+            self.launcher.observe = self.events.observe_launched
 
     # ---- scheduler-thread API ------------------------------------------------------------------
 
@@ -115,6 +122,11 @@ class Engine:
         """Tries waiting for ECS capacity right now (a gauge)."""
         return len(self.ctx.capacity_waiting)
 
+    def take_event_lags(self) -> list[float]:
+        """Events mode: lags (seconds) since the last call. A swap: the engine appends to a new list."""
+        lags, self.ctx.event_lags = self.ctx.event_lags, []
+        return lags
+
     def launch_allowance(self) -> int:
         """How many new launches the RunTask bucket can start within about a second."""
         bucket = self.calls.run_bucket
@@ -139,7 +151,7 @@ class Engine:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._ready.set()
-        poller = asyncio.create_task(self.tracker.poll_forever())
+        poller = asyncio.create_task(self._track_forever())
         self.ctx.spawn(self.clusters.prime(self.builder.clusters()))
         try:
             # Polled, not woken: see messages.Channel. At most COMMAND_POLL_SECONDS before a launch
@@ -157,6 +169,26 @@ class Engine:
                 task.cancel()
             await asyncio.gather(poller, *self.ctx.background, return_exceptions=True)
             await self.calls.close()
+
+    async def _track_forever(self) -> None:
+        """Polling: DescribeTasks sweeps. Events: the SQS feed, and reconciling what it did not settle."""
+        if self.events is None:
+            await self.tracker.poll_forever()
+            return
+        feed = asyncio.create_task(self.events.run())
+        try:
+            while True:
+                await asyncio.sleep(RECONCILE_TICK_SECONDS)
+                self.events.prune_early()
+                try:
+                    await self.tracker.reconcile_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("Reconciling tracked tasks failed; will retry")
+        finally:
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)
 
     def _handle(self, command: m.Command) -> None:
         registry = self.ctx.registry
@@ -218,6 +250,15 @@ def _default_client_factory(settings: EcsExecutorSettings) -> ClientFactory:
         from ecs_executor.aws import ecs_client
 
         return ecs_client(settings)
+
+    return factory
+
+
+def _default_sqs_factory(settings: EcsExecutorSettings) -> SqsFactory:
+    def factory() -> Awaitable[Any]:
+        from ecs_executor.aws import sqs_client
+
+        return sqs_client(settings)
 
     return factory
 

@@ -31,6 +31,10 @@ MISSING_POLLS_BEFORE_FAIL = 3
 # Last CloudWatch lines added to a crashed task's failure reason (awslogs driver only).
 CRASH_LOG_LINES = 5
 CRASH_LOG_TIMEOUT = 10.0
+# Events mode: how often the reconciler looks for tasks due a DescribeTasks.
+RECONCILE_TICK_SECONDS = 1.0
+# Events mode: a task ECS answered MISSING for is asked again this soon (not after a full interval).
+MISSING_RECHECK_SECONDS = 5.0
 
 Relaunch = Callable[[Tracked, Decision], Coroutine[Any, Any, None]]
 
@@ -43,6 +47,7 @@ class Tracker:
         self._crash_lines = crash_lines
         self._gate = asyncio.Semaphore(DESCRIBE_IN_FLIGHT)
         self.last_sweep_seconds: float | None = None
+        self.suspects: set[str] = set()  # events mode: ARNs to describe at the next reconcile tick
 
     async def poll_forever(self) -> None:
         while True:
@@ -59,13 +64,38 @@ class Tracker:
             await asyncio.sleep(max(0.05, self.ctx.settings.poll_interval - elapsed))
 
     async def poll_once(self) -> None:
+        await self._describe_grouped(self.ctx.registry.arns_by_cluster())
+
+    async def _describe_grouped(self, grouped: Mapping[str, list[str]]) -> None:
         calls = []
-        for cluster, arns in self.ctx.registry.arns_by_cluster().items():
+        for cluster, arns in grouped.items():
             calls += [
                 self._describe(cluster, arns[i : i + DESCRIBE_CHUNK])
                 for i in range(0, len(arns), DESCRIBE_CHUNK)
             ]
         await asyncio.gather(*calls)
+
+    # ---- events mode: describe only what events did not settle --------------------------------------
+
+    def suspect(self, t: Tracked) -> None:
+        """Describe this task at the next reconcile tick (its event stream shows a gap)."""
+        if t.arn:
+            self.suspects.add(t.arn)
+
+    async def reconcile_once(self) -> int:
+        """Describe tasks not heard of within reconcile_interval, and suspects; returns how many."""
+        stale_before = time.monotonic() - self.ctx.settings.reconcile_interval
+        suspects, self.suspects = self.suspects, set()
+        grouped: dict[str, list[str]] = {}
+        due = 0
+        for arn, t in self.ctx.registry.by_arn.items():
+            if t.heard_at <= stale_before or arn in suspects:
+                grouped.setdefault(t.cluster, []).append(arn)
+                due += 1
+        if due:
+            self.ctx.counters["reconcile_describes"] += due
+            await self._describe_grouped(grouped)
+        return due
 
     async def _describe(self, cluster: str, arns: list[str]) -> None:
         async with self._gate:
@@ -97,6 +127,8 @@ class Tracker:
 
     def _missing(self, t: Tracked) -> None:
         t.missing_polls += 1
+        # Events mode describes a task again only once it is due: make a MISSING one due soon.
+        t.heard_at = time.monotonic() - self.ctx.settings.reconcile_interval + MISSING_RECHECK_SECONDS
         if t.state is TaskState.ADOPTED:
             arn = t.arn or ""
             self.ctx.finish(t)
@@ -110,6 +142,12 @@ class Tracker:
             self.ctx.emit(m.StateChanged(t.key, arn, TaskStatus(Phase.FAILED, reason)))
 
     def observe(self, t: Tracked, task: Mapping[str, Any]) -> None:
+        version = task.get("version")
+        if type(version) is int:
+            if version < t.version:
+                return  # an older view (an event overtaken, or a lagging read): never move backwards
+            t.version = version
+        t.heard_at = time.monotonic()
         status = task_status(task, self.ctx.settings.container_name)
         if status.phase == t.phase:
             return

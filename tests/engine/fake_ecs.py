@@ -81,6 +81,7 @@ class FakeEcs:
             "clusterArn": cluster,
             "lastStatus": "PROVISIONING",
             "desiredStatus": "RUNNING",
+            "version": 1,
         }
         self.tasks[arn] = task
         return {"tasks": [task], "failures": []}
@@ -122,8 +123,10 @@ class FakeEcs:
     ) -> None:
         task = self.tasks[arn]
         task["lastStatus"] = status
+        task["version"] = task.get("version", 0) + 1  # as ECS: one per change it announces
         if status == "STOPPED":
             task["desiredStatus"] = "STOPPED"
+            task["version"] += 1  # the desired status changed too
             task["stopCode"] = stop_code or "EssentialContainerExited"
             task["stoppedReason"] = reason or "Essential container in task exited"
             container: dict[str, Any] = {"name": "w", "lastStatus": "STOPPED"}
@@ -145,13 +148,13 @@ OPTIONS = {
 
 
 @contextlib.contextmanager
-def running_engine(fake: FakeEcs, **options: Any) -> Iterator[Engine]:
+def running_engine(fake: FakeEcs, sqs_factory: Any = None, **options: Any) -> Iterator[Engine]:
     settings = settings_from_mapping({**OPTIONS, **options})
 
     async def factory() -> tuple[Any, contextlib.AsyncExitStack]:
         return fake, contextlib.AsyncExitStack()
 
-    engine = Engine(settings, m.Channel(), client_factory=factory)
+    engine = Engine(settings, m.Channel(), client_factory=factory, sqs_factory=sqs_factory)
     engine.start()
     try:
         yield engine

@@ -85,8 +85,16 @@ def test_a_start_failure_that_heals_is_relaunched_and_one_that_does_not_is_faile
                 and any(isinstance(r, m.Launched) and r.key == "eni" and r.attempt == 2 for r in s)
             ),
         )
+        # The relaunched task is a new ECS task whose versions start again at 1: it is still heard.
+        fake.set_status(list(fake.tasks)[-1], "RUNNING")
+        seen += results_until(
+            engine, lambda s: any(isinstance(r, m.StateChanged) and r.key == "eni" for r in s)
+        )
     (relaunching,) = [r for r in seen if isinstance(r, m.Relaunching)]
     assert relaunching.key == "eni" and relaunching.attempt == 2
+    assert [r.status.phase for r in seen if isinstance(r, m.StateChanged) and r.key == "eni"] == [
+        Phase.RUNNING
+    ]
     (image_final,) = [r for r in seen if isinstance(r, m.StateChanged) and r.key == "image"]
     assert image_final.status.phase == Phase.FAILED and "will not heal" in image_final.status.reason
 
