@@ -56,6 +56,8 @@ class EcsExecutor(BaseExecutor):
         self._channel = m.Channel()
         self._engine: Engine | None = None
         self._arns: dict[Hashable, str] = {}
+        # The ECS task of a try's previous queueing (it deferred or was rescheduled), per re-queued key.
+        self._superseded: dict[Hashable, str] = {}
         self._pending: dict[Hashable, m.Launch] = {}
         self._restarts: list[float] = []
         self._ending = False
@@ -205,6 +207,9 @@ class EcsExecutor(BaseExecutor):
             queued: dict[Any, Any] = self.queued_callbacks if is_callback else self.queued_tasks  # type: ignore[assignment]
             queued.pop(key, None)
             self.running.add(key)
+            superseded = self._arns.pop(key, None)
+            if superseded is not None:
+                self._superseded[key] = superseded
             self._queued_at[key] = now
             self._pending[key] = launch
             batch.append(launch)
@@ -261,8 +266,11 @@ class EcsExecutor(BaseExecutor):
             self.log.log(40 if result.level == "error" else 30, "%s", result.message)
             return
         key = result.key
-        if key not in self.running:
-            return  # revoked or already finished; late news
+        if key not in self.running or getattr(result, "task_arn", None) == self._superseded.get(key):
+            # Revoked or finished: late news. Or the end of a try's previous queueing arriving after Airflow
+            # queued the try again: reported, it would take the key out of ``running`` and the scheduler
+            # would fail the new queueing as "state changed externally".
+            return
         if isinstance(result, m.Launched):
             # The Launch stays pending until ECS says RUNNING: a restarted engine re-sends it (same
             # clientToken, so ECS answers with this same task) in case the task never starts.
@@ -298,6 +306,7 @@ class EcsExecutor(BaseExecutor):
                 self._pending.pop(key, None)
                 self._arns.pop(key, None)
                 self._queued_at.pop(key, None)
+                self._superseded.pop(key, None)
                 self.success(key, result.task_arn)
             elif phase in (Phase.FAILED, Phase.FAILED_TO_START):
                 self._arns.pop(key, None)
@@ -309,6 +318,7 @@ class EcsExecutor(BaseExecutor):
     def _fail(self, key: Hashable, reason: str, info: str | None = None) -> None:
         self._pending.pop(key, None)
         self._queued_at.pop(key, None)
+        self._superseded.pop(key, None)
         self.log.error("Task %s failed: %s", key, reason)
         self._task_event(key, "ECS task failed", reason)
         self.fail(key, info)  # type: ignore[arg-type]
@@ -341,4 +351,5 @@ class EcsExecutor(BaseExecutor):
         self.running.discard(key)
         self._pending.pop(key, None)
         self._arns.pop(key, None)
+        self._superseded.pop(key, None)
         self._channel.send(m.Stop(key, "Airflow revoked the task (task_queued_timeout or cleared)"))

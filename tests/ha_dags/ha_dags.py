@@ -3,10 +3,11 @@
 * ``ha_fanout_a``/``ha_fanout_b``: plain Python tasks (the bulk of the task instances).
 * ``ha_deferrable``: each try defers to the triggerer for 2 s and is queued again for the same try.
 * ``ha_reschedule``: a ``mode="reschedule"`` sensor done at its second poke (the same try queued twice).
-  Its poke interval (15 s) outlasts the time the executor takes to report the first poke's ECS task as
-  ended (a DescribeTasks sweep, then a heartbeat): with 1 s the scheduler has already rescheduled the try
-  when that report arrives, and Airflow fails it as "state changed externally" (it excuses the race
-  for deferred tries, through ``next_method``, and for tries already queued again, not for these).
+  It pokes every 60 s, the minimum Airflow advises for reschedule mode: the scheduler reschedules the
+  try after the interval, and if the executor has not yet reported the first poke's ECS task as ended
+  (a DescribeTasks sweep and a heartbeat, seconds on a loaded machine), Airflow fails the try as
+  "state changed externally" (it excuses the race for deferred tries, not for rescheduled ones). Seen
+  with 1 s and, under heavy load, 15 s.
 * ``ha_sleepers``: tasks that run ``conf["seconds"]`` long, so a scheduler can die while they run.
 
 At most ``MAX_ACTIVE`` task instances of each of the first four run at once: every one is a Python
@@ -70,7 +71,7 @@ def ha_deferrable() -> None:
 
 @dag(schedule=None, start_date=START, catchup=False, max_active_tasks=MAX_ACTIVE)
 def ha_reschedule() -> None:
-    @task.sensor(poke_interval=15, mode="reschedule", timeout=3600)
+    @task.sensor(poke_interval=60, mode="reschedule", timeout=3600)
     def second_poke(i: int) -> bool:
         """False at the first poke (leaving a marker), True at the next."""
         ctx = get_current_context()
