@@ -45,7 +45,8 @@ pytest: install $(AWSCLI_VENV)/.installed postgres
 
 test: lint typecheck docs pytest
 
-# `make demo ARGS=--ha`: on PostgreSQL with two schedulers.
+# `make demo ARGS="--tracking events"` tracks tasks from ECS task state change events (SQS) instead;
+# `make demo ARGS=--ha` runs on PostgreSQL with two schedulers.
 demo: install $(if $(findstring --ha,$(ARGS)),postgres)
 	$(BIN)/python -m ecs_executor.demo $(ARGS)
 

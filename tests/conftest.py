@@ -28,6 +28,8 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
+from tests.sqs_server import sqs_queue, sqs_server  # noqa: E402, F401 - fixtures for every test
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 CONTAINER = "airflow-worker"

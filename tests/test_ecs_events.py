@@ -85,3 +85,22 @@ def test_anything_else_is_dropped_with_a_reason(raw: str, why: str) -> None:
 )
 def test_version_order(known: int, version: int, expected: Order) -> None:
     assert order(known, version) is expected
+
+
+@pytest.mark.parametrize(
+    ("stamp", "epoch"),
+    [
+        ("2024-11-13T21:22:46.71Z", 1731532966.71),  # ECS drops trailing zeros of the milliseconds
+        ("2024-11-13T21:22:46Z", 1731532966.0),
+        ("2024-11-13T21:22:46.123456+00:00", 1731532966.123456),
+        ("yesterday", None),
+        ("2024-11-13T21:22:46.71+02:00", None),  # ECS writes UTC; anything else is not trusted
+    ],
+)
+def test_change_times_as_ecs_writes_them(stamp: str, epoch: float | None) -> None:
+    event = parse_message(body(updatedAt=stamp))
+    assert isinstance(event, TaskEvent)
+    if epoch is None:
+        assert event.changed_at == pytest.approx(1795935602.0)  # falls back to the envelope's time
+    else:
+        assert event.changed_at == pytest.approx(epoch)

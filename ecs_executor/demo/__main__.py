@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ecs_executor.demo.ha import HaStack
-from ecs_executor.demo.stack import ADMIN_USER, LocalStack, StackError, clean
+from ecs_executor.demo.stack import ADMIN_USER, TRACKING_MODES, LocalStack, StackError, clean
 
 DAG_ID = "ecs_fanout_demo"
 EXPECTED_TASKS = 22  # plan + 20 mapped work + join
@@ -71,19 +71,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep Airflow running for the UI until Ctrl-C")
     parser.add_argument("--timeout", type=float, default=240)
     parser.add_argument(
+        "--tracking",
+        choices=TRACKING_MODES,
+        default="polling",
+        help="events: the local ECS endpoint publishes task state change events to moto's SQS and the "
+        "executor tracks tasks from that queue",
+    )
+    parser.add_argument(
         "--ha", action="store_true", help="PostgreSQL and two schedulers (Airflow's HA mode), see docs/ha.md"
     )
     args = parser.parse_args(argv)
+    if args.ha and args.tracking == "events":
+        parser.error("--ha runs with polling: events tracking needs one queue per scheduler (docs/ha.md)")
 
     started = time.monotonic()
     workdir = args.workdir.resolve()
     clean(workdir)
-    stack = HaStack(workdir) if args.ha else LocalStack(workdir)
+    stack = HaStack(workdir) if args.ha else LocalStack(workdir, tracking=args.tracking)
     ok = False
     try:
         print("1/4 starting the local ECS endpoint (tasks run as local processes)...", flush=True)
         stack.start_local_ecs()
         print(f"    {stack.ecs_url}")
+        if args.tracking == "events":
+            print(f"    task state change events -> SQS {stack.events_queue_url} (moto at {stack.sqs_url})")
         database, schedulers = ("PostgreSQL", "2 schedulers") if args.ha else ("SQLite", "scheduler")
         print(
             f"2/4 airflow db migrate ({database}), then api-server, {schedulers}, dag-processor...",

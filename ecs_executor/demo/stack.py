@@ -33,6 +33,10 @@ OUR_EXECUTOR = "ecs_executor.EcsExecutor"
 DEFAULT_COMPONENTS = ("api-server", "scheduler", "dag-processor")
 # Deferrable operators and sensors need a triggerer; the default stack leaves it out to save memory.
 WITH_TRIGGERER = (*DEFAULT_COMPONENTS, "triggerer")
+# How the executor learns of task state changes: DescribeTasks polling, or ECS task state change events
+# that the local endpoint publishes to an SQS queue (moto), as an EventBridge rule would.
+TRACKING_MODES = ("polling", "events")
+EVENTS_QUEUE = "ecs-task-state-changes"
 
 
 def free_port() -> int:
@@ -68,6 +72,10 @@ class LocalStack:
     ``executor`` may name another executor (e.g. ``LocalExecutor``) so a test can compare ours with
     Airflow's on the same DAGs; the local ECS endpoint then is not started. ``airflow_config`` sets
     any ``[section] key`` for every component (``{("scheduler", "use_job_schedule"): "False"}``).
+
+    ``tracking="events"`` also runs moto's SQS on a thread of this process with one queue, has the local
+    ECS endpoint publish its clusters' task state change events there, and sets the executor's
+    ``tracking_mode=events``, ``events_queue=<queue URL>`` and ``AWS_ENDPOINT_URL_SQS=<moto URL>``.
     """
 
     workdir: Path
@@ -80,7 +88,11 @@ class LocalStack:
     api_port: int = 0
     log_server_ports: tuple[int, int] = (0, 0)
     ecs_url: str = ""
+    tracking: str = "polling"
+    sqs_url: str = ""
+    events_queue_url: str = ""
     _token: str | None = None
+    _sqs: Any = None
 
     @property
     def home(self) -> Path:
@@ -99,6 +111,8 @@ class LocalStack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def __post_init__(self) -> None:
+        if self.tracking not in TRACKING_MODES:
+            raise ValueError(f"tracking must be one of {', '.join(TRACKING_MODES)}, not {self.tracking!r}")
         # Fixed up front: the task environment (inherited via the local endpoint) needs the API URL.
         self.api_port = self.api_port or free_port()
         # The scheduler (LocalExecutor) and the triggerer serve logs on fixed ports by default (8793,
@@ -157,6 +171,9 @@ class LocalStack:
             "poll_interval": "1",
             "shutdown_timeout": "10",
         }
+        if self.tracking == "events":
+            options.update(tracking_mode="events", events_queue=self.events_queue_url)
+            env["AWS_ENDPOINT_URL_SQS"] = self.sqs_url
         options.update(self.executor_options)
         env.update({f"AIRFLOW__AWS_ECS_EXECUTOR__{k.upper()}": v for k, v in options.items()})
         env.update({f"AIRFLOW__{s.upper()}__{k.upper()}": v for (s, k), v in self.airflow_config.items()})
@@ -186,8 +203,29 @@ class LocalStack:
         self.processes[name] = proc
         return proc
 
+    def start_sqs(self) -> str:
+        """Events tracking: moto's SQS on a thread of this process, and the queue events go to."""
+        if not self.events_queue_url:
+            from ecs_executor.local_ecs.sqs import LocalSqs
+
+            self._sqs = LocalSqs(region=REGION)
+            self.sqs_url = self._sqs.start()
+            self.events_queue_url = self._sqs.create_queue(EVENTS_QUEUE)
+        return self.events_queue_url
+
     def start_local_ecs(self, *extra_args: str) -> str:
         self.logs.mkdir(parents=True, exist_ok=True)
+        if self.tracking == "events":
+            self.start_sqs()
+            extra_args = (
+                "--events-queue-url",
+                self.events_queue_url,
+                "--events-endpoint-url",
+                self.sqs_url,
+                "--events-clusters",
+                CLUSTER,
+                *extra_args,
+            )
         env = self.env()
         args = [
             sys.executable,
@@ -293,6 +331,9 @@ class LocalStack:
             if proc.stdout:
                 proc.stdout.close()
         self.processes.clear()
+        if self._sqs is not None:
+            self._sqs.stop()
+            self._sqs = None
 
     # ---- HTTP API ----------------------------------------------------------------------------------
 

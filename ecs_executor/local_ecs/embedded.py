@@ -95,6 +95,10 @@ class LocalEcs:
         """Make a task's containers exit now with ``exit_code`` (ARN or id)."""
         return self._call(lambda: self.server.finish_task(task, exit_code))
 
+    def wait_for_events(self, timeout: float = 10.0) -> bool:
+        """Wait until every task state change event so far reached SQS (or was dropped by a fault)."""
+        return self.server.events.wait_idle(timeout)
+
     def log_path(self, task: str) -> Path:
         """The file holding a task's stdout and stderr (ARN or id)."""
         return self._call(lambda: self.server.log_path(task))

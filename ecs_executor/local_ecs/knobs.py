@@ -216,6 +216,40 @@ class Knobs:
     default_region: str = field(
         default="us-east-1", metadata=_meta(str, "region when the request carries no SigV4 scope")
     )
+    events_queue_url: str | None = field(
+        default=None,
+        metadata=_meta(
+            _optional(str),
+            "SQS queue URL that gets an 'ECS Task State Change' event per task change, as an EventBridge "
+            "rule targeting it would deliver them (default: none, nothing is published)",
+        ),
+    )
+    events_endpoint_url: str | None = field(
+        default=None,
+        metadata=_meta(
+            _optional(str),
+            "SQS endpoint URL, e.g. a moto server (default: AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL, "
+            "else AWS in the queue's Region)",
+        ),
+    )
+    events_clusters: list[str] | None = field(
+        default=None,
+        metadata=_meta(
+            _optional(_operations),
+            "comma-separated cluster names or ARNs whose events are published, like a rule's "
+            "detail.clusterArn filter (default: every cluster)",
+        ),
+    )
+    events_duplicate_rate: float = field(
+        default=0.0, metadata=_meta(_rate, "share of events delivered twice (same id, same body)")
+    )
+    events_drop_rate: float = field(default=0.0, metadata=_meta(_rate, "share of events never delivered"))
+    events_max_delay_seconds: float = field(
+        default=0.0,
+        metadata=_meta(
+            _non_negative, "each event waits a random 0..this many seconds before delivery (reorders them)"
+        ),
+    )
 
     def update(self, values: Mapping[str, Any]) -> list[str]:
         """Apply knob values (JSON or CLI strings) all-or-nothing; return the names that changed."""

@@ -2,6 +2,10 @@
 
 Pure data: nothing here sleeps, spawns or talks to the network, so the lifecycle rules can be read (and
 tested) in one place. Tasks use ``__slots__`` because the benchmarks keep 10,000 of them alive.
+
+Every change ECS would announce as a task state change event (a new task, and each ``version`` bump: a
+lastStatus or desiredStatus change, a container exit) calls ``Registry.on_change`` once, after the task
+holds its new state; ``events.EventPublisher`` uses it to deliver the events to SQS.
 """
 
 from __future__ import annotations
@@ -247,6 +251,12 @@ class Task:
         self.stopped_reason: str | None = None
         self.version = 1
 
+    def container_arn(self, name: str) -> str:
+        """The new-format container ARN; stable for a task and container name."""
+        container_id = uuid.uuid5(_CONTAINER_NAMESPACE, self.id + name)
+        cluster = self.cluster
+        return f"arn:aws:ecs:{cluster.region}:{ACCOUNT_ID}:container/{cluster.name}/{self.id}/{container_id}"
+
     def container_override(self, name: str) -> dict[str, Any]:
         for override in (self.overrides or {}).get("containerOverrides") or []:
             if override.get("name") == name:
@@ -260,12 +270,10 @@ class Task:
         containers = []
         for container in self.containers:
             spec = definition.containers[container.name]
-            container_id = uuid.uuid5(_CONTAINER_NAMESPACE, self.id + container.name)
             containers.append(
                 _drop_none(
                     {
-                        "containerArn": f"arn:aws:ecs:{region}:{ACCOUNT_ID}:container/"
-                        f"{self.cluster.name}/{self.id}/{container_id}",
+                        "containerArn": self.container_arn(container.name),
                         "taskArn": self.arn,
                         "name": container.name,
                         "image": spec.get("image"),
@@ -332,6 +340,8 @@ class Registry:
         self.tasks_started = 0
         self.deduplicated = 0
         self._seq = 0
+        # Called with the task after each change ECS would publish as an event (see the module doc).
+        self.on_change: Callable[[Task], None] | None = None
 
     # Clusters -------------------------------------------------------------------------------------
 
@@ -384,6 +394,8 @@ class Registry:
         cluster.counts[PROVISIONING] += 1
         self.status_counts[PROVISIONING] += 1
         self.tasks_started += 1
+        if self.on_change is not None:
+            self.on_change(task)
         return task
 
     def find_task(self, identifier: str, cluster: Cluster | None = None) -> Task | None:
@@ -408,15 +420,21 @@ class Registry:
             counts[task.last_status] -= 1
             counts[status] += 1
         task.last_status = status
-        task.version += 1
+        self._bump(task)
 
     def _want_stopped(self, task: Task, now: float) -> None:
+        if task.stopping_at is None:
+            task.stopping_at = now
         if task.desired_status != STOPPED:
             task.desired_status = STOPPED
             task.cluster.desired_running.pop(task.id, None)
-            task.version += 1
-        if task.stopping_at is None:
-            task.stopping_at = now
+            self._bump(task)
+
+    def _bump(self, task: Task) -> None:
+        """A new version of the task, announced once it holds its new state."""
+        task.version += 1
+        if self.on_change is not None:
+            self.on_change(task)
 
     # Transitions ----------------------------------------------------------------------------------
 
@@ -455,7 +473,7 @@ class Registry:
             if container.name == name and container.last_status != STOPPED:
                 container.last_status = STOPPED
                 container.exit_code = exit_code
-                task.version += 1
+                self._bump(task)
         if essential:
             self.request_stop(task, ESSENTIAL_CONTAINER_EXITED, ESSENTIAL_EXITED_REASON)
 

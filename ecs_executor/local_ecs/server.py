@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
+from ecs_executor.local_ecs.events import EventPublisher
 from ecs_executor.local_ecs.faults import Faults
 from ecs_executor.local_ecs.knobs import KnobError, Knobs
 from ecs_executor.local_ecs.model import EcsError, Registry, task_id_of
@@ -61,6 +62,8 @@ class EcsServer:
         self.knobs = Knobs()
         self.knobs.update(knobs)
         self.registry = Registry()
+        self.events = EventPublisher(self.knobs, self.registry.clock)
+        self.registry.on_change = self.events.on_change
         self.faults = Faults(self.knobs)
         self.runner = Runner(self.registry, self.knobs)
         self.api = EcsApi(self.registry, self.runner, self.faults)
@@ -90,6 +93,7 @@ class EcsServer:
 
     async def close(self) -> None:
         await self.runner.shutdown()
+        await asyncio.to_thread(self.events.close)
         if self._app_runner is not None:
             await self._app_runner.cleanup()
             self._app_runner = None
@@ -100,6 +104,7 @@ class EcsServer:
         changed = self.knobs.update(knobs)
         # Setting a shortage again, even to the same length, opens a new window from now.
         self.faults.reconfigure([*changed, *({"capacity_shortage_seconds"} & set(knobs))])
+        self.events.reconfigure(changed)
         return self.knobs.as_dict()
 
     def stats(self) -> dict[str, Any]:
@@ -110,6 +115,7 @@ class EcsServer:
             "run_task_deduplicated": self.registry.deduplicated,
             "tasks_by_status": {status: n for status, n in self.registry.status_counts.items() if n},
             "processes": self.runner.process_count,
+            "events": self.events.stats(),
         }
 
     def finish_task(self, task: str, exit_code: int = 0) -> bool:
