@@ -15,7 +15,7 @@ CPU each, so the stack is started once):
 
 Sizes: ``ECS_HA_TIS`` task instances in scenario 1 (default 60), ``ECS_HA_RUNNING`` running tasks in 2
 and 3 (default 20) and ``ECS_HA_PARALLELISM`` per scheduler (default 16) keep CI near six minutes;
-docs/ha.md has a run by hand with 1,000 and 100.
+docs/ha.md has the runs by hand (200 task instances; an attempt at 1,000).
 """
 
 from __future__ import annotations
