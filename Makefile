@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # entrypoint.sh tests only).
 AWSCLI_VENV := $(VENV)/awscli
 
-.PHONY: install test lint typecheck docs pytest image-test demo bench clean
+.PHONY: install test lint typecheck docs pytest image-test demo bench clean postgres
 
 install: $(VENV)/.installed
 
@@ -33,8 +33,15 @@ typecheck: install
 docs: install
 	$(BIN)/mkdocs build --strict --quiet --site-dir $(CURDIR)/.venv/site
 
+# PostgreSQL server binaries for the several-scheduler tests (tests/test_ha_schedulers.py) and
+# `make demo ARGS=--ha`: Debian's package when none is found. The tests start their own server on a free
+# port and remove it; the package's own cluster is not used.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql)
+
 # tests/image needs the built worker image: `make image-test` runs it.
-pytest: install $(AWSCLI_VENV)/.installed
+pytest: install $(AWSCLI_VENV)/.installed postgres
 	AWSCLI_BIN=$(CURDIR)/$(AWSCLI_VENV)/bin/aws $(BIN)/pytest -q -p no:cacheprovider --ignore=tests/image
 
 # The worker image built from the Dockerfile (buildah) and run (podman): every documented behaviour,
@@ -47,8 +54,9 @@ image-test: install
 
 test: lint typecheck docs pytest image-test
 
-# `make demo ARGS="--tracking events"` tracks tasks from ECS task state change events (SQS) instead.
-demo: install
+# `make demo ARGS="--tracking events"` tracks tasks from ECS task state change events (SQS) instead;
+# `make demo ARGS=--ha` runs on PostgreSQL with two schedulers.
+demo: install $(if $(findstring --ha,$(ARGS)),postgres)
 	$(BIN)/python -m ecs_executor.demo $(ARGS)
 
 # Full run ~30 min on 2 cores; `make bench ARGS=--quick` takes under 3 minutes.

@@ -349,6 +349,10 @@ class Run:
         self.build_executor()
         self.warm_up()
         self.baseline_rss = settled_rss()
+        # Several workers sharing one endpoint (benchmarks/shared_budget.py) start launching together.
+        start_at = self.spec.get("start_at_epoch")
+        if start_at is not None:
+            time.sleep(max(0.0, start_at - time.time()))
         if self.spec.get("tracemalloc"):
             tracemalloc.start(1)
         self.t0 = time.monotonic()

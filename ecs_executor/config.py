@@ -154,6 +154,15 @@ class EcsExecutorSettings(BaseSettings):
     run_task_burst: int | None = Field(
         default=None, gt=0, description=f"RunTask token bucket size. Default {RUN_TASK_BURST}."
     )
+    schedulers_sharing_budget: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="How many executors launch into this account and Region at once (Airflow HA: one per "
+        "scheduler, times the team executors each runs). ECS's API buckets are per account and Region, "
+        "so each executor paces itself at this share of run_task_rate, run_task_burst and the "
+        "DescribeTasks bucket; the shares add up to ECS's limit instead of N times it.",
+    )
     poll_interval: float = Field(
         default=2.0, gt=0, description="Seconds between DescribeTasks sweeps over all tracked tasks."
     )
@@ -310,13 +319,17 @@ class EcsExecutorSettings(BaseSettings):
 
     @property
     def effective_run_task_rate(self) -> float:
-        if self.run_task_rate is not None:
-            return self.run_task_rate
-        return FARGATE_RUN_TASK_RATE if self.is_fargate else EC2_RUN_TASK_RATE
+        """This executor's share of the account's RunTask rate."""
+        rate = self.run_task_rate
+        if rate is None:
+            rate = FARGATE_RUN_TASK_RATE if self.is_fargate else EC2_RUN_TASK_RATE
+        return rate / self.schedulers_sharing_budget
 
     @property
     def effective_run_task_burst(self) -> int:
-        return self.run_task_burst if self.run_task_burst is not None else RUN_TASK_BURST
+        """This executor's share of the account's RunTask burst (at least one call)."""
+        burst = self.run_task_burst if self.run_task_burst is not None else RUN_TASK_BURST
+        return max(1, burst // self.schedulers_sharing_budget)
 
     def base_run_task_kwargs(self) -> dict[str, Any]:
         """RunTask arguments shared by every task: defaults < run_task_kwargs < explicit options."""

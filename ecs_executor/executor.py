@@ -56,6 +56,7 @@ class EcsExecutor(BaseExecutor):
         self._channel = m.Channel()
         self._engine: Engine | None = None
         self._arns: dict[Hashable, str] = {}
+        self._superseded: dict[Hashable, str] = {}  # re-queued key -> its previous queueing's ECS task
         self._pending: dict[Hashable, m.Launch] = {}
         self._restarts: list[float] = []
         self._ending = False
@@ -213,6 +214,8 @@ class EcsExecutor(BaseExecutor):
             queued: dict[Any, Any] = self.queued_callbacks if is_callback else self.queued_tasks  # type: ignore[assignment]
             queued.pop(key, None)
             self.running.add(key)
+            if key in self._arns:  # the try's previous queueing (it deferred, or a sensor rescheduled)
+                self._superseded[key] = self._arns.pop(key)
             self._queued_at[key] = now
             self._pending[key] = launch
             batch.append(launch)
@@ -269,12 +272,14 @@ class EcsExecutor(BaseExecutor):
             self.log.log(40 if result.level == "error" else 30, "%s", result.message)
             return
         key = result.key
-        if key not in self.running:
-            return  # revoked or already finished; late news
+        # Late news (revoked, finished), or a previous queueing's end that would end the re-queued try too.
+        if key not in self.running or getattr(result, "task_arn", None) == self._superseded.get(key, ""):
+            return
         if isinstance(result, m.Launched):
             # The Launch stays pending until ECS says RUNNING: a restarted engine re-sends it (same
             # clientToken, so ECS answers with this same task) in case the task never starts.
             self._arns[key] = result.task_arn
+            self._superseded.pop(key, None)  # the engine sends nothing more about the previous one
             self._metrics.incr("launches")
             self._metrics.latency("launch_latency.accepted", self._queued_at.get(key))
             self.running_state(key, result.task_arn)
@@ -317,6 +322,7 @@ class EcsExecutor(BaseExecutor):
     def _fail(self, key: Hashable, reason: str, info: str | None = None) -> None:
         self._pending.pop(key, None)
         self._queued_at.pop(key, None)
+        self._superseded.pop(key, None)
         self.log.error("Task %s failed: %s", key, reason)
         self._task_event(key, "ECS task failed", reason)
         self.fail(key, info)  # type: ignore[arg-type]
@@ -347,6 +353,6 @@ class EcsExecutor(BaseExecutor):
         key = ti.key
         self.queued_tasks.pop(key, None)
         self.running.discard(key)
-        self._pending.pop(key, None)
-        self._arns.pop(key, None)
+        for bookkeeping in (self._pending, self._arns, self._superseded):
+            bookkeeping.pop(key, None)
         self._channel.send(m.Stop(key, "Airflow revoked the task (task_queued_timeout or cleared)"))

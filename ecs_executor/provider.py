@@ -30,6 +30,7 @@ EXAMPLES: dict[str, str] = {
     "max_concurrent_calls": "32",
     "run_task_rate": "40",
     "run_task_burst": "100",
+    "schedulers_sharing_budget": "2",
     "poll_interval": "2",
     "shutdown_timeout": "30",
     "freeze_gc_on_start": "True",

@@ -117,6 +117,8 @@ BAD_INPUTS: list[tuple[dict[str, Any], str, str]] = [
     ({"max_concurrent_calls": "5000"}, "MAX_CONCURRENT_CALLS", "less than or equal to 1000"),
     ({"run_task_rate": "0"}, "RUN_TASK_RATE", "greater than 0"),
     ({"run_task_burst": "-5"}, "RUN_TASK_BURST", "greater than 0"),
+    ({"schedulers_sharing_budget": "0"}, "SCHEDULERS_SHARING_BUDGET", "greater than or equal to 1"),
+    ({"schedulers_sharing_budget": "two"}, "SCHEDULERS_SHARING_BUDGET", "integer"),
     ({"poll_interval": "0"}, "POLL_INTERVAL", "greater than 0"),
     ({"poll_interval": "soon"}, "POLL_INTERVAL", "valid number"),
     ({"shutdown_timeout": "-1"}, "SHUTDOWN_TIMEOUT", "greater than 0"),
@@ -220,6 +222,15 @@ def test_ec2_gets_ec2_rate_and_no_platform_version() -> None:
     assert base["launchType"] == "EC2" and "platformVersion" not in base
     assert s.effective_run_task_rate == EC2_RUN_TASK_RATE
     assert settings(launch_type="EC2", run_task_rate="7").effective_run_task_rate == 7
+
+
+def test_schedulers_sharing_budget_split_ecs_buckets_between_them() -> None:
+    three = settings(launch_type="EC2", schedulers_sharing_budget="3")
+    assert three.effective_run_task_rate == EC2_RUN_TASK_RATE / 3
+    assert three.effective_run_task_burst == 33  # 3 x 33 stays within ECS's burst of 100
+    fargate = settings(schedulers_sharing_budget="2", run_task_burst="1")
+    assert fargate.effective_run_task_rate == FARGATE_RUN_TASK_RATE / 2
+    assert fargate.effective_run_task_burst == 1  # never zero
 
 
 def test_capacity_provider_strategy_is_parsed_and_replaces_launch_type() -> None:

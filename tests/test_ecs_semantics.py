@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import CONTAINER, Driver, make_workload
 from tests.fault_helpers import CLUSTER, FAMILY, REGION, boto_client, ecs_census, event_logs, try_id_of_key
 from tests.http_proxy import ForwardingProxy
+from tests.polling import wait_for
 from tests.test_fault_injection import failure_reason, queue, retry_events
 
 FARGATE_FAMILY = "fargate-worker"
@@ -90,6 +91,35 @@ def test_a_requeued_try_gets_its_own_ecs_task(local_ecs, point_at, executors):
     driver.until(lambda: final(driver, resumed) is not None)
     assert [info for _, info in driver.events[resumed.ti.key]] == [second_arn, second_arn]
     assert ecs_census(local_ecs.url) and tasks_for(local_ecs.url, first) == 2
+
+
+def test_a_previous_queueings_end_reported_after_the_requeue_leaves_the_new_one_running(
+    local_ecs, point_at, executors
+):
+    """Seen with two schedulers on a loaded machine (tests/test_ha_schedulers.py): a deferred try is queued
+    again before the scheduler has drained the end of the ECS task that deferred. Reported, that success
+    took the key out of ``running`` and the scheduler failed the new queueing ("state changed
+    externally"); it belongs to the previous queueing and is dropped."""
+    point_at(local_ecs.url, poll_interval="0.2")
+    executor = executors()
+    driver = Driver(executor)
+    first = make_workload("resumes")
+    queue(executor, [first])
+    driver.until(lambda: first.ti.key in executor._arns)
+    first_arn = executor._arns[first.ti.key]
+    local_ecs.finish_task(first_arn, 0)
+    # The engine reports the end; no heartbeat drains it before the try is queued again.
+    wait_for(lambda: not executor._channel.results.empty(), timeout=10)
+    resumed = make_workload("resumes")
+    driver.events.clear()
+    queue(executor, [resumed])
+    driver.beat()  # trigger_tasks queues the new launch, then sync drains the old task's end
+    assert resumed.ti.key in executor.running and resumed.ti.key not in driver.events
+    driver.until(lambda: executor._arns.get(resumed.ti.key, first_arn) != first_arn)
+    second_arn = executor._arns[resumed.ti.key]
+    local_ecs.finish_task(second_arn, 0)
+    driver.until(lambda: final(driver, resumed) is not None)
+    assert [info for _, info in driver.events[resumed.ti.key]] == [second_arn, second_arn]
 
 
 @pytest.mark.parametrize(

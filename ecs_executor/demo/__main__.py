@@ -10,9 +10,11 @@ import argparse
 import datetime
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ecs_executor.demo.ha import HaStack
 from ecs_executor.demo.stack import ADMIN_USER, TRACKING_MODES, LocalStack, StackError, clean
 
 DAG_ID = "ecs_fanout_demo"
@@ -81,12 +83,21 @@ def main(argv: list[str] | None = None) -> int:
         help="run each task in this worker image with podman (e.g. localhost/ecs-executor-worker:image-test, "
         "which `make image-test` builds) instead of as a process on this host",
     )
+    parser.add_argument(
+        "--ha", action="store_true", help="PostgreSQL and two schedulers (Airflow's HA mode), see docs/ha.md"
+    )
     args = parser.parse_args(argv)
+    if args.ha and args.tracking == "events":
+        parser.error("--ha runs with polling: events tracking needs one queue per scheduler (docs/ha.md)")
 
     started = time.monotonic()
     workdir = args.workdir.resolve()
     clean(workdir)
-    stack = LocalStack(workdir, tracking=args.tracking, worker_image=args.image)
+    stack = (
+        HaStack(workdir, worker_image=args.image)
+        if args.ha
+        else LocalStack(workdir, tracking=args.tracking, worker_image=args.image)
+    )
     ok = False
     try:
         where = f"in the image {args.image}, with podman" if args.image else "as local processes"
@@ -95,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {stack.ecs_url}")
         if args.tracking == "events":
             print(f"    task state change events -> SQS {stack.events_queue_url} (moto at {stack.sqs_url})")
-        print("2/4 airflow db migrate (SQLite), then api-server, scheduler, dag-processor...", flush=True)
+        database, schedulers = ("PostgreSQL", "2 schedulers") if args.ha else ("SQLite", "scheduler")
+        print(
+            f"2/4 airflow db migrate ({database}), then api-server, {schedulers}, dag-processor...",
+            flush=True,
+        )
         stack.start()
         print(f"    UI: {stack.api_url}  user: {ADMIN_USER}  password: {stack.admin_password()}")
         print(f"    component logs: {stack.logs}")
@@ -124,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(set(arns))} distinct ECS tasks; run took {run_seconds:.0f}s, "
             f"demo {time.monotonic() - started:.0f}s in all."
         )
+        if isinstance(stack, HaStack):
+            queued_by = Counter(r["queued_by_job_id"] for r in rows)
+            print(
+                "task instances queued per scheduler: "
+                + ", ".join(f"{name} (job {job}): {queued_by[job]}" for name, job in stack.job_ids.items())
+            )
         if args.keep:
             print(f"\nAirflow keeps running at {stack.api_url} (Ctrl-C to stop).")
             try:

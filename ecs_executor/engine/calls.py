@@ -45,7 +45,8 @@ class EcsCalls:
         self._lock = asyncio.Lock()
         self._sem = asyncio.Semaphore(s.max_concurrent_calls)
         self.run_bucket = TokenBucket(s.effective_run_task_rate, s.effective_run_task_burst)
-        self.describe_bucket = TokenBucket(DESCRIBE_RATE, DESCRIBE_BURST)
+        share = s.schedulers_sharing_budget  # the account's read bucket is shared too
+        self.describe_bucket = TokenBucket(DESCRIBE_RATE / share, max(1, DESCRIBE_BURST // share))
         self._slowed_noted_at = float("-inf")
         self._credentials_failing_since: float | None = None
         self._refreshed_while_failing = False

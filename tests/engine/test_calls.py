@@ -179,3 +179,31 @@ def test_only_throttles_slow_the_run_task_bucket():
     assert engine.calls.on_cluster_modify_attempt(response=answer("ThrottlingException", 400)) is False
     # One throttle among ten answers: a 10 % cut, not the 4x of a bucket that saw nothing but refusals.
     assert bucket.cuts == 1 and bucket.rate == pytest.approx(0.9 * bucket.max_rate)
+
+
+def test_executors_sharing_the_budget_launch_together_within_ecs_buckets(local_ecs, point_at, executors):
+    """Two schedulers' executors with schedulers_sharing_budget=2 against ECS's own RunTask bucket
+    (100 + 40/s): their halves add up to it, so launching both bursts at once is not throttled; each
+    pacing for the whole bucket would send 200 calls into 100 tokens."""
+    point_at(local_ecs.url, schedulers_sharing_budget="2", poll_interval="0.5")
+    pair = [executors(parallelism=200), executors(parallelism=200)]
+    for executor in pair:
+        calls = executor._engine.calls
+        assert (calls.run_bucket.max_rate, calls.run_bucket.burst) == (20.0, 50)
+        assert (calls.describe_bucket.max_rate, calls.describe_bucket.burst) == (10.0, 50)
+    local_ecs.configure(throttle=True)
+    drivers = [Driver(executor) for executor in pair]
+    keys = []
+    for n, executor in enumerate(pair):
+        workloads = [make_workload(f"share-{n}-{i:03d}") for i in range(100)]
+        keys.append([w.ti.key for w in workloads])
+        queue_all(executor, workloads)
+
+    def both_launched() -> bool:
+        drivers[1].beat()
+        return all(launched(d, k) == len(k) for d, k in zip(drivers, keys, strict=True))
+
+    drivers[0].until(both_launched, timeout=60, interval=0.1)
+    assert all(d.summary().get("failed", []) == [] for d in drivers)
+    throttled = local_ecs.stats()["faults"].get("bucket_throttle", 0)
+    assert throttled <= 10, f"{throttled} RunTask calls throttled for 200 launches"
