@@ -23,7 +23,12 @@ from ecs_executor.config import EcsExecutorConfigError, EcsExecutorSettings, env
 from ecs_executor.engine import Engine
 from ecs_executor.metrics import ExecutorMetrics
 from ecs_executor.run_task import RunTaskBuilder
-from ecs_executor.startup import ExecutorStartupError, print_startup_errors_plainly, scheduler_versions
+from ecs_executor.startup import (
+    ExecutorStartupError,
+    print_startup_errors_plainly,
+    scheduler_versions,
+    started_line,
+)
 from ecs_executor.states import Phase
 from ecs_executor.workloads import RetainingDeque, to_launch
 
@@ -94,22 +99,7 @@ class EcsExecutor(BaseExecutor):
             # Collect first: garbage frozen now would never be freed.
             gc.collect()
             gc.freeze()
-        s = self.settings
-        tracking = (
-            f"events from {s.events_queue} (reconcile every {s.reconcile_interval:g} s)"
-            if s.effective_tracking_mode == "events"
-            else f"polling every {s.poll_interval:g} s"
-        )
-        self.log.info(
-            "ECS executor started: cluster=%s region=%s container=%s run_task_rate=%.0f/s burst=%d "
-            "tracking=%s",
-            s.cluster,
-            s.region_name,
-            s.container_name,
-            s.effective_run_task_rate,
-            s.effective_run_task_burst,
-            tracking,
-        )
+        self.log.info(started_line(self.settings))
 
     def _warm_up(self) -> None:
         """Do now what Airflow and we would otherwise do lazily on the first heartbeat: load the metrics

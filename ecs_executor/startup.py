@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import platform
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecs_executor.run_task import SCHEDULER_AIRFLOW_ENV, SCHEDULER_PYTHON_ENV
+
+if TYPE_CHECKING:
+    from ecs_executor.config import EcsExecutorSettings
 
 
 class ExecutorStartupError(RuntimeError):
@@ -37,3 +40,17 @@ def scheduler_versions() -> dict[str, str]:
     import airflow
 
     return {SCHEDULER_PYTHON_ENV: platform.python_version(), SCHEDULER_AIRFLOW_ENV: airflow.__version__}
+
+
+def started_line(s: EcsExecutorSettings) -> str:
+    """The scheduler log's one line on what this executor will do (no secrets: names and rates only)."""
+    tracking = (
+        f"events from {s.events_queue} (reconcile every {s.reconcile_interval:g} s)"
+        if s.effective_tracking_mode == "events"
+        else f"polling every {s.poll_interval:g} s"
+    )
+    return (
+        f"ECS executor started: cluster={s.cluster} region={s.region_name} container={s.container_name} "
+        f"run_task_rate={s.effective_run_task_rate:.0f}/s burst={s.effective_run_task_burst} "
+        f"tracking={tracking}"
+    )

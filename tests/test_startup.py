@@ -38,3 +38,14 @@ def test_scheduler_versions_are_what_the_worker_image_compares() -> None:
         SCHEDULER_PYTHON_ENV: platform.python_version(),
         SCHEDULER_AIRFLOW_ENV: airflow.__version__,
     }
+
+
+def test_started_line_names_the_tracking_mode() -> None:
+    from ecs_executor.config import settings_from_mapping
+    from ecs_executor.startup import started_line
+
+    base = {"cluster": "c", "task_definition": "td", "container_name": "w", "region_name": "us-east-1"}
+    assert started_line(settings_from_mapping(base)).endswith("tracking=polling every 2 s")
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/ecs-events"
+    events = started_line(settings_from_mapping({**base, "events_queue": queue}))
+    assert events.endswith(f"tracking=events from {queue} (reconcile every 60 s)")
