@@ -186,12 +186,18 @@ def plot(rows: dict[str, dict[str, Any]], path: Path) -> None:
         xs = [n for n, _ in points]
         ax.plot(xs, [r["lag_p99"] for _, r in points], "o-", color=color, label=f"{mode}: p99")
         ax.plot(xs, [r["lag_p50"] for _, r in points], "o:", color=color, label=f"{mode}: p50")
+        engine = [(n, r["engine_lag_p99"]) for n, r in points if r.get("engine_lag_p99") is not None]
+        if engine:
+            ax.plot(
+                *zip(*engine, strict=True), "s--", color=color, alpha=0.6, label=f"{mode}: engine part, p99"
+            )
     ax.set_xscale("log")
     ax.set_xlabel("tasks tracked")
     ax.set_ylabel("task exit → Airflow event buffer (s)")
+    ax.set_yscale("log")
     ax.set_title(f"State-change lag, {TRACK_LATENCY_MS} ms per ECS call, heartbeat 1 s")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -207,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "events")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "benchmarks-events.png")
+    parser.add_argument("--replot", action="store_true", help="only redraw the plot from --out/results.json")
     args = parser.parse_args(argv)
+    if args.replot:
+        plot(json.loads((args.out / "results.json").read_text())["runs"], args.plot)
+        return 0
     sizes = [int(x) for x in (args.sizes or ("1000,3000" if args.quick else "1000,3000,10000")).split(",")]
     big = args.big if args.big is not None else (0 if args.quick else 100_000)
     track_seconds, samples = (20.0, 10) if args.quick else (90.0, 40)
