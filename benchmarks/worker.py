@@ -156,7 +156,13 @@ class _StampedResults(queue.SimpleQueue):  # type: ignore[type-arg]
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         key = getattr(item, "key", None)
-        if key in self.watch and key not in self.stamps and type(item).__name__ == "StateChanged":
+        # Final states only: a RUNNING notice (events mode's first reconcile) is not the task's end.
+        if (
+            key in self.watch
+            and key not in self.stamps
+            and type(item).__name__ == "StateChanged"
+            and item.status.phase.is_terminal
+        ):
             self.stamps[key] = time.monotonic()
         super().put(item, block, timeout)
 
