@@ -275,3 +275,26 @@ def test_tasks_due_together_are_reconciled_over_several_ticks(
         wait_for(lambda: engine.counters["reconcile_describes"] >= 5, timeout=15)
         described = [len(request["tasks"]) for request in fake.requests("describe_tasks")]  # before shutdown
     assert described and max(described) <= 2, described
+
+
+def test_workload_tokens_in_event_bodies_never_reach_the_logs(
+    moto_url: str, queue: tuple[Any, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """ECS events carry the RunTask overrides, so the command with the workload JWT (as real events do)."""
+    import logging
+
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0aSJ9.c2lnbmF0dXJl"
+    sqs, url = queue
+    fake = FakeEcs()
+    caplog.set_level(logging.DEBUG)
+    with events_engine(fake, moto_url, url) as engine:
+        launch(engine, "a")
+        task = launched(engine, fake, "a")
+        body = json.loads(event(task, 2, "STOPPED", 0))
+        body["detail"]["overrides"] = {"containerOverrides": [{"name": "w", "command": ["run", jwt]}]}
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+        sqs.send_message(QueueUrl=url, MessageBody=f"not json {jwt}")
+        results_until(engine, final("a"))
+        wait_for(lambda: engine.counters["events_dropped"] == 1)
+    assert "ReceiveMessage" in caplog.text or "receive_message" in caplog.text  # botocore did log at DEBUG
+    assert jwt not in caplog.text
