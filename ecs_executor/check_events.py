@@ -13,6 +13,7 @@ from typing import Any
 
 from ecs_executor.aws import describe_error, error_code
 from ecs_executor.check_probe import CheckResult, Probe
+from ecs_executor.config_values import is_queue_url
 from ecs_executor.ecs_events import DETAIL_TYPE, SOURCE
 
 EVENTS_PRINCIPAL = "events.amazonaws.com"
@@ -34,11 +35,7 @@ def check_events(p: Probe) -> list[CheckResult]:
     queue = s.events_queue or ""
     sqs = p.clients.client("sqs")
     try:
-        url = (
-            queue
-            if queue.startswith(("https://", "http://"))
-            else sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-        )
+        url = queue if is_queue_url(queue) else sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn", "Policy"])[
             "Attributes"
         ]

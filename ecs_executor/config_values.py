@@ -135,6 +135,11 @@ def check_ids(value: tuple[str, ...], prefix: str, limit: int, what: str) -> tup
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 
 
+def is_queue_url(queue: str) -> bool:
+    """``events_queue`` holds a URL (used as it is) rather than a name (looked up with GetQueueUrl)."""
+    return queue.startswith(("https://", "http://"))
+
+
 def check_queue(value: Any) -> str | None:
     """An SQS queue URL (http(s)://host/account/name) or a queue name (SQS: up to 80 of A-Z a-z 0-9 - _)."""
     if value is None:
@@ -142,7 +147,7 @@ def check_queue(value: Any) -> str | None:
     text = str(value).strip()
     if not text:
         return None
-    if text.startswith(("https://", "http://")):
+    if is_queue_url(text):
         name = text.rstrip("/").rsplit("/", 1)[-1]
         if text.count("/") < 4 or not _QUEUE_NAME.match(name):
             raise ValueError(

@@ -17,10 +17,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from ecs_executor.aws import classify_exception, describe_error
+from ecs_executor.config_values import is_queue_url
 from ecs_executor.ecs_events import Dropped, Order, TaskEvent, order, parse_message
 from ecs_executor.engine.context import Context
 from ecs_executor.engine.tracker import Tracker
@@ -42,7 +43,7 @@ WARN_EVERY_SECONDS = 60.0
 
 
 class EventFeed:
-    def __init__(self, ctx: Context, tracker: Tracker, factory: SqsFactory):
+    def __init__(self, ctx: Context, tracker: Tracker, factory: SqsFactory, clusters: Iterable[str]):
         self.ctx = ctx
         self.tracker = tracker
         self._factory = factory
@@ -51,7 +52,8 @@ class EventFeed:
         self._client_lock = asyncio.Lock()
         self.queue_url: str | None = None
         self._early: dict[str, tuple[TaskEvent, float]] = {}
-        self._clusters = _cluster_names(ctx.settings)
+        # Names and ARNs of every cluster our tasks may run on (RunTaskBuilder.clusters), as configured.
+        self._clusters = frozenset(clusters) | {name.split(":cluster/", 1)[-1] for name in clusters}
         self._warned_at = float("-inf")
 
     # ---- wiring ------------------------------------------------------------------------------------
@@ -197,16 +199,10 @@ class EventFeed:
 
 async def queue_url(client: Any, queue: str) -> str:
     """The queue's URL: as configured, or looked up by name."""
-    if queue.startswith(("https://", "http://")):
+    if is_queue_url(queue):
         return queue
     answer = await client.get_queue_url(QueueName=queue)
     return str(answer["QueueUrl"])
-
-
-def _cluster_names(settings: Any) -> frozenset[str]:
-    """Names (and ARNs, as configured) of every cluster tasks may run on."""
-    configured = {settings.cluster, *(p.cluster for p in settings.queue_profiles.values() if p.cluster)}
-    return frozenset(configured | {name.split(":cluster/", 1)[-1] for name in configured})
 
 
 async def _close_later(stack: contextlib.AsyncExitStack) -> None:

@@ -78,7 +78,7 @@ class Engine:
         self.tracker = Tracker(ctx, self.calls, self.launcher.relaunch_after_stop, self._last_log_lines)
         self.launcher.observe = self.tracker.observe
         if self.settings.effective_tracking_mode == "events":
-            self.events = EventFeed(ctx, self.tracker, self._sqs_factory)
+            self.events = EventFeed(ctx, self.tracker, self._sqs_factory, self.builder.clusters())
             self.launcher.observe = self.events.observe_launched
 
     # ---- scheduler-thread API ------------------------------------------------------------------
