@@ -2,13 +2,15 @@
 
 ::
 
-    QUEUED ─► LAUNCHING ─► PENDING ─► RUNNING ─► DONE
-                 ▲   │        │          │
-                 │   ▼        ▼          ▼ (Spot, opted in)
-                 └ RELAUNCHING ◄─────────┘
-    ADOPTED ─► PENDING / RUNNING / DONE        any live state ─► STOPPING ─► DONE
+    QUEUED ─► LAUNCHING ─► PENDING ─► RUNNING ─► (EXITED ─►) DONE
+                 ▲   │        │
+                 │   ▼        ▼
+                 └ RELAUNCHING ◄
+    ADOPTED ─► PENDING / RUNNING / EXITED / DONE        any live state ─► STOPPING ─► DONE
+    PENDING / RUNNING / ADOPTED ─► SUPERSEDED ─► STOPPING / DONE
 
-``DONE`` means the executor has been told the final word (or the try was revoked); nothing follows it.
+``DONE`` means nothing more is reported or watched. ``EXITED`` and ``SUPERSEDED`` are watched only: the
+executor has its final word (or no longer wants one) while ECS still stops the task.
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ class TaskState(str, enum.Enum):
     RUNNING = "running"  # the Airflow try is running (it will never be relaunched by us)
     ADOPTED = "adopted"  # launched by an earlier scheduler; state unknown until described
     STOPPING = "stopping"  # revoked or shut down: settle and stop, report nothing
-    DONE = "done"  # final state reported (or nothing to report any more)
+    # Watched until ECS says STOPPED, reporting nothing: the container exited and its verdict was reported
+    # (EXITED), or Airflow queued the try again and a new ECS task answers for it (SUPERSEDED).
+    EXITED = "exited"
+    SUPERSEDED = "superseded"
+    DONE = "done"  # nothing more to report or watch
 
 
 _LIVE = {
@@ -45,16 +51,21 @@ ALLOWED: dict[TaskState, frozenset[TaskState]] = {
     TaskState.QUEUED: frozenset({TaskState.LAUNCHING}),
     TaskState.LAUNCHING: frozenset({TaskState.PENDING, TaskState.RUNNING, TaskState.RELAUNCHING}),
     TaskState.RELAUNCHING: frozenset({TaskState.LAUNCHING}),
-    TaskState.PENDING: frozenset({TaskState.RUNNING, TaskState.RELAUNCHING}),
-    TaskState.RUNNING: frozenset({TaskState.RELAUNCHING}),
-    TaskState.ADOPTED: frozenset({TaskState.PENDING, TaskState.RUNNING}),
+    TaskState.PENDING: frozenset({TaskState.RUNNING, TaskState.RELAUNCHING, TaskState.EXITED}),
+    TaskState.RUNNING: frozenset({TaskState.EXITED}),
+    TaskState.ADOPTED: frozenset({TaskState.PENDING, TaskState.RUNNING, TaskState.EXITED}),
     TaskState.STOPPING: frozenset(),
+    TaskState.EXITED: frozenset({TaskState.DONE}),
+    TaskState.SUPERSEDED: frozenset({TaskState.STOPPING, TaskState.DONE}),
     TaskState.DONE: frozenset(),
 }
 # Every live state may end (reported) or be revoked.
 for _state in _LIVE:
     ALLOWED[_state] = ALLOWED[_state] | {TaskState.DONE, TaskState.STOPPING}
 ALLOWED[TaskState.STOPPING] = frozenset({TaskState.DONE})
+for _state in (TaskState.PENDING, TaskState.RUNNING, TaskState.ADOPTED):
+    ALLOWED[_state] = ALLOWED[_state] | {TaskState.SUPERSEDED}
+WATCHED = frozenset({TaskState.EXITED, TaskState.SUPERSEDED})
 
 
 class IllegalTransition(RuntimeError):
@@ -80,8 +91,8 @@ class Tracked:
     capacity_since: float | None = None  # first capacity failure of this try
     capacity_relaunches: int = 0  # launch attempts spent waiting for capacity (not on max_run_task_attempts)
     launch_task: Any = field(default=None, repr=False)  # the asyncio task launching it
-    # Until the task runs: what a relaunch rebuilds its arguments from (a task that ran is never relaunched,
-    # except a Spot interruption when opted in).
+    # Until the task runs: what a relaunch rebuilds its arguments from (a task seen RUNNING is never
+    # relaunched).
     source: Any = field(default=None, repr=False)
 
     def move(self, to: TaskState) -> None:
@@ -94,6 +105,11 @@ class Tracked:
     @property
     def live(self) -> bool:
         return self.state in _LIVE
+
+    @property
+    def watched(self) -> bool:
+        """Described until STOPPED, but nothing about it is reported."""
+        return self.state in WATCHED
 
     @property
     def stopping(self) -> bool:

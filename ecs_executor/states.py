@@ -62,6 +62,9 @@ class TaskStatus:
     reason: str = ""
     exit_code: int | None = None
     stop_code: str | None = None
+    # False for a verdict given at the container's exit while ECS still stops the task (DEACTIVATING,
+    # STOPPING, DEPROVISIONING): the executor reports it and keeps watching the task until STOPPED.
+    task_stopped: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,7 @@ class TaskStatus:
             "reason": self.reason,
             "exit_code": self.exit_code,
             "stop_code": self.stop_code,
+            "task_stopped": self.task_stopped,
         }
 
 
@@ -86,19 +90,28 @@ def describe_exit(code: int) -> str:
 
 
 def task_status(task: Mapping[str, Any], container_name: str) -> TaskStatus:
-    """Classify one DescribeTasks entry."""
+    """Classify one DescribeTasks entry (or an event's detail).
+
+    The verdict comes as soon as our container has an exit code, which ECS shows while the task is still
+    stopping: an exit code is final, and a stop code that changes what it means (SpotInterruption,
+    UserInitiated) is set when the stop is requested, before the container is signalled. Without an exit
+    code only STOPPED decides (a task that never started, or stopped before its container ran)."""
     last = task.get("lastStatus", "")
-    stop_code = task.get("stopCode")
     if last in _PENDING:
         return TaskStatus(Phase.PENDING, f"ECS task is {last}")
-    if last in _RUNNING and task.get("desiredStatus") != "STOPPED":
-        return TaskStatus(Phase.RUNNING, "ECS task is RUNNING")
-    if last != "STOPPED":
-        return TaskStatus(Phase.STOPPING, f"ECS task is {last or 'stopping'}")
-
     container = _container(task, container_name) or {}
     exit_code = container.get("exitCode")
-    parts = [f"ECS task stopped ({stop_code or 'no stop code'})"]
+    stopped = last == "STOPPED"
+    if not stopped and exit_code is None:
+        if last in _RUNNING and task.get("desiredStatus") != "STOPPED":
+            return TaskStatus(Phase.RUNNING, "ECS task is RUNNING")
+        return TaskStatus(Phase.STOPPING, f"ECS task is {last or 'stopping'}")
+
+    stop_code = task.get("stopCode")
+    if stopped:
+        parts = [f"ECS task stopped ({stop_code or 'no stop code'})"]
+    else:
+        parts = [f"ECS task is {last or 'stopping'} ({stop_code or 'container exited'})"]
     if task.get("stoppedReason"):
         parts.append(str(task["stoppedReason"]))
     if container.get("name"):
@@ -112,5 +125,5 @@ def task_status(task: Mapping[str, Any], container_name: str) -> TaskStatus:
     if stop_code == "TaskFailedToStart" and exit_code is None:
         return TaskStatus(Phase.FAILED_TO_START, reason, None, stop_code)
     if exit_code == 0:
-        return TaskStatus(Phase.SUCCESS, reason, 0, stop_code)
-    return TaskStatus(Phase.FAILED, reason, exit_code, stop_code)
+        return TaskStatus(Phase.SUCCESS, reason, 0, stop_code, stopped)
+    return TaskStatus(Phase.FAILED, reason, exit_code, stop_code, stopped)

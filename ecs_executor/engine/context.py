@@ -18,11 +18,15 @@ from ecs_executor.relaunch import RelaunchPolicy
 
 
 class Registry:
-    """The tries the engine tracks, by Airflow key and by ECS task ARN."""
+    """The tries the engine tracks, by Airflow key and by ECS task ARN.
+
+    ``by_key`` holds the try that answers for each key; ``by_arn`` every ECS task being described, which
+    includes the watched ones (``Tracked.watched``) that no longer answer for their key."""
 
     def __init__(self) -> None:
         self.by_key: dict[Hashable, Tracked] = {}
         self.by_arn: dict[str, Tracked] = {}
+        self.superseded: dict[Hashable, list[Tracked]] = {}  # key -> its earlier queueings' ECS tasks
 
     def add(self, t: Tracked) -> None:
         old = self.by_key.get(t.key)
@@ -31,6 +35,14 @@ class Registry:
         self.by_key[t.key] = t
         if t.arn:
             self.by_arn[t.arn] = t
+
+    def watch(self, t: Tracked, state: TaskState) -> None:
+        """Describe ``t``'s ECS task until STOPPED, reporting nothing; its key is free for a new queueing."""
+        t.move(state)
+        if self.by_key.get(t.key) is t:
+            del self.by_key[t.key]
+        if state is TaskState.SUPERSEDED:
+            self.superseded.setdefault(t.key, []).append(t)
 
     def track_arn(self, t: Tracked, arn: str) -> None:
         if arn != t.arn:
@@ -48,6 +60,11 @@ class Registry:
             del self.by_key[t.key]
         if t.arn and self.by_arn.get(t.arn) is t:
             del self.by_arn[t.arn]
+        earlier = self.superseded.get(t.key)
+        if earlier and t in earlier:
+            earlier.remove(t)
+            if not earlier:
+                del self.superseded[t.key]
 
     def arns_by_cluster(self) -> dict[str, list[str]]:
         """DescribeTasks answers only for one cluster per call: a task of another cluster is MISSING."""
@@ -101,11 +118,21 @@ class Context:
         return task
 
     def finish(self, t: Tracked) -> None:
-        """The try leaves the engine: its final word was sent (or it was revoked)."""
+        """The try leaves the engine: its final word was sent (or it was revoked), or its watched ECS task
+        stopped."""
         self.registry.forget(t)
-        self.capacity_waiting.discard(t.key)
+        if not t.watched:
+            self.capacity_waiting.discard(t.key)
         if t.state is not TaskState.DONE:
             t.move(TaskState.DONE)
+
+    def reported(self, t: Tracked, task_stopped: bool) -> None:
+        """The try's final word is on its way to the executor: done, or watched until ECS stops its task."""
+        if task_stopped or not t.arn:
+            self.finish(t)
+        else:
+            self.capacity_waiting.discard(t.key)
+            self.registry.watch(t, TaskState.EXITED)
 
     def fail_launch(self, t: Tracked, reason: str, kind: str = "permanent") -> None:
         stopping = t.stopping

@@ -55,11 +55,14 @@ class Launcher:
     def _replaced(self, old: Tracked) -> None:
         """Airflow queued this try again while we still tracked the previous queueing.
 
-        Usually the previous container has just exited (a deferral, a reschedule poke) and the next sweep
-        has not seen it yet: forget it. One still being launched is revoked (its launch stops, and a task
-        it may have started is stopped): Airflow has given up on it."""
+        Usually the previous container has just exited (a deferral, a reschedule poke) and tracking has
+        not seen it yet: its ECS task is watched until it stops, reporting nothing (and stopped if Airflow
+        revokes the try or the scheduler terminates). One still being launched is revoked (its launch
+        stops, and a task it may have started is stopped): Airflow has given up on it."""
         if old.state in (TaskState.QUEUED, TaskState.LAUNCHING, TaskState.RELAUNCHING, TaskState.PENDING):
             self.stopper.revoke(old, "Airflow queued this try again")
+        elif old.arn and old.state in (TaskState.RUNNING, TaskState.ADOPTED):
+            self.ctx.registry.watch(old, TaskState.SUPERSEDED)
         else:
             if old.live:
                 old.move(TaskState.STOPPING)

@@ -200,9 +200,7 @@ class Engine:
             t.arn = command.task_arn
             registry.add(t)
         elif isinstance(command, m.Stop):
-            known = registry.by_key.get(command.key)
-            if known is not None:
-                self.stopper.revoke(known, command.reason)
+            self.stopper.revoke_key(command.key, command.reason)
         elif isinstance(command, m.Shutdown):
             self._shutdown = command
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Hashable
 
 from ecs_executor.aws import classify_exception, may_have_been_applied
 from ecs_executor.engine.calls import EcsCalls
@@ -19,9 +20,18 @@ class Stopper:
         self.ctx = ctx
         self.calls = calls
 
+    def revoke_key(self, key: Hashable, reason: str) -> None:
+        """Airflow gave up on this try: its current ECS task and any earlier queueing's still running."""
+        registry = self.ctx.registry
+        for earlier in list(registry.superseded.get(key, ())):
+            self.revoke(earlier, reason)
+        current = registry.by_key.get(key)
+        if current is not None:
+            self.revoke(current, reason)
+
     def revoke(self, t: Tracked, reason: str) -> None:
         """Forget the try at once; stop its ECS task if it has one (a launch in flight settles itself)."""
-        if t.live:
+        if t.live or t.state is TaskState.SUPERSEDED:
             t.move(TaskState.STOPPING)
         self.ctx.registry.forget(t)
         self.ctx.capacity_waiting.discard(t.key)
@@ -64,10 +74,13 @@ class Stopper:
             await self.stop(t.cluster, str(task["taskArn"]), "Airflow revoked the task")
 
     async def stop_all(self, reason: str) -> None:
-        """terminate(): every tracked task, each on its own cluster, concurrently."""
-        tracked = list(self.ctx.registry.by_key.values())
+        """terminate(): every tracked task, and every superseded one still running, each on its own
+        cluster, concurrently."""
+        registry = self.ctx.registry
+        tracked = list(registry.by_key.values())
+        tracked += [t for earlier in registry.superseded.values() for t in earlier]
         targets = [(t.cluster, t.arn) for t in tracked if t.arn]
         for t in tracked:
-            if t.live:
+            if t.live or t.state is TaskState.SUPERSEDED:
                 t.move(TaskState.STOPPING)
         await asyncio.gather(*(self.stop(c, arn, reason) for c, arn in targets), return_exceptions=True)

@@ -1,5 +1,8 @@
 """Tracking: DescribeTasks sweeps over every tracked task, grouped by cluster, in chunks of 100, and what
-each description means for the try (report it, relaunch it, or wait)."""
+each description means for the try (report it, relaunch it, or wait).
+
+A try's final word goes out when its container has an exit code (``states.task_status``), while ECS may
+still be stopping the task; the task is then watched until STOPPED without another report."""
 
 from __future__ import annotations
 
@@ -142,7 +145,10 @@ class Tracker:
         t.missing_polls += 1
         # Events mode describes a task again only once it is due: make a MISSING one due soon.
         t.heard_at = time.monotonic() - self.ctx.settings.reconcile_interval + MISSING_RECHECK_SECONDS
-        if t.state is TaskState.ADOPTED:
+        if t.watched:
+            if t.missing_polls >= MISSING_POLLS_BEFORE_FAIL:
+                self.ctx.finish(t)  # nothing to report: ECS no longer knows the task it was stopping
+        elif t.state is TaskState.ADOPTED:
             arn = t.arn or ""
             self.ctx.finish(t)
             self.ctx.emit(
@@ -162,6 +168,10 @@ class Tracker:
             t.version = version
         t.heard_at = time.monotonic()
         status = task_status(task, self.ctx.settings.container_name)
+        if t.watched:
+            if task.get("lastStatus") == "STOPPED":
+                self.ctx.finish(t)
+            return
         if status.phase == t.phase:
             return
         t.phase = status.phase
@@ -183,8 +193,10 @@ class Tracker:
                 t.launch_task = self.ctx.spawn(self._relaunch(t, decision))
                 return
             if decision is not None and decision.verdict in (Verdict.FAIL, Verdict.RELAUNCH):
-                status = TaskStatus(Phase.FAILED, decision.reason, status.exit_code, status.stop_code)
-            self.ctx.finish(t)
+                status = TaskStatus(
+                    Phase.FAILED, decision.reason, status.exit_code, status.stop_code, status.task_stopped
+                )
+            self.ctx.reported(t, status.task_stopped)
         arn = str(task.get("taskArn"))
         if status.phase == Phase.FAILED and status.exit_code not in (None, 0):
             # A crash: the last container lines usually say why. Fetched off the loop, bounded.

@@ -136,6 +136,21 @@ class FakeEcs:
                 container["reason"] = reason
             task["containers"] = [container]
 
+    def container_exited(
+        self, arn: str, exit_code: int, *, stop_code: str = "EssentialContainerExited"
+    ) -> None:
+        """The essential container exited and ECS is stopping the task: the exit code shows before STOPPED."""
+        task = self.tasks[arn]
+        task["lastStatus"] = "DEACTIVATING"
+        task["desiredStatus"] = "STOPPED"
+        task["version"] = task.get("version", 0) + 1
+        task["stopCode"] = stop_code
+        task["stoppedReason"] = "Essential container in task exited"
+        task["containers"] = [{"name": "w", "lastStatus": "STOPPED", "exitCode": exit_code}]
+
+    def described(self, arn: str) -> int:
+        return sum(arn in request["tasks"] for request in self.requests("describe_tasks"))
+
 
 OPTIONS = {
     "cluster": "main",

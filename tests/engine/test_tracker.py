@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ecs_executor import messages as m
@@ -120,3 +122,104 @@ def test_spot_before_the_container_ran_is_relaunched_only_when_opted_in(
             (changed,) = [r for r in results_until(engine, final("spot")) if isinstance(r, m.StateChanged)]
             assert changed.status.phase == Phase.FAILED and "interrupted by Spot" in changed.status.reason
         assert engine.counters["spot_interruptions"] == 1
+
+
+def _stopped_tasks(fake: FakeEcs) -> set[str]:
+    return {request["task"] for request in fake.requests("stop_task")}
+
+
+def test_a_try_ends_at_its_containers_exit_and_its_task_is_watched_until_stopped() -> None:
+    """The exit code shows while ECS still stops the task (DEACTIVATING .. DEPROVISIONING): the verdict goes
+    out then, once, and the task is described until STOPPED without a second report."""
+    fake = FakeEcs()
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        results_until(engine, of(m.Launched, "a"))
+        (arn,) = list(fake.tasks)
+        fake.set_status(arn, "RUNNING")
+        fake.container_exited(arn, 0)
+        seen = results_until(engine, final("a"))
+        (ended,) = [r for r in seen if isinstance(r, m.StateChanged) and r.status.phase.is_terminal]
+        assert ended.status.phase == Phase.SUCCESS and not ended.status.task_stopped
+        assert "DEACTIVATING" in ended.status.reason
+        watched_from = fake.described(arn)
+        results_until(engine, lambda _: fake.described(arn) >= watched_from + 3)
+        fake.set_status(arn, "STOPPED", exit_code=0)
+        time.sleep(0.5)  # sweeps every 0.05 s: STOPPED is seen
+        stopped_at = fake.described(arn)
+        time.sleep(0.5)
+        assert fake.described(arn) == stopped_at  # no longer described once STOPPED
+        late = engine.channel.drain_results()
+    assert not [r for r in late if isinstance(r, m.StateChanged)]
+
+
+def test_a_crash_is_reported_at_the_containers_exit_with_its_exit_code() -> None:
+    fake = FakeEcs()
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        results_until(engine, of(m.Launched, "a"))
+        (arn,) = list(fake.tasks)
+        fake.set_status(arn, "RUNNING")
+        fake.container_exited(arn, 137)
+        seen = results_until(engine, final("a"))
+    (ended,) = [r for r in seen if isinstance(r, m.StateChanged) and r.status.phase.is_terminal]
+    assert ended.status.phase == Phase.FAILED and ended.status.exit_code == 137
+    assert "out of memory" in ended.status.reason
+
+
+def test_a_stopping_task_without_an_exit_code_waits_for_stopped() -> None:
+    """Stopping before the container ran (or a failed start): only STOPPED says whether it ever started."""
+    fake = FakeEcs()
+    with running_engine(fake, max_run_task_attempts="1") as engine:
+        launch(engine, "a")
+        results_until(engine, of(m.Launched, "a"))
+        (arn,) = list(fake.tasks)
+        fake.tasks[arn].update(
+            lastStatus="DEPROVISIONING", desiredStatus="STOPPED", stopCode="TaskFailedToStart"
+        )
+        fake.tasks[arn]["version"] += 1
+        early = results_until(engine, lambda _: fake.described(arn) >= 5)
+        assert not [r for r in early if isinstance(r, m.StateChanged)]
+        fake.set_status(
+            arn, "STOPPED", stop_code="TaskFailedToStart", reason="CannotPullContainerError: x: not found"
+        )
+        seen = results_until(engine, final("a"))
+    (ended,) = [r for r in seen if isinstance(r, m.StateChanged) and r.status.phase.is_terminal]
+    assert ended.status.task_stopped and "CannotPullContainerError" in ended.status.reason
+
+
+def test_a_requeued_trys_earlier_task_is_watched_and_stopped_when_airflow_revokes() -> None:
+    """Airflow queues the same try again (a reschedule poke, a resumed deferral) while the earlier ECS task
+    still runs: the earlier one reports nothing, is still described, and is stopped with the try."""
+    fake = FakeEcs()
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        results_until(engine, of(m.Launched, "a"))
+        (first,) = list(fake.tasks)
+        fake.set_status(first, "RUNNING")
+        results_until(engine, lambda s: any(isinstance(r, m.StateChanged) for r in s))
+        launch(engine, "a")
+        results_until(engine, of(m.Launched, "a"))
+        (second,) = [arn for arn in fake.tasks if arn != first]
+        fake.container_exited(first, 0)
+        before = fake.described(first)
+        quiet = results_until(engine, lambda _: fake.described(first) >= before + 3)
+        assert not [r for r in quiet if isinstance(r, m.StateChanged) and r.task_arn == first]
+        fake.tasks[first].update(lastStatus="RUNNING", desiredStatus="RUNNING", containers=[])  # hung instead
+        engine.channel.send(m.Stop("a", "Airflow revoked the task"))
+        results_until(engine, lambda _: _stopped_tasks(fake) == {first, second})
+
+
+def test_terminate_also_stops_superseded_tasks() -> None:
+    fake = FakeEcs()
+    with running_engine(fake) as engine:
+        launch(engine, "a")
+        results_until(engine, of(m.Launched, "a"))
+        (first,) = list(fake.tasks)
+        fake.set_status(first, "RUNNING")
+        results_until(engine, lambda s: any(isinstance(r, m.StateChanged) for r in s))
+        launch(engine, "a")
+        results_until(engine, of(m.Launched, "a"))
+        engine.channel.send(m.Shutdown(stop_tasks=True))
+        assert engine.join(10)
+    assert _stopped_tasks(fake) == set(fake.tasks)
