@@ -2,7 +2,7 @@
 
 Airflow and the executor set some things up on first use (SQLAlchemy's mapper configuration for the first
 task-event ``Log`` row, the metrics registry, the workload serialiser). ``EcsExecutor.start()`` now does
-that work (``_warm_up``); this compares fresh processes with and without it, each queueing one task and
+that work (``startup.warm_up``); this compares fresh processes with and without it, each queueing one task and
 timing its first five heartbeats against a local ECS endpoint.
 """
 
@@ -25,9 +25,10 @@ def child(url: str, warm: bool) -> dict[str, Any]:
     _setup_environment({"url": url, "options": EC2_OPTIONS})
     from benchmarks.workloads import make_workload
     from ecs_executor import EcsExecutor
+    from ecs_executor import executor as executor_module
 
     if not warm:
-        EcsExecutor._warm_up = lambda self: None  # type: ignore[method-assign]
+        executor_module.warm_up = lambda metrics: None  # type: ignore[assignment]
     executor = EcsExecutor(parallelism=10)
     started = time.perf_counter()
     executor.start()

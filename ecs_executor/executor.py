@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf as airflow_conf
 from airflow.executors.base_executor import BaseExecutor
+from airflow.utils.state import TaskInstanceState
 
 from ecs_executor import messages as m
 from ecs_executor.arns import cluster_from_task_arn, is_task_arn
@@ -28,6 +29,7 @@ from ecs_executor.startup import (
     print_startup_errors_plainly,
     scheduler_versions,
     started_line,
+    warm_up,
 )
 from ecs_executor.states import Phase
 from ecs_executor.workloads import RetainingDeque, to_launch
@@ -69,6 +71,7 @@ class EcsExecutor(BaseExecutor):
         self._metrics = ExecutorMetrics(self.team_name)
         self._token_lifetime = 600.0
         self._log_settings: EcsExecutorSettings | None = None  # get_task_log's, read on first use
+        self._reporting = False  # inside our own success()/fail() (change_state)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -93,28 +96,12 @@ class EcsExecutor(BaseExecutor):
         self._start_engine()
         if self.settings.check_health_on_startup:
             self._check_health()  # also loads botocore's ECS model before the freeze below
-        self._warm_up()
+        warm_up(self._metrics)
         if self.settings.freeze_gc_on_start:
-            # Full collections then skip start-up objects (~130 ms GIL pauses otherwise; see docs).
-            # Collect first: garbage frozen now would never be freed.
-            gc.collect()
+            # Full collections then skip start-up objects (GIL pauses otherwise; docs/benchmarks.md).
+            gc.collect()  # first: garbage frozen now would never be freed
             gc.freeze()
         self.log.info(started_line(self.settings))
-
-    def _warm_up(self) -> None:
-        """Do now what Airflow and we would otherwise do lazily on the first heartbeat: load the metrics
-        registry, configure SQLAlchemy's mappers (the first task event's ``Log`` row), build the workload
-        serialiser. Measured: the first heartbeat took ~35 ms instead of ~2 ms without this."""
-        self._metrics.gauges(pending=0, running=0)
-        self._metrics.engine_counters({}, None, None, 0)
-        try:
-            from airflow.models.log import Log
-            from sqlalchemy.orm import configure_mappers
-
-            configure_mappers()
-            Log(event="ecs_executor warm-up")  # not added to any session
-        except Exception:  # a warm-up only: never a reason not to start
-            self.log.debug("Warm-up of Airflow's models failed", exc_info=True)
 
     def _check_health(self) -> None:
         assert self._engine is not None
@@ -224,11 +211,8 @@ class EcsExecutor(BaseExecutor):
 
     @staticmethod
     def get_cli_commands() -> list[Any]:
-        """``airflow ecs-executor check``: validate config and the AWS resources it names.
-
-        Imported here, as Airflow's own executors do with their ``cli.definition`` modules: only building
-        the CLI parser pays for the command definitions.
-        """
+        """``airflow ecs-executor ...``; imported here (as Airflow's own executors do) so only building the
+        CLI parser pays for the command definitions."""
         from ecs_executor.cli import cli_commands
 
         return cli_commands()
@@ -236,11 +220,9 @@ class EcsExecutor(BaseExecutor):
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
         """Live container output from CloudWatch Logs (awslogs driver) for a running task.
 
-        Runs in the API server, where start() is never called: settings and clients are built on first
-        use, and nothing is fetched until a user opens a log. The reader is the process's shared one
-        (``cloudwatch.shared_reader``), whose limiter also paces the engine's crash-log reads; it is
-        imported here so the scheduler's facade does not load boto3 clients it never uses.
-        """
+        Runs in the API server, where start() is never called: settings are read on first use. The
+        process's one reader (``cloudwatch.shared_reader``) also paces the engine's crash-log reads; it is
+        imported here so the scheduler's facade does not load boto3 clients it never uses."""
         if self._log_settings is None:
             try:
                 self._log_settings = self.settings or self.load_settings()
@@ -265,6 +247,8 @@ class EcsExecutor(BaseExecutor):
         # Late news (revoked, finished), or a previous queueing's end that would end the re-queued try too.
         if key not in self.running or getattr(result, "task_arn", None) == self._superseded.get(key, ""):
             return
+        if isinstance(result, m.StateChanged) and self._arns.get(key, result.task_arn) != result.task_arn:
+            return  # about an ECS task this try no longer runs in (its queueing was superseded)
         if isinstance(result, m.Launched):
             # The Launch stays pending until ECS says RUNNING: a restarted engine re-sends it (same
             # clientToken, so ECS answers with this same task) in case the task never starts.
@@ -294,28 +278,55 @@ class EcsExecutor(BaseExecutor):
             )
         elif isinstance(result, m.StateChanged):
             phase = result.status.phase
-            if phase == Phase.RUNNING:
+            if result.handed_back:
+                self._handed_back(key, result)
+            elif phase == Phase.RUNNING:
                 self._pending.pop(key, None)
                 self._metrics.latency("launch_latency.running", self._queued_at.pop(key, None))
             elif phase == Phase.SUCCESS:
-                self._pending.pop(key, None)
-                self._arns.pop(key, None)
-                self._queued_at.pop(key, None)
-                self.success(key, result.task_arn)
+                self._drop(key)
+                self._report(self.success, key, result.task_arn)
             elif phase in (Phase.FAILED, Phase.FAILED_TO_START):
-                self._arns.pop(key, None)
                 self._fail(key, f"{result.task_arn}: {result.status.reason}", info=result.task_arn)
         elif isinstance(result, m.AdoptionFailed):
-            self._arns.pop(key, None)
             self._fail(key, f"adopted ECS task {result.task_arn} could not be found: {result.reason}")
 
     def _fail(self, key: Hashable, reason: str, info: str | None = None) -> None:
-        self._pending.pop(key, None)
-        self._queued_at.pop(key, None)
-        self._superseded.pop(key, None)
+        self._drop(key)
         self.log.error("Task %s failed: %s", key, reason)
         self._task_event(key, "ECS task failed", reason)
-        self.fail(key, info)  # type: ignore[arg-type]
+        self._report(self.fail, key, info)
+
+    def _report(self, report: Any, key: Hashable, info: str | None) -> None:
+        """success()/fail() for our own verdicts; change_state tells them from Airflow's own calls."""
+        self._reporting = True
+        report(key, info)  # BaseExecutor.change_state never raises (a key not running is logged)
+        self._reporting = False
+
+    def _drop(self, key: Hashable) -> str | None:
+        """Forget the try's bookkeeping; returns its ECS task ARN, if it had one."""
+        self._pending.pop(key, None)
+        self._queued_at.pop(key, None)
+        arn, earlier = self._arns.pop(key, None), self._superseded.pop(key, None)
+        return arn or earlier
+
+    def _handed_back(self, key: Hashable, result: m.StateChanged) -> None:
+        """Free the slot, report nothing: a report could fail the try Airflow schedules again (handback)."""
+        self._drop(key)
+        self.running.discard(key)
+        msg = "Task %s handed itself back to Airflow (%s) before ECS task %s ended; not reported: %s"
+        self.log.info(msg, key, result.handed_back, result.task_arn, result.status.reason)
+
+    def change_state(self, key: Any, state: Any, info: Any = None, remove_running: bool = True) -> None:
+        """Airflow's scheduler fails a try itself when its worker stops heartbeating
+        (``_purge_task_instances_without_heartbeats``): its ECS task must not outlive that."""
+        if not self._reporting and state == TaskInstanceState.FAILED and key in self.running:
+            reason = "Airflow's scheduler failed this try (usually: no heartbeat from its worker)"
+            self._channel.send(m.Stop(key, reason))
+            stopping = f"{reason}; stopping ECS task {self._drop(key) or '(none yet)'}"
+            self._task_event(key, "ECS task stopped", stopping)
+            self.log.warning("Task %s: %s", key, stopping)
+        super().change_state(key, state, info, remove_running)
 
     def _task_event(self, key: Hashable, event: str, extra: str) -> None:
         self.log_task_event(event=event, extra=extra, ti_key=key)  # type: ignore[arg-type]
@@ -326,14 +337,13 @@ class EcsExecutor(BaseExecutor):
         """Adopt every TI whose external_executor_id is an ECS task ARN; O(n), no network."""
         not_adopted = []
         for ti in tis:
-            arn = ti.external_executor_id
+            arn = str(ti.external_executor_id)
             if not is_task_arn(arn):
                 not_adopted.append(ti)
                 continue
-            key = ti.key
-            self.running.add(key)
-            self._arns[key] = str(arn)
-            self._channel.send(m.Adopt(key, str(arn), cluster_from_task_arn(str(arn))))
+            self.running.add(ti.key)
+            self._arns[ti.key] = arn
+            self._channel.send(m.Adopt(ti.key, arn, cluster_from_task_arn(arn)))
         if len(not_adopted) < len(tis):
             self.log.info("Adopted %d ECS tasks", len(tis) - len(not_adopted))
         return not_adopted
@@ -343,6 +353,5 @@ class EcsExecutor(BaseExecutor):
         key = ti.key
         self.queued_tasks.pop(key, None)
         self.running.discard(key)
-        for bookkeeping in (self._pending, self._arns, self._superseded):
-            bookkeeping.pop(key, None)
+        self._drop(key)
         self._channel.send(m.Stop(key, "Airflow revoked the task (task_queued_timeout or cleared)"))

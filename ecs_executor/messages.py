@@ -92,6 +92,8 @@ class StateChanged:
     key: Hashable
     task_arn: str
     status: TaskStatus
+    # A final state only: the try's state in Airflow's DB when it had handed itself back (``handback``).
+    handed_back: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

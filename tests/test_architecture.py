@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "run_task": 0,
     "states": 0,
     "triage": 0,
+    "handback": 0,
     "relaunch": 0,
     "lifecycle": 0,
     "ratelimit": 0,

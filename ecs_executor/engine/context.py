@@ -6,6 +6,7 @@ Everything here is touched only on the engine thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from typing import Any
 
 from ecs_executor import messages as m
 from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.engine.airflow_db import TryStateReader
+from ecs_executor.handback import handed_back
 from ecs_executor.lifecycle import TaskState, Tracked
 from ecs_executor.relaunch import RelaunchPolicy
 
@@ -108,8 +111,41 @@ class Context:
     # facade last took them (it swaps the list out each heartbeat).
     event_lags: list[float] = field(default_factory=list)
 
+    # Reads the DB state of tries whose container exited (engine.airflow_db); None: report unread.
+    try_states: TryStateReader | None = None
+    _ends: list[m.StateChanged] = field(default_factory=list, init=False)
+    _ends_flush: asyncio.Task[Any] | None = field(default=None, init=False)
+
     def emit(self, result: m.Result) -> None:
+        if (
+            self.try_states is not None
+            and isinstance(result, m.StateChanged)
+            and result.status.phase.is_terminal
+            and self.try_states.wanted([result.key])
+        ):
+            self._ends.append(result)
+            if self._ends_flush is None:
+                self._ends_flush = self.spawn(self._flush_ends())
+            return
         self.channel.results.put(result)
+
+    async def ends_sent(self, timeout: float) -> None:
+        """Shutdown: let the last batch of ends through its DB read."""
+        if self._ends_flush is not None:
+            await asyncio.wait([self._ends_flush], timeout=timeout)
+
+    async def _flush_ends(self) -> None:
+        """One DB read for the ends of one DescribeTasks answer or one SQS receive, then report them."""
+        await asyncio.sleep(0)  # the rest of this answer's ends join the batch
+        batch, self._ends, self._ends_flush = self._ends, [], None
+        reader = self.try_states
+        assert reader is not None
+        states = await asyncio.to_thread(reader.read, [r.key for r in batch])
+        for result in batch:
+            primary = getattr(result.key, "primary", None)
+            found = states.get(primary) if primary is not None else None
+            back = handed_back(result.key, *found) if found else None
+            self.channel.results.put(dataclasses.replace(result, handed_back=back) if back else result)
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from ecs_executor import messages as m
 from ecs_executor import redact
 from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.engine.airflow_db import TryStateReader
 from ecs_executor.engine.calls import ClientFactory, EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
@@ -59,7 +60,7 @@ class Engine:
         self.stopped_cleanly = False
         self._shutdown: m.Shutdown | None = None
         policy = RelaunchPolicy(settings.max_run_task_attempts, settings.capacity_wait_seconds)
-        self.ctx = Context(settings, channel, policy)
+        self.ctx = Context(settings, channel, policy, try_states=TryStateReader())
         # The parts; built on the engine thread (asyncio primitives belong to its loop).
         self.calls: EcsCalls
         self.clusters: ClusterDefaults
@@ -223,6 +224,7 @@ class Engine:
                 )
             except Exception:
                 log.debug("Final DescribeTasks sweep did not finish", exc_info=True)
+        await self.ctx.ends_sent(timeout=max(0.1, deadline - time.monotonic()))
 
     # ---- start-up check ----------------------------------------------------------------------------
 
