@@ -102,6 +102,8 @@ def task_status(task: Mapping[str, Any], container_name: str) -> TaskStatus:
     container = _container(task, container_name) or {}
     exit_code = container.get("exitCode")
     stopped = last == "STOPPED"
+    if not stopped and container.get("lastStatus") != "STOPPED":
+        exit_code = None  # ECS sets it when the container stops (moto shows 0 from the start)
     if not stopped and exit_code is None:
         if last in _RUNNING and task.get("desiredStatus") != "STOPPED":
             return TaskStatus(Phase.RUNNING, "ECS task is RUNNING")

@@ -81,3 +81,35 @@ def test_our_container_is_judged_not_a_sidecar() -> None:
     task = stopped("EssentialContainerExited", 0)
     task["containers"].insert(0, {"name": "sidecar", "exitCode": 1})
     assert task_status(task, "w").phase == Phase.SUCCESS
+
+
+@pytest.mark.parametrize("last", ["RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING"])
+def test_the_verdict_comes_at_the_containers_exit_before_stopped(last: str) -> None:
+    task = {
+        "lastStatus": last,
+        "desiredStatus": "STOPPED",
+        "stopCode": "EssentialContainerExited",
+        "stoppedReason": "Essential container in task exited",
+        "containers": [{"name": "w", "lastStatus": "STOPPED", "exitCode": 3}],
+    }
+    status = task_status(task, "w")
+    assert status.phase == Phase.FAILED and status.exit_code == 3 and not status.task_stopped
+    assert last in status.reason and "exited with code 3" in status.reason
+    task["containers"][0]["exitCode"] = 0
+    assert task_status(task, "w").phase == Phase.SUCCESS
+
+
+def test_an_exit_code_of_a_container_still_running_is_not_an_exit() -> None:
+    """Only a STOPPED container's exit code counts (moto shows exitCode 0 on running containers)."""
+    task = {
+        "lastStatus": "RUNNING",
+        "desiredStatus": "RUNNING",
+        "containers": [{"name": "w", "lastStatus": "RUNNING", "exitCode": 0}],
+    }
+    assert task_status(task, "w").phase == Phase.RUNNING
+    task.update(lastStatus="DEACTIVATING", desiredStatus="STOPPED")
+    assert task_status(task, "w").phase == Phase.STOPPING
+
+
+def test_a_stopped_task_is_judged_stopped() -> None:
+    assert task_status(stopped("EssentialContainerExited", 0), "w").task_stopped
