@@ -4,6 +4,7 @@ the local ECS endpoint. Slow (~1 min) but it is the only test that proves the wh
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 import subprocess
 import sys
@@ -50,6 +51,16 @@ def test_dag_run_end_to_end(stack: LocalStack) -> None:
         ).fetchall()
     crash = [extra for task_id, event, extra in events if task_id == "crashes" and event == "ECS task failed"]
     assert crash and "exited with code 1" in crash[0], events
+    # ok_a ran without Airflow's signing key (it fails when its environment has one) and its config does
+    # not resolve to the scheduler's: the local endpoint passes tasks the workload token only, as ECS does.
+    [log] = (stack.home / "logs").glob("dag_id=e2e_parallel/run_id=*/task_id=ok_a/attempt=1.log")
+    scheduler_key = hashlib.sha256(stack.env()["AIRFLOW__API_AUTH__JWT_SECRET"].encode()).hexdigest()
+    digests = [
+        ln.split("jwt_secret sha256:", 1)[1][:64]
+        for ln in log.read_text().splitlines()
+        if "jwt_secret sha256:" in ln
+    ]
+    assert digests and scheduler_key not in digests, digests
     scheduler_log = (stack.logs / "scheduler.log").read_text()
     assert "Something went wrong when trying to save task event logs" not in scheduler_log
     assert "Traceback" not in scheduler_log

@@ -66,13 +66,13 @@ def image_task_definition(
 ) -> dict[str, Any]:
     """The task definition for running tasks in the worker image (``container_runner=podman``).
 
-    As on ECS, the container gets only what the definition gives it: the Execution API URL and the
-    JWT secret (a real deployment injects that through ``secrets``), and the DAGs and the log folder
-    as bind mounts from this host, where the scheduler and the API server find them.
+    As on ECS, the container gets only what the definition gives it: the Execution API URL, and the
+    DAGs and the log folder as bind mounts from this host, where the scheduler and the API server find
+    them. Never Airflow's signing key (``[api_auth] jwt_secret``): a worker needs only the workload's
+    token, which the command carries.
     """
     passed = (
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
-        "AIRFLOW__API_AUTH__JWT_SECRET",
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
     )
     definition = task_definition()

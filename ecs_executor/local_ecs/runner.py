@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import tempfile
 from collections.abc import Callable
@@ -41,6 +42,18 @@ SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
 def exit_code_of(returncode: int) -> int:
     """Docker reports death by signal N as exit code 128 + N; asyncio reports -N."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+#: Airflow's token-signing key in every form Airflow reads it (the value, ``_CMD``, ``_SECRET``; the
+#: symmetric secret and the asymmetric private key). The endpoint usually runs with the scheduler's
+#: environment, which holds it; a container on ECS never gets it (workers need only the workload's
+#: token), so a task process started here does not inherit it either.
+SIGNING_KEY_VARIABLE = re.compile(r"^AIRFLOW__API_AUTH__JWT_(SECRET|PRIVATE_KEY_PATH)(_CMD|_SECRET)?$")
+
+
+def inherited_environment() -> dict[str, str]:
+    """What a task process inherits from this process: everything but Airflow's signing key."""
+    return {k: v for k, v in os.environ.items() if not SIGNING_KEY_VARIABLE.match(k.upper())}
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -248,7 +261,7 @@ class Runner:
             argv = [str(part) for part in (spec.get("entryPoint") or []) + (command or [])]
             if not argv:
                 return "CannotStartContainerError: Error response from daemon: No command specified"
-            env = dict(os.environ)
+            env = inherited_environment()
             for entry in (spec.get("environment") or []) + (override.get("environment") or []):
                 env[str(entry["name"])] = str(entry.get("value", ""))
             plans.append((container.name, argv, env, spec.get("workingDirectory")))

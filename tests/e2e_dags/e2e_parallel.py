@@ -1,8 +1,15 @@
-"""End-to-end DAG: parallel tasks that succeed, fail in Python, crash the worker, and sleep."""
+"""End-to-end DAG: parallel tasks that succeed, fail in Python, crash the worker, and sleep.
+
+``ok_a`` also proves that a worker runs without Airflow's signing key: it fails if any form of the key
+is in its environment, and logs a digest of the ``[api_auth] jwt_secret`` its Airflow config resolves
+to, which the test compares with the scheduler's."""
 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import os
+import re
 import time
 
 from airflow.sdk import dag, task
@@ -12,6 +19,13 @@ from airflow.sdk import dag, task
 def e2e_parallel():
     @task
     def ok_a() -> str:
+        held = sorted(k for k in os.environ if re.match(r"AIRFLOW__API_AUTH__JWT_(SECRET|PRIVATE_KEY)", k))
+        if held:
+            raise RuntimeError(f"the worker holds Airflow's signing key: {held}")
+        from airflow.configuration import conf
+
+        resolved = conf.get("api_auth", "jwt_secret", fallback="") or ""
+        print("jwt_secret sha256:", hashlib.sha256(resolved.encode()).hexdigest())
         return "a"
 
     @task

@@ -16,7 +16,7 @@ from tests.local_ecs.helpers import CLUSTER, make_client, register, run, wait_st
 SPEC: dict[str, Any] = {
     "name": "airflow-worker",
     "image": "localhost/worker:1",
-    "environment": [{"name": "AIRFLOW__API_AUTH__JWT_SECRET", "value": "jwt-secret-never-in-argv"}],
+    "environment": [{"name": "AIRFLOW_CONN_WAREHOUSE", "value": "password-never-in-argv"}],
     "mountPoints": [
         {"sourceVolume": "dags", "containerPath": "/opt/airflow/dags", "readOnly": True},
         {"sourceVolume": "logs", "containerPath": "/opt/airflow/logs"},
@@ -45,7 +45,7 @@ def test_the_image_runs_with_its_own_entrypoint_the_override_command_and_only_th
         "--rm",
         "--name=local-ecs-abc123-airflow-worker",
         *RUN_FLAGS,
-        "--env=AIRFLOW__API_AUTH__JWT_SECRET",
+        "--env=AIRFLOW_CONN_WAREHOUSE",
         "--env=ECS_EXECUTOR_SCHEDULER_PYTHON_VERSION",
         "--volume=/srv/dags:/opt/airflow/dags:ro",
         "--volume=/srv/logs:/opt/airflow/logs:rw",
@@ -57,8 +57,8 @@ def test_the_image_runs_with_its_own_entrypoint_the_override_command_and_only_th
         '{"a": "b c"}',
     ]
     # Values travel in podman's environment, never in its argv (a process list shows argv).
-    assert "jwt-secret-never-in-argv" not in " ".join(argv)
-    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == "jwt-secret-never-in-argv"
+    assert "password-never-in-argv" not in " ".join(argv)
+    assert env["AIRFLOW_CONN_WAREHOUSE"] == "password-never-in-argv"
     assert env["ECS_EXECUTOR_SCHEDULER_PYTHON_VERSION"] == "3.11.7"
     assert "HOST_ONLY_SETTING" not in env and "HOST_ONLY_SETTING" not in " ".join(argv)
 

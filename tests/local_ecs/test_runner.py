@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -171,3 +172,33 @@ def test_stop_task_default_reason_and_first_cause_wins(lecs: LocalEcs, client: A
     assert (task["stopCode"], task["stoppedReason"]) == ("UserInitiated", "Task stopped by user")
     time.sleep(0.6)
     assert describe(client, arn)["stopCode"] == "UserInitiated"  # the Spot timer never fired after it
+
+
+def test_a_task_process_never_inherits_airflows_signing_key(
+    lecs: LocalEcs, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint runs with the scheduler's environment; its task processes, like ECS containers, get
+    the workload's token only. Other variables are still inherited, and a definition may still set one."""
+    names = [
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API_AUTH__JWT_SECRET_CMD",
+        "AIRFLOW__API_AUTH__JWT_SECRET_SECRET",
+        "AIRFLOW__API_AUTH__JWT_PRIVATE_KEY_PATH",
+        "AIRFLOW__API_AUTH__JWT_PRIVATE_KEY_PATH_CMD",
+    ]
+    for name in names:
+        monkeypatch.setenv(name, f"scheduler-only-{name}")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME", "600")  # not a key: inherited
+    script = "import json, os; print(json.dumps({k: v for k, v in os.environ.items() if 'API_AUTH' in k}))"
+    definition = {
+        "name": CONTAINER,
+        "image": "busybox",
+        "memory": 128,
+        "command": [PY, "-c", script],
+        "environment": [{"name": "FROM_DEFINITION", "value": "d"}],
+    }
+    register(client, containerDefinitions=[definition])
+    arn = run(client)
+    assert wait_status(client, arn, "STOPPED")["containers"][0]["exitCode"] == 0
+    seen = json.loads(lecs.log_path(arn).read_text().strip().splitlines()[-1])
+    assert seen == {"AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME": "600"}

@@ -20,6 +20,13 @@ def image_worker():
         assert sys.prefix == "/home/airflow/.local", sys.prefix
         assert os.path.exists("/opt/ecs_executor/entrypoint.sh")
         assert os.environ["ECS_EXECUTOR_SCHEDULER_AIRFLOW_VERSION"]
+        # Workers run without Airflow's signing key: the workload's token is all they use.
+        held = [
+            k
+            for k in os.environ
+            if k.startswith(("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API_AUTH__JWT_PRIVATE"))
+        ]
+        assert not held, held
         print("running in the worker image")
         return "ok"
 
