@@ -17,8 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ecs_executor.run_task import STARTED_BY
+
 SOURCE = "aws.ecs"
 DETAIL_TYPE = "ECS Task State Change"
+
+
+def rule_pattern(cluster_arns: list[str]) -> dict[str, Any]:
+    """The EventBridge pattern of a scheduler's rule: task state changes of the executor's own tasks
+    (``startedBy`` begins with STARTED_BY, whichever team) in its clusters. deploy/ecs-executor.yaml and
+    docs/event-tracking.md show the same pattern; tests keep them equal."""
+    return {
+        "source": [SOURCE],
+        "detail-type": [DETAIL_TYPE],
+        "detail": {"clusterArn": list(cluster_arns), "startedBy": [{"prefix": STARTED_BY}]},
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,10 @@ properties of two:
   compatibilities, runtime platform and both roles are dropped;
 * ``AWS::SQS::QueuePolicy`` is not supported at all (skipped with a warning).
 
+moto's RunTask also fails (HTTP 500) on a container without container-level memory, which ECS accepts
+when the task sets memory (the template's worker container has none, so that a task-level memory override
+is enough); the fixture makes moto count such a container at the task's memory, as ECS does.
+
 Two more moto differences the template is written around or checked elsewhere: the ``!Condition`` short
 form inside ``Fn::Or`` evaluates to false in moto (the template uses ``{Condition: Name}``, valid in
 both), and the ``Rules`` section is not evaluated (test_deploy_template.py reads it against ecs_rules).
@@ -21,6 +25,7 @@ name or type in the template fails here as it would in CloudFormation.
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Iterator, Mapping
@@ -147,10 +152,35 @@ def _handlers() -> dict[str, Any]:
 def complete_moto_cloudformation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto's CloudFormation with the three handlers above, for one test."""
     from moto.cloudformation import parsing
+    from moto.ecs.models import EC2ContainerServiceBackend
 
     model_map = {**parsing.get_model_map(), **_handlers()}
     monkeypatch.setattr(parsing, "get_model_map", lambda: model_map)
+    monkeypatch.setattr(
+        EC2ContainerServiceBackend,
+        "_calculate_task_resource_requirements",
+        staticmethod(_with_task_memory(EC2ContainerServiceBackend._calculate_task_resource_requirements)),
+    )
     yield
+
+
+def _with_task_memory(calculate: Any) -> Any:
+    """moto's resource sum, with a container that sets no memory counted at its task's memory."""
+
+    def requirements(task_definition: Any) -> dict[str, Any]:
+        containers = task_definition.container_definitions
+        if all(c.get("memory") or c.get("memoryReservation") for c in containers):
+            return dict(calculate(task_definition))
+        proxy = copy.copy(task_definition)
+        proxy.container_definitions = [
+            c
+            if c.get("memory") or c.get("memoryReservation")
+            else {**c, "memory": int(task_definition.memory)}
+            for c in containers
+        ]
+        return dict(calculate(proxy))
+
+    return requirements
 
 
 def aws_clients(moto_url: str, *services: str) -> dict[str, Any]:
@@ -160,24 +190,22 @@ def aws_clients(moto_url: str, *services: str) -> dict[str, Any]:
 
 
 def network(moto_url: str) -> dict[str, str]:
-    """A VPC (DNS host names on: moto's Fargate RunTask needs them), a subnet, a security group, a secret."""
-    c = aws_clients(moto_url, "ec2", "secretsmanager")
+    """A VPC (DNS host names on: moto's Fargate RunTask needs them), a subnet, a security group."""
+    c = aws_clients(moto_url, "ec2")
     vpc = c["ec2"].create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     c["ec2"].modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     subnet = c["ec2"].create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = c["ec2"].create_security_group(
         GroupName=f"tasks-{uuid.uuid4().hex[:6]}", Description="airflow tasks", VpcId=vpc
     )["GroupId"]
-    secret = c["secretsmanager"].create_secret(Name=f"jwt-{uuid.uuid4().hex[:6]}", SecretString="x" * 48)
-    return {"vpc": vpc, "subnet": subnet, "sg": group, "secret": secret["ARN"]}
+    return {"vpc": vpc, "subnet": subnet, "sg": group}
 
 
 def deploy(moto_url: str, stack: str, net: Mapping[str, str], **parameters: str) -> dict[str, Any]:
     """``aws cloudformation deploy`` of the template into moto; the stack's description."""
     values = {
         "WorkerImage": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/airflow-ecs-worker:3.3.2-python3.11",
-        "ExecutionApiServerUrl": "http://airflow-api.internal:8080/execution/",
-        "JwtSecretArn": net["secret"],
+        "ExecutionApiServerUrl": "https://airflow-api.internal:8080/execution/",
         "Subnets": net["subnet"],
         "SecurityGroups": net["sg"],
         **parameters,

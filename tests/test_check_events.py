@@ -48,7 +48,12 @@ def wiring(aws: dict[str, Any], network: dict[str, str], moto_url: str, configur
 
 
 def set_policy(
-    sqs: Any, url: str, queue_arn: str, source_arn: str | None, principal: str = "events.amazonaws.com"
+    sqs: Any,
+    url: str,
+    queue_arn: str,
+    source_arn: str | None,
+    principal: str = "events.amazonaws.com",
+    operator: str = "ArnEquals",
 ) -> None:
     statement: dict[str, Any] = {
         "Effect": "Allow",
@@ -57,7 +62,7 @@ def set_policy(
         "Resource": queue_arn,
     }
     if source_arn:
-        statement["Condition"] = {"ArnEquals": {"aws:SourceArn": source_arn}}
+        statement["Condition"] = {operator: {"aws:SourceArn": source_arn}}
     sqs.set_queue_attributes(
         QueueUrl=url, Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
     )
@@ -143,6 +148,90 @@ def test_rule_for_other_events_fails(wiring: dict[str, Any]) -> None:
     )
     _, text = _check()
     assert "does not match detail-type 'ECS Task State Change'" in text, text
+
+
+def test_queue_policies_with_wildcards_are_matched_as_iam_matches_them(wiring: dict[str, Any]) -> None:
+    """ArnLike and ArnEquals take * and ? in each part of the ARN; StringLike over the whole string."""
+    rule_arn, queue_arn = wiring["rule_arn"], wiring["queue_arn"]
+    prefix = rule_arn.rsplit("/", 1)[0]
+    for operator, pattern in (
+        ("ArnLike", f"{prefix}/rule-*"),
+        ("ArnEquals", f"{prefix}/rule-*"),
+        ("ArnLike", rule_arn.replace(":events:", ":*:")),
+        ("StringLike", f"{prefix}/rule-?*"),
+    ):
+        set_policy(wiring["sqs"], wiring["url"], queue_arn, pattern, operator=operator)
+        code, text = _check()
+        assert code == 0 and events_rows(text)["events rule"] == "P", (operator, pattern, text)
+    for operator, pattern in (
+        ("ArnLike", f"{prefix}/other-*"),
+        ("StringEquals", f"{prefix}/rule-*"),  # no wildcards in StringEquals
+        ("ArnLike", "arn:aws:events:*:*"),  # too few parts: an ARN pattern needs all six
+    ):
+        set_policy(wiring["sqs"], wiring["url"], queue_arn, pattern, operator=operator)
+        code, text = _check()
+        assert code == 1 and events_rows(text)["events rule"] == "F", (operator, pattern, text)
+        assert "aws:SourceArn" in text
+    # A wildcard in the statement's Resource covers the queue too.
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn.rsplit(":", 1)[0] + ":ev-*",
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+    }
+    wiring["sqs"].set_queue_attributes(
+        QueueUrl=wiring["url"], Attributes={"Policy": json.dumps({"Statement": [statement]})}
+    )
+    code, text = _check()
+    assert code == 0 and events_rows(text)["events queue policy"] == "P", text
+
+
+def test_a_rule_must_admit_this_executors_started_by(wiring: dict[str, Any]) -> None:
+    from ecs_executor.ecs_events import rule_pattern
+
+    cluster = wiring["cluster_arn"]
+    wiring["events"].put_rule(Name=wiring["rule"], EventPattern=json.dumps(rule_pattern([cluster])))
+    code, text = _check()
+    assert code == 0 and events_rows(text)["events rule"] == "P", text
+    for started_by in (["ecs-svc/1234"], [{"prefix": "airflow-ecs-executor/team"}], [{"wildcard": "x*"}]):
+        pattern = {**PATTERN, "detail": {"clusterArn": [cluster], "startedBy": started_by}}
+        wiring["events"].put_rule(Name=wiring["rule"], EventPattern=json.dumps(pattern))
+        code, text = _check()
+        assert code == 1 and "does not admit this executor's tasks ('airflow-ecs-executor')" in text, text
+    exact = {**PATTERN, "detail": {"clusterArn": [cluster], "startedBy": ["airflow-ecs-executor"]}}
+    wiring["events"].put_rule(Name=wiring["rule"], EventPattern=json.dumps(exact))
+    assert _check()[0] == 0
+
+
+def test_only_an_invalid_handle_proves_the_right_to_delete() -> None:
+    """moto does not enforce IAM; SQS's answers are given by stand-in clients here."""
+    from botocore.exceptions import ClientError
+
+    from ecs_executor.check_events import _rights_rows
+
+    def sqs_answering(code: str | None) -> Any:
+        class Sqs:
+            def receive_message(self, **_: Any) -> Any:
+                return {}
+
+            def delete_message(self, **_: Any) -> Any:
+                if code is None:
+                    return {}
+                raise ClientError({"Error": {"Code": code, "Message": "m"}}, "DeleteMessage")
+
+        return Sqs()
+
+    url = "https://sqs.us-east-1.amazonaws.com/1/q"
+    for code in ("ReceiptHandleIsInvalid", "AWS.SimpleQueueService.ReceiptHandleIsInvalid", None):
+        assert _rights_rows(sqs_answering(code), url)[1].ok, code
+    for code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "KMS.AccessDeniedException"):
+        _, delete = _rights_rows(sqs_answering(code), url)
+        assert not delete.ok and code in delete.detail, code
+    _, delete = _rights_rows(sqs_answering("QueueDoesNotExist"), url)
+    assert "does not show whether sqs:DeleteMessage is allowed" in delete.fix
+    _, delete = _rights_rows(sqs_answering("AccessDenied"), url)
+    assert "Allow sqs:DeleteMessage" in delete.fix
 
 
 def test_denied_sqs_rights_fail_with_the_action_to_allow() -> None:

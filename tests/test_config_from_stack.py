@@ -26,6 +26,7 @@ from ecs_executor.check_probe import PASS, SKIP
 from ecs_executor.check_report import config_results
 from ecs_executor.config import settings_from_mapping
 from ecs_executor.config_from_stack import main, run, stack_outputs
+from ecs_executor.run_task import STARTED_BY, started_by
 from ecs_executor.stack_config import StackConfigError
 from tests.conftest import ACCOUNT, REGION, Driver, finish_moto_task, make_workload, moto_tasks
 from tests.moto_cloudformation import (  # noqa: F401  (fixture)
@@ -84,7 +85,7 @@ def test_deploy_then_config_then_check_and_a_task_run(
     assert detail["launch target"] == (
         "the cluster's default capacity provider strategy: FARGATE (weight 1), FARGATE_SPOT (weight 0)"
     )
-    assert detail["memory"] == "task memory 2048 MiB, task cpu 1024, container memory 2048 MiB"
+    assert detail["memory"] == "task memory 2048 MiB, task cpu 1024"  # the container may use all of it
     assert all(row.ok for row in rows), rows
 
     # Only to make the test quick: sweeps every 0.2 s instead of 2 s.
@@ -103,32 +104,43 @@ def test_deploy_then_config_then_check_and_a_task_run(
     assert driver.final_states() == {workload.ti.key: TaskInstanceState.SUCCESS}
 
 
-def test_event_tracking_gives_each_scheduler_a_queue_fed_by_the_clusters_task_changes(
+def test_event_tracking_gives_each_scheduler_a_queue_fed_by_the_executors_task_changes(
     moto_url, aws_default, capsys
 ):
     stack = _stack()
     out = outputs(deploy(moto_url, stack, network(moto_url), EventQueues="2"))
     c = aws_clients(moto_url, "events", "sqs")
     cluster_arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{stack}"
+    dead_letter_arn = c["sqs"].get_queue_attributes(
+        QueueUrl=out["EventsDeadLetterQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    rule_arns = []
 
     for n in (1, 2):
         parser = configparser.ConfigParser()
         parser.read_string(_config(capsys, stack, "--scheduler", str(n)))
         section = parser["aws_ecs_executor"]
-        assert (section["tracking_mode"], section["events_queue"]) == ("events", out[f"EventsQueue{n}"])
+        url = out[f"EventsQueue{n}"]
+        assert (section["tracking_mode"], section["events_queue"]) == ("events", url)
 
-        name = f"{stack}-ecs-events-{n}"
-        url = c["sqs"].get_queue_url(QueueName=name)["QueueUrl"]
-        queue_arn = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-        queue_arn = queue_arn["QueueArn"]
+        attributes = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        queue_arn = attributes["QueueArn"]
+        assert attributes["MessageRetentionPeriod"] == "3600"  # hours, not the 4-day default
+        # What the check of event tracking looks up: the rule that targets this queue.
+        (name,) = c["events"].list_rule_names_by_target(TargetArn=queue_arn)["RuleNames"]
         rule = c["events"].describe_rule(Name=name)
+        rule_arns.append(rule["Arn"])
         assert json.loads(rule["EventPattern"]) == {
             "source": ["aws.ecs"],
             "detail-type": ["ECS Task State Change"],
-            "detail": {"clusterArn": [cluster_arn]},
+            "detail": {"clusterArn": [cluster_arn], "startedBy": [{"prefix": STARTED_BY}]},
         }
-        # What the check of event tracking looks up: the rule that targets this queue.
-        assert c["events"].list_rule_names_by_target(TargetArn=queue_arn)["RuleNames"] == [name]
+        # EventBridge retries a target for 24 h and then drops the event silently: here it gives up
+        # after the queue's retention and parks the event in the dead-letter queue.
+        (target,) = c["events"].list_targets_by_rule(Rule=name)["Targets"]
+        assert target["Arn"] == queue_arn
+        assert target["DeadLetterConfig"] == {"Arn": dead_letter_arn}
+        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 3600
         policy = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]
         (statement,) = json.loads(policy["Policy"])["Statement"]
         assert statement["Principal"] == {"Service": "events.amazonaws.com"}
@@ -144,15 +156,32 @@ def test_event_tracking_gives_each_scheduler_a_queue_fed_by_the_clusters_task_ch
             ("events permissions", PASS),
         }, rows
 
-    def event(cluster: str) -> dict[str, Any]:
-        detail = {"clusterArn": cluster, "lastStatus": "STOPPED", "version": 3}
+    # Only the dead-letter queue's rules may write to it (moto leaves AWS::NoValue as null in a list).
+    policy = c["sqs"].get_queue_attributes(QueueUrl=out["EventsDeadLetterQueue"], AttributeNames=["Policy"])
+    (statement,) = json.loads(policy["Attributes"]["Policy"])["Statement"]
+    senders = [arn for arn in statement["Condition"]["ArnEquals"]["aws:SourceArn"] if arn]
+    assert senders == rule_arns
+
+    def event(cluster: str, started_by: str) -> dict[str, Any]:
+        detail = {"clusterArn": cluster, "lastStatus": "STOPPED", "version": 3, "startedBy": started_by}
         return {"Source": "aws.ecs", "DetailType": "ECS Task State Change", "Detail": json.dumps(detail)}
 
-    c["events"].put_events(Entries=[event(cluster_arn), event(cluster_arn + "-other")])
+    ours, team = started_by(None), started_by("team_a")
+    entries = [
+        event(cluster_arn, ours),
+        event(cluster_arn + "-other", ours),
+        event(cluster_arn, "ecs-svc/123"),
+    ]
+    c["events"].put_events(Entries=[*entries, event(cluster_arn, team)])
     for n in (1, 2):
-        url = c["sqs"].get_queue_url(QueueName=f"{stack}-ecs-events-{n}")["QueueUrl"]
-        messages = c["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
-        assert [json.loads(m["Body"])["detail"]["clusterArn"] for m in messages] == [cluster_arn]
+        messages = c["sqs"].receive_message(QueueUrl=out[f"EventsQueue{n}"], MaxNumberOfMessages=10)[
+            "Messages"
+        ]
+        seen = sorted(
+            (json.loads(m["Body"])["detail"]["clusterArn"], json.loads(m["Body"])["detail"]["startedBy"])
+            for m in messages
+        )
+        assert seen == [(cluster_arn, ours), (cluster_arn, team)]
 
     assert main([stack, "--region", REGION, "--scheduler", "3"]) == 1
     assert "has 2 event queue(s) (EventsQueue1, EventsQueue2), so scheduler 3 has none" in (
