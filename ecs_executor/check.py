@@ -33,6 +33,7 @@ from ecs_executor.check_probe import (
 )
 from ecs_executor.cloudwatch import awslogs_location, awslogs_problem
 from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.ecs_rules import signing_key_variables
 
 
 def _check_credentials(p: Probe) -> list[CheckResult]:
@@ -160,10 +161,32 @@ def _check_task_definition(p: Probe, *, logs: bool = True) -> list[CheckResult]:
     else:
         results.append(CheckResult("container", True, f"{s.container_name!r} ({container.get('image')})"))
         results.append(_memory_result(p, td, container))
+        results.extend(_signing_key_results(p, td))
         if logs:
             results.append(_logging_result(p, td))
     results.extend(network_mode_results(p, td, network_mode))
     return results
+
+
+def _signing_key_results(p: Probe, td: dict[str, Any]) -> list[CheckResult]:
+    """A FAIL row for each container given Airflow's signing key; no row when none is."""
+    overrides = p.base.get("overrides") or {}
+    containers = list(td.get("containerDefinitions") or []) + list(overrides.get("containerOverrides") or [])
+    rows = []
+    for container in containers:
+        names = signing_key_variables(container)
+        if names:
+            rows.append(
+                CheckResult(
+                    "signing key",
+                    False,
+                    f"container {container.get('name')!r} gets {', '.join(names)}: every task could read "
+                    "Airflow's signing key and forge Execution API and REST API tokens",
+                    "Remove it from the task definition (and run_task_kwargs) and the execution role's "
+                    "access to its secret: workers use only their workload's token (docs/worker-image.md).",
+                )
+            )
+    return rows
 
 
 def _memory_result(p: Probe, td: dict[str, Any], container: dict[str, Any]) -> CheckResult:

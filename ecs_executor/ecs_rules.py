@@ -23,6 +23,19 @@ MAX_OVERRIDES_CHARS = 8192
 MAX_TAGS = 50
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
+#: Airflow's token-signing key in every form Airflow reads it from the environment (the value, ``_CMD``,
+#: ``_SECRET``; the symmetric secret and the asymmetric private key). Only token issuers and validators
+#: (scheduler, API server) need it; a worker authenticates with its workload's token alone.
+SIGNING_KEY_VARIABLE = re.compile(r"^AIRFLOW__API_AUTH__JWT_(SECRET|PRIVATE_KEY_PATH)(_CMD|_SECRET)?$")
+
+
+def signing_key_variables(container: Mapping[str, Any]) -> list[str]:
+    """Names of the signing-key variables a container definition (or override) sets, sorted."""
+    entries = list(container.get("environment") or []) + list(container.get("secrets") or [])
+    names = {str(e.get("name", "")) for e in entries if isinstance(e, Mapping)}
+    return sorted(n for n in names if SIGNING_KEY_VARIABLE.match(n.upper()))
+
+
 #: RunTask ``clientToken`` and ``startedBy`` lengths.
 MAX_CLIENT_TOKEN = 64
 MAX_STARTED_BY = 128

@@ -130,6 +130,35 @@ def test_all_pass_fargate_with_network(aws, network, configure):
     assert "all checks passed" in text
 
 
+@pytest.mark.parametrize(
+    ("where", "name"),
+    [
+        ("secrets", "AIRFLOW__API_AUTH__JWT_SECRET"),
+        ("environment", "AIRFLOW__API_AUTH__JWT_SECRET_CMD"),
+        ("environment", "AIRFLOW__API_AUTH__JWT_PRIVATE_KEY_PATH"),
+    ],
+)
+def test_a_worker_given_airflows_signing_key_fails_the_check(aws, network, configure, where, name):
+    """Workers need only their workload's token: a task definition handing them the key that signs
+    every token fails, whichever form it takes."""
+    cluster = _name()
+    aws["ecs"].create_cluster(clusterName=cluster)
+    value = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf"
+    entry = {"name": name, "valueFrom": value} if where == "secrets" else {"name": name, "value": "x"}
+    definition = {
+        "name": CONTAINER,
+        "image": "apache/airflow:3.3.2",
+        "memory": 512,
+        where: [entry],
+    }
+    _register(aws, cluster, log_group=None, containerDefinitions=[definition])
+    configure(cluster, subnets=network["subnet"], security_groups=network["sg"])
+    code, text = _check()
+    assert code == 1 and _rows(text)["signing key"] == "FAIL", text
+    assert name in text and "workload's token" in text
+    assert "jwt-AbCdEf" not in text and '"x"' not in text  # names only, never values
+
+
 def test_all_pass_with_attached_capacity_provider(aws, network, configure):
     cluster = _name()
     aws["ecs"].create_cluster(clusterName=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"])

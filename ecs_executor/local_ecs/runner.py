@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ecs_executor.ecs_rules import SIGNING_KEY_VARIABLE
 from ecs_executor.local_ecs import podman
 from ecs_executor.local_ecs.knobs import Knobs
 from ecs_executor.local_ecs.model import (
@@ -44,15 +44,13 @@ def exit_code_of(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-#: Airflow's token-signing key in every form Airflow reads it (the value, ``_CMD``, ``_SECRET``; the
-#: symmetric secret and the asymmetric private key). The endpoint usually runs with the scheduler's
-#: environment, which holds it; a container on ECS never gets it (workers need only the workload's
-#: token), so a task process started here does not inherit it either.
-SIGNING_KEY_VARIABLE = re.compile(r"^AIRFLOW__API_AUTH__JWT_(SECRET|PRIVATE_KEY_PATH)(_CMD|_SECRET)?$")
-
-
 def inherited_environment() -> dict[str, str]:
-    """What a task process inherits from this process: everything but Airflow's signing key."""
+    """What a task process inherits from this process: everything but Airflow's signing key.
+
+    The endpoint usually runs with the scheduler's environment, which holds the key; a container on ECS
+    never gets it (workers need only the workload's token), so a task process started here does not
+    inherit it either. A task definition that sets it still passes it on, as ECS would.
+    """
     return {k: v for k, v in os.environ.items() if not SIGNING_KEY_VARIABLE.match(k.upper())}
 
 
