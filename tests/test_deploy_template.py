@@ -7,6 +7,7 @@ cfn-lint runs on the template in ``make lint`` (part of ``make test``).
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import uuid
@@ -438,3 +439,40 @@ def test_the_setup_guides_policy_is_the_deployed_templates(
     ):
         text = text.replace(ours, theirs)
     assert _documented_policy(first_sid) == json.loads(text)
+
+
+def _documented_block(predicate: Any) -> dict[str, Any]:
+    text = (ROOT / "docs" / "setup-guide.md").read_text()
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, flags=re.S)]
+    (block,) = [b for b in blocks if predicate(b)]
+    return block
+
+
+@pytest.mark.usefixtures("complete_moto_cloudformation")
+def test_the_setup_guides_role_policies_are_the_deployed_templates(moto_url: str) -> None:
+    """The hand-made roles of the guide trust and allow what the stack's roles do: the trust policy
+    (confused-deputy conditions), the execution role's policy, the task role's DAG-prefix policy."""
+    from tests.conftest import ACCOUNT, REGION
+
+    stack = f"rp{uuid.uuid4().hex[:8]}"
+    out = outputs(deploy(moto_url, stack, network(moto_url), DagsBucket="my-dag-bucket", DagsPrefix="dags"))
+    iam = aws_clients(moto_url, "iam")["iam"]
+
+    def as_documented(document: Any) -> Any:
+        text = json.dumps(_without_no_value(document))
+        for ours, theirs in ((ACCOUNT, DOC_ACCOUNT), (REGION, DOC_REGION), (stack, DOC_STACK)):
+            text = text.replace(ours, theirs)
+        return json.loads(text)
+
+    def first_sid(sid: str) -> Any:
+        return lambda b: b.get("Statement", [{}])[0].get("Sid") == sid
+
+    trust = _documented_block(lambda b: "sts:AssumeRole" in json.dumps(b))
+    for output, policy_sid in (("TaskExecutionRoleArn", "PullImage"), ("TaskRoleArn", "ListDagPrefix")):
+        role = iam.get_role(RoleName=out[output].rsplit("/", 1)[1])["Role"]
+        assert as_documented(role["AssumeRolePolicyDocument"]) == trust, output
+        (name,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+        document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+        # moto keeps a role's inline policy (AWS::IAM::Role Policies) as the repr of a dict.
+        document = ast.literal_eval(document) if isinstance(document, str) else document
+        assert as_documented(document) == _documented_block(first_sid(policy_sid)), output
