@@ -102,3 +102,20 @@ def test_without_podman_the_task_fails_to_start_with_the_reason(
         task["stoppedReason"]
         == "CannotStartContainerError: podman is not installed (container_runner=podman)"
     )
+
+
+def test_the_image_task_definition_never_hands_the_container_airflows_signing_key() -> None:
+    """The demo and the image test run workers from this definition: like a real one, it gives the
+    container the Execution API URL, never the scheduler's [api_auth] jwt_secret."""
+    from ecs_executor.demo.stack import image_task_definition
+
+    env = {
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:8080/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "scheduler-only",
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    }
+    definition = image_task_definition("localhost/worker:1", Path("/srv/dags"), Path("/srv/logs"), env)
+    (spec,) = definition["containerDefinitions"]
+    argv, podman_env = run_command("t1", spec["name"], spec, {}, definition["volumes"])
+    assert "--env=AIRFLOW__CORE__EXECUTION_API_SERVER_URL" in argv
+    assert not [a for a in argv if "JWT" in a] and "scheduler-only" not in podman_env.values()
