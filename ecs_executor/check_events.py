@@ -117,7 +117,10 @@ def _policy_senders(policy: Any, queue_arn: str) -> Senders | None:
             continue
         if not (_mentions(st.get("Principal"), EVENTS_PRINCIPAL) and _allows_send(st.get("Action"))):
             continue
-        if not any(isinstance(r, str) and arn_like(r, queue_arn) for r in _as_list(st.get("Resource", "*"))):
+        if not any(
+            r == "*" or (isinstance(r, str) and arn_like(r, queue_arn))
+            for r in _as_list(st.get("Resource", "*"))
+        ):
             continue
         allowed = True
         conditions = st.get("Condition") or {}

@@ -185,6 +185,12 @@ def test_queue_policies_with_wildcards_are_matched_as_iam_matches_them(wiring: d
     )
     code, text = _check()
     assert code == 0 and events_rows(text)["events queue policy"] == "P", text
+    for resource, row in (("*", "P"), (queue_arn.rsplit(":", 1)[0] + ":other-*", "F")):
+        statement["Resource"] = resource
+        wiring["sqs"].set_queue_attributes(
+            QueueUrl=wiring["url"], Attributes={"Policy": json.dumps({"Statement": [statement]})}
+        )
+        assert events_rows(_check()[1])["events queue policy"] == row, resource
 
 
 def test_a_rule_must_admit_this_executors_started_by(wiring: dict[str, Any]) -> None:
