@@ -38,6 +38,8 @@ def iam_glob(pattern: str, value: str) -> bool:
 
 def arn_like(pattern: str, arn: str) -> bool:
     """IAM's ArnLike (and ArnEquals): each of the six colon-separated parts matched on its own."""
+    if pattern == "*":
+        return True
     wanted, actual = pattern.split(":", 5), arn.split(":", 5)
     return len(wanted) == len(actual) == 6 and all(
         iam_glob(w, a) for w, a in zip(wanted, actual, strict=True)

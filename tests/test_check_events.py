@@ -159,6 +159,7 @@ def test_queue_policies_with_wildcards_are_matched_as_iam_matches_them(wiring: d
         ("ArnEquals", f"{prefix}/rule-*"),
         ("ArnLike", rule_arn.replace(":events:", ":*:")),
         ("StringLike", f"{prefix}/rule-?*"),
+        ("ArnLike", "*"),
     ):
         set_policy(wiring["sqs"], wiring["url"], queue_arn, pattern, operator=operator)
         code, text = _check()
