@@ -73,6 +73,7 @@ def run_config(
         mismatches = _state_mismatches(stack.db_path)
     finally:
         stack.stop()
+    scheduler_log = (stack.logs / "scheduler.log").read_text(errors="replace")
     wall = time.monotonic() - started
     tis = [row for _, _, rows in outcomes for row in rows]
     lost = [f"{r['task_id']}={r['state']}" for r in tis if r["state"] != "success"]
@@ -83,6 +84,7 @@ def run_config(
         "failed_runs": sum(state != "success" for _, state, _ in outcomes),
         "not_success": lost,
         "state_mismatch_rows": mismatches,
+        "handed_back": scheduler_log.count("handed itself back to Airflow"),
         "wall_s": round(wall, 1),
     }
 
@@ -111,11 +113,13 @@ def main() -> None:
                 )
             results.append(result)
             print(result, flush=True)
-    print(f"\n{'config':32} {'runs':>4} {'TIs':>4} {'failed runs':>11} {'mismatch rows':>13} {'wall s':>7}")
+    header = f"{'config':32} {'runs':>4} {'TIs':>4} {'failed runs':>11} {'mismatch rows':>13}"
+    print(f"\n{header} {'handed back':>11} {'wall s':>7}")
     for r in results:
         print(
             f"{r['config']:32} {r['runs']:>4} {r['tis']:>4} {r['failed_runs']:>11} "
-            f"{r['state_mismatch_rows']:>13} {r['wall_s']:>7}  {' '.join(r['not_success'])}"
+            f"{r['state_mismatch_rows']:>13} {r['handed_back']:>11} {r['wall_s']:>7}  "
+            + " ".join(r["not_success"])
         )
 
 
