@@ -280,8 +280,8 @@ def _table(local: dict[TiKey, str], ours: dict[TiKey, str], keys: list[TiKey]) -
     return "\n".join(lines)
 
 
-@pytest.fixture
-def stacks(tmp_path: Path):
+@pytest.fixture(params=["polling", "events"])
+def stacks(request: pytest.FixtureRequest, tmp_path: Path):
     dags = _dags_folder(tmp_path / "dags")
     config = {
         ("scheduler", "use_job_schedule"): "False",
@@ -300,7 +300,11 @@ def stacks(tmp_path: Path):
             tmp_path / "local", dags_folder=dags, executor="LocalExecutor", airflow_config=local_config
         ),
         LocalStack(
-            tmp_path / "ours", dags_folder=dags, executor="ecs_executor.EcsExecutor", airflow_config=config
+            tmp_path / "ours",
+            dags_folder=dags,
+            executor="ecs_executor.EcsExecutor",
+            airflow_config=config,
+            tracking=request.param,
         ),
     ]
     try:
