@@ -7,6 +7,7 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,42 @@ def test_scheduler_refuses_bad_config_with_one_message(tmp_path: Path) -> None:
         "The scheduler cannot start: Invalid [aws_ecs_executor] configuration" in ln for ln in last_lines
     )
     assert "must start with 'subnet-'" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_try_airflow_fails_for_missing_heartbeats_has_its_ecs_task_stopped(tmp_path: Path) -> None:
+    """Airflow's scheduler fails a try whose worker stopped heartbeating and calls
+    ``executor.change_state(key, FAILED)``; the hung container must not run (and bill) on."""
+    import boto3
+
+    stack = LocalStack(
+        tmp_path / "hung",
+        dags_folder=Path(__file__).with_name("hung_dags"),
+        airflow_config={
+            ("scheduler", "task_instance_heartbeat_timeout"): "15",
+            ("scheduler", "task_instance_heartbeat_timeout_detection_interval"): "2",
+        },
+    )
+    try:
+        stack.start()
+        stack.wait_for_dag("e2e_hung")
+        run_id = stack.trigger("e2e_hung")
+        assert stack.wait_for_run("e2e_hung", run_id, timeout=240) == "failed"
+        (row,) = stack.task_rows("e2e_hung", run_id)
+        arn = row["external_executor_id"]
+        ecs = boto3.client("ecs", endpoint_url=stack.ecs_url, region_name="us-east-1")
+        deadline = time.monotonic() + 60
+        while True:
+            (task,) = ecs.describe_tasks(cluster="airflow-local", tasks=[arn])["tasks"]
+            if task["lastStatus"] == "STOPPED" or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert task["lastStatus"] == "STOPPED", task
+        assert task["stopCode"] == "UserInitiated"
+        assert "no heartbeat from its worker" in task["stoppedReason"]
+        with contextlib.closing(sqlite3.connect(stack.db_path)) as db:
+            events = db.execute(
+                "SELECT event, extra FROM log WHERE dag_id = 'e2e_hung' AND event = 'ECS task stopped'"
+            ).fetchall()
+        assert events and arn in events[0][1], events
+    finally:
+        stack.stop()
