@@ -117,3 +117,26 @@ def test_a_try_airflow_fails_for_missing_heartbeats_has_its_ecs_task_stopped(tmp
         assert events and arn in events[0][1], events
     finally:
         stack.stop()
+
+
+def test_a_worker_that_exits_0_without_running_its_try_still_fails_it(tmp_path: Path) -> None:
+    """The other side of not reporting handed-back tries: a container that exits 0 but never ran the try
+    (here every task exits 0 at once, running nothing) leaves it QUEUED; its end is still reported, and
+    Airflow fails the try as a state changed externally."""
+    stack = LocalStack(tmp_path / "noop", dags_folder=DAGS)
+    try:
+        stack.start_local_ecs("--pretend-seconds", "1")
+        stack.start()
+        stack.wait_for_dag("e2e_parallel")
+        run_id = stack.trigger("e2e_parallel")
+        assert stack.wait_for_run("e2e_parallel", run_id, timeout=240) == "failed"
+        states = {r["task_id"]: r["state"] for r in stack.task_rows("e2e_parallel", run_id)}
+        assert states and set(states.values()) == {"failed"}, states
+        with contextlib.closing(sqlite3.connect(stack.db_path)) as db:
+            (mismatches,) = db.execute(
+                "SELECT COUNT(*) FROM log WHERE dag_id = 'e2e_parallel' AND event = 'state mismatch'"
+            ).fetchone()
+        assert mismatches == len(states)
+        assert "handed itself back" not in (stack.logs / "scheduler.log").read_text()
+    finally:
+        stack.stop()
