@@ -482,6 +482,8 @@ class Registry:
             if container.name == name and container.last_status != STOPPED:
                 container.last_status = STOPPED
                 container.exit_code = exit_code
+                if all(other.last_status == STOPPED for other in task.containers):
+                    task.execution_stopped_at = self.clock()  # the last container stopped
                 self._bump(task)
         if essential:
             self.request_stop(task, ESSENTIAL_CONTAINER_EXITED, ESSENTIAL_EXITED_REASON)
