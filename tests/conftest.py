@@ -37,7 +37,7 @@ ACCOUNT = "123456789012"
 def pytest_report_header() -> str:
     """Which timing the Airflow stacks' local ECS endpoint runs under (``ecs_executor.demo.stack``)."""
     timing = os.environ.get("ECS_EXECUTOR_TEST_TIMING") or "instant (the endpoint's default)"
-    return f"local ECS endpoint timing in Airflow stacks: {timing} (ECS_EXECUTOR_TEST_TIMING=fargate changes it)"
+    return f"local ECS endpoint timing in Airflow stacks: {timing} (ECS_EXECUTOR_TEST_TIMING)"
 
 
 CONTAINER = "airflow-worker"
