@@ -28,6 +28,7 @@ from tests.local_ecs.helpers import (
     wait_for,
     wait_status,
 )
+from tests.local_ecs.test_events import check_event
 from tests.sqs_server import SqsQueue
 
 UP = ["PROVISIONING", "PENDING", "ACTIVATING", "RUNNING"]
@@ -149,6 +150,8 @@ def test_events_carry_each_step_with_growing_versions(
         sqs_queue.bodies(until=lambda got: any(e["detail"]["lastStatus"] == "STOPPED" for e in got)),
         key=lambda event: event["detail"]["version"],
     )
+    for event in events:
+        check_event(event)  # the shape EventBridge delivers, as for the instant profile
     details = [event["detail"] for event in events]
     assert [d["version"] for d in details] == list(range(1, final["version"] + 1))
     assert [(d["lastStatus"], d["desiredStatus"], d["containers"][0].get("exitCode")) for d in details] == [
