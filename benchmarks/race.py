@@ -59,6 +59,7 @@ def run_config(
         executor=executor,
         tracking=tracking if kind.startswith("ecs") else "polling",
         extra_env=extra_env,
+        timing=timing,
         airflow_config={
             ("core", "parallelism"): str(parallelism),
             ("scheduler", "use_job_schedule"): "False",
@@ -66,8 +67,6 @@ def run_config(
     )
     started = time.monotonic()
     try:
-        if stack.uses_ecs and timing != "instant":
-            stack.start_local_ecs("--timing", timing)
         stack.start(WITH_TRIGGERER)
         stack.wait_for_dag(DAG_ID, timeout=180)
         outcomes = []

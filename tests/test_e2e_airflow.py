@@ -19,7 +19,7 @@ DAGS = Path(__file__).with_name("e2e_dags")
 
 @pytest.fixture
 def stack(tmp_path: Path):
-    s = LocalStack(tmp_path / "stack", dags_folder=DAGS)
+    s = LocalStack(tmp_path / "stack", dags_folder=DAGS, timing="fargate")
     try:
         yield s
     finally:
@@ -88,6 +88,7 @@ def test_a_try_airflow_fails_for_missing_heartbeats_has_its_ecs_task_stopped(tmp
     stack = LocalStack(
         tmp_path / "hung",
         dags_folder=Path(__file__).with_name("hung_dags"),
+        timing="fargate",
         airflow_config={
             ("scheduler", "task_instance_heartbeat_timeout"): "15",
             ("scheduler", "task_instance_heartbeat_timeout_detection_interval"): "2",
@@ -123,7 +124,7 @@ def test_a_worker_that_exits_0_without_running_its_try_still_fails_it(tmp_path: 
     """The other side of not reporting handed-back tries: a container that exits 0 but never ran the try
     (here every task exits 0 at once, running nothing) leaves it QUEUED; its end is still reported, and
     Airflow fails the try as a state changed externally."""
-    stack = LocalStack(tmp_path / "noop", dags_folder=DAGS)
+    stack = LocalStack(tmp_path / "noop", dags_folder=DAGS, timing="fargate")
     try:
         stack.start_local_ecs("--pretend-seconds", "1")
         stack.start()

@@ -305,6 +305,7 @@ def stacks(request: pytest.FixtureRequest, tmp_path: Path):
             executor="ecs_executor.EcsExecutor",
             airflow_config=config,
             tracking=request.param,
+            timing="fargate",
         ),
     ]
     try:
