@@ -8,7 +8,9 @@ each, and a one-second deferral, each with a task downstream; no retries) under 
   passed to the endpoint (``fargate``: seconds between states, exit code before STOPPED);
 * ``ecs-unchecked``: the same with the engine's read of the try's DB state switched off (a
   ``sitecustomize`` in the scheduler's path), i.e. reporting every end: the race the read closes;
-* ``local``: Airflow's LocalExecutor, the reference.
+* ``local``: Airflow's LocalExecutor, the reference;
+* ``local-late``: LocalExecutor whose ends reach the scheduler 3 s late (``benchmarks/late_local.py``):
+  the race without ECS, as reported upstream.
 
 A try is *lost* when Airflow failed a sensor or the deferring task although its DAG defines success
 (the ``state mismatch`` rows Airflow writes into its log table are counted beside). Each configuration
@@ -40,8 +42,12 @@ UNCHECKED = (
 def run_config(
     kind: str, tracking: str, timing: str, runs: int, copies: int, parallelism: int, workdir: Path
 ) -> dict[str, Any]:
-    executor = "LocalExecutor" if kind == "local" else "ecs_executor.EcsExecutor"
+    executor = {"local": "LocalExecutor", "local-late": "benchmarks.late_local.LateLocalExecutor"}.get(
+        kind, "ecs_executor.EcsExecutor"
+    )
     extra_env = {"RACE_COPIES": str(copies)}
+    if kind == "local-late":
+        extra_env["PYTHONPATH"] = str(ROOT)
     if kind == "ecs-unchecked":
         site = workdir / "site"
         site.mkdir(parents=True)
@@ -51,8 +57,9 @@ def run_config(
         workdir / "stack",
         dags_folder=DAGS,
         executor=executor,
-        tracking=tracking if kind != "local" else "polling",
+        tracking=tracking if kind.startswith("ecs") else "polling",
         extra_env=extra_env,
+        timing=timing,
         airflow_config={
             ("core", "parallelism"): str(parallelism),
             ("scheduler", "use_job_schedule"): "False",
@@ -60,8 +67,6 @@ def run_config(
     )
     started = time.monotonic()
     try:
-        if stack.uses_ecs and timing != "instant":
-            stack.start_local_ecs("--timing", timing)
         stack.start(WITH_TRIGGERER)
         stack.wait_for_dag(DAG_ID, timeout=180)
         outcomes = []
@@ -73,16 +78,18 @@ def run_config(
         mismatches = _state_mismatches(stack.db_path)
     finally:
         stack.stop()
+    scheduler_log = (stack.logs / "scheduler.log").read_text(errors="replace")
     wall = time.monotonic() - started
     tis = [row for _, _, rows in outcomes for row in rows]
     lost = [f"{r['task_id']}={r['state']}" for r in tis if r["state"] != "success"]
     return {
-        "config": f"{kind}/{tracking}/{timing}" if kind != "local" else "local",
+        "config": f"{kind}/{tracking}/{timing}" if kind.startswith("ecs") else kind,
         "runs": runs,
         "tis": len(tis),
         "failed_runs": sum(state != "success" for _, state, _ in outcomes),
         "not_success": lost,
         "state_mismatch_rows": mismatches,
+        "handed_back": scheduler_log.count("handed itself back to Airflow"),
         "wall_s": round(wall, 1),
     }
 
@@ -104,18 +111,20 @@ def main() -> None:
     trackings = ["polling", "events"] if args.tracking == "both" else [args.tracking]
     results = []
     for kind in args.kinds.split(","):
-        for tracking in trackings if kind != "local" else ["polling"]:
+        for tracking in trackings if kind.startswith("ecs") else ["polling"]:
             with tempfile.TemporaryDirectory(prefix="race-") as tmp:
                 result = run_config(
                     kind, tracking, args.timing, args.runs, args.copies, args.parallelism, Path(tmp)
                 )
             results.append(result)
             print(result, flush=True)
-    print(f"\n{'config':32} {'runs':>4} {'TIs':>4} {'failed runs':>11} {'mismatch rows':>13} {'wall s':>7}")
+    header = f"{'config':32} {'runs':>4} {'TIs':>4} {'failed runs':>11} {'mismatch rows':>13}"
+    print(f"\n{header} {'handed back':>11} {'wall s':>7}")
     for r in results:
         print(
             f"{r['config']:32} {r['runs']:>4} {r['tis']:>4} {r['failed_runs']:>11} "
-            f"{r['state_mismatch_rows']:>13} {r['wall_s']:>7}  {' '.join(r['not_success'])}"
+            f"{r['state_mismatch_rows']:>13} {r['handed_back']:>11} {r['wall_s']:>7}  "
+            + " ".join(r["not_success"])
         )
 
 

@@ -32,6 +32,14 @@ from tests.sqs_server import sqs_queue, sqs_server  # noqa: E402, F401 - fixture
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+
+
+def pytest_report_header() -> str:
+    """Which timing the Airflow stacks' local ECS endpoint runs under (``ecs_executor.demo.stack``)."""
+    timing = os.environ.get("ECS_EXECUTOR_TEST_TIMING") or "instant (the endpoint's default)"
+    return f"local ECS endpoint timing in Airflow stacks: {timing} (ECS_EXECUTOR_TEST_TIMING)"
+
+
 CONTAINER = "airflow-worker"
 SECRET_TOKEN = "eyJhbGciOiJIUzI1NiJ9.SECRET-WORKLOAD-TOKEN.sig"
 

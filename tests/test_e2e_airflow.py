@@ -8,6 +8,7 @@ import hashlib
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ DAGS = Path(__file__).with_name("e2e_dags")
 
 @pytest.fixture
 def stack(tmp_path: Path):
-    s = LocalStack(tmp_path / "stack", dags_folder=DAGS)
+    s = LocalStack(tmp_path / "stack", dags_folder=DAGS, timing="fargate")
     try:
         yield s
     finally:
@@ -88,3 +89,66 @@ def test_scheduler_refuses_bad_config_with_one_message(tmp_path: Path) -> None:
         "The scheduler cannot start: Invalid [aws_ecs_executor] configuration" in ln for ln in last_lines
     )
     assert "must start with 'subnet-'" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_try_airflow_fails_for_missing_heartbeats_has_its_ecs_task_stopped(tmp_path: Path) -> None:
+    """Airflow's scheduler fails a try whose worker stopped heartbeating and calls
+    ``executor.change_state(key, FAILED)``; the hung container must not run (and bill) on."""
+    import boto3
+
+    stack = LocalStack(
+        tmp_path / "hung",
+        dags_folder=Path(__file__).with_name("hung_dags"),
+        timing="fargate",
+        airflow_config={
+            ("scheduler", "task_instance_heartbeat_timeout"): "15",
+            ("scheduler", "task_instance_heartbeat_timeout_detection_interval"): "2",
+        },
+    )
+    try:
+        stack.start()
+        stack.wait_for_dag("e2e_hung")
+        run_id = stack.trigger("e2e_hung")
+        assert stack.wait_for_run("e2e_hung", run_id, timeout=240) == "failed"
+        (row,) = stack.task_rows("e2e_hung", run_id)
+        arn = row["external_executor_id"]
+        ecs = boto3.client("ecs", endpoint_url=stack.ecs_url, region_name="us-east-1")
+        deadline = time.monotonic() + 60
+        while True:
+            (task,) = ecs.describe_tasks(cluster="airflow-local", tasks=[arn])["tasks"]
+            if task["lastStatus"] == "STOPPED" or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert task["lastStatus"] == "STOPPED", task
+        assert task["stopCode"] == "UserInitiated"
+        assert "no heartbeat from its worker" in task["stoppedReason"]
+        with contextlib.closing(sqlite3.connect(stack.db_path)) as db:
+            events = db.execute(
+                "SELECT event, extra FROM log WHERE dag_id = 'e2e_hung' AND event = 'ECS task stopped'"
+            ).fetchall()
+        assert events and arn in events[0][1], events
+    finally:
+        stack.stop()
+
+
+def test_a_worker_that_exits_0_without_running_its_try_still_fails_it(tmp_path: Path) -> None:
+    """The other side of not reporting handed-back tries: a container that exits 0 but never ran the try
+    (here every task exits 0 at once, running nothing) leaves it QUEUED; its end is still reported, and
+    Airflow fails the try as a state changed externally."""
+    stack = LocalStack(tmp_path / "noop", dags_folder=DAGS, timing="fargate")
+    try:
+        stack.start_local_ecs("--pretend-seconds", "1")
+        stack.start()
+        stack.wait_for_dag("e2e_parallel")
+        run_id = stack.trigger("e2e_parallel")
+        assert stack.wait_for_run("e2e_parallel", run_id, timeout=240) == "failed"
+        states = {r["task_id"]: r["state"] for r in stack.task_rows("e2e_parallel", run_id)}
+        assert states and set(states.values()) == {"failed"}, states
+        with contextlib.closing(sqlite3.connect(stack.db_path)) as db:
+            (mismatches,) = db.execute(
+                "SELECT COUNT(*) FROM log WHERE dag_id = 'e2e_parallel' AND event = 'state mismatch'"
+            ).fetchone()
+        assert mismatches == len(states)
+        assert "handed itself back" not in (stack.logs / "scheduler.log").read_text()
+    finally:
+        stack.stop()

@@ -32,6 +32,7 @@ def stack(tmp_path: Path):
         tmp_path / "stack",
         dags_folder=DAGS,
         tracking="events",
+        timing="fargate",
         # Short, so a lost final event shows within the test; the default is 60 s.
         executor_options={"reconcile_interval": "5"},
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from ecs_executor.demo.ha import HaStack
 from ecs_executor.demo.stack import ADMIN_USER, TRACKING_MODES, LocalStack, StackError, clean
+from ecs_executor.local_ecs.timing import TIMING_PROFILES
 
 DAG_ID = "ecs_fanout_demo"
 EXPECTED_TASKS = 22  # plan + 20 mapped work + join
@@ -84,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         "which `make image-test` builds) instead of as a process on this host",
     )
     parser.add_argument(
+        "--timing",
+        choices=TIMING_PROFILES,
+        default=None,
+        help="the local ECS endpoint's timing profile: fargate walks every ECS task state, taking seconds "
+        "up and down like a (scaled-down) Fargate task (default: instant, or $ECS_EXECUTOR_TEST_TIMING)",
+    )
+    parser.add_argument(
         "--ha", action="store_true", help="PostgreSQL and two schedulers (Airflow's HA mode), see docs/ha.md"
     )
     args = parser.parse_args(argv)
@@ -94,14 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir.resolve()
     clean(workdir)
     stack = (
-        HaStack(workdir, worker_image=args.image)
+        HaStack(workdir, worker_image=args.image, timing=args.timing)
         if args.ha
-        else LocalStack(workdir, tracking=args.tracking, worker_image=args.image)
+        else LocalStack(workdir, tracking=args.tracking, worker_image=args.image, timing=args.timing)
     )
     ok = False
     try:
         where = f"in the image {args.image}, with podman" if args.image else "as local processes"
-        print(f"1/4 starting the local ECS endpoint (tasks run {where})...", flush=True)
+        timing = stack.timing or "instant"
+        print(f"1/4 starting the local ECS endpoint (tasks run {where}; {timing} timing)...", flush=True)
         stack.start_local_ecs()
         print(f"    {stack.ecs_url}")
         if args.tracking == "events":

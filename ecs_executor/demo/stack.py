@@ -37,6 +37,9 @@ WITH_TRIGGERER = (*DEFAULT_COMPONENTS, "triggerer")
 # that the local endpoint publishes to an SQS queue (moto), as an EventBridge rule would.
 TRACKING_MODES = ("polling", "events")
 EVENTS_QUEUE = "ecs-task-state-changes"
+#: The local ECS endpoint's timing profile for stacks built without ``timing=`` (how the end-to-end tests
+#: are switched to ``fargate``: ``ECS_EXECUTOR_TEST_TIMING=fargate pytest tests/test_e2e_airflow.py``).
+TIMING_ENV = "ECS_EXECUTOR_TEST_TIMING"
 
 
 def free_port() -> int:
@@ -102,6 +105,10 @@ class LocalStack:
     Airflow's on the same DAGs; the local ECS endpoint then is not started. ``airflow_config`` sets
     any ``[section] key`` for every component (``{("scheduler", "use_job_schedule"): "False"}``).
 
+    ``timing`` is the local ECS endpoint's timing profile (``instant`` or ``fargate``, see
+    ``local_ecs/timing.py``); left out, it comes from the ``ECS_EXECUTOR_TEST_TIMING`` environment
+    variable, else the endpoint's default (``instant``).
+
     ``tracking="events"`` also runs moto's SQS on a thread of this process with one queue, has the local
     ECS endpoint publish its clusters' task state change events there, and sets the executor's
     ``tracking_mode=events``, ``events_queue=<queue URL>`` and ``AWS_ENDPOINT_URL_SQS=<moto URL>``.
@@ -120,6 +127,7 @@ class LocalStack:
     log_server_ports: tuple[int, int] = (0, 0)
     ecs_url: str = ""
     tracking: str = "polling"
+    timing: str | None = None
     sqs_url: str = ""
     events_queue_url: str = ""
     _token: str | None = None
@@ -144,6 +152,14 @@ class LocalStack:
     def __post_init__(self) -> None:
         if self.tracking not in TRACKING_MODES:
             raise ValueError(f"tracking must be one of {', '.join(TRACKING_MODES)}, not {self.tracking!r}")
+        if self.timing is None:
+            self.timing = os.environ.get(TIMING_ENV) or None
+        if self.timing is not None:
+            from ecs_executor.local_ecs.timing import TIMING_PROFILES
+
+            if self.timing not in TIMING_PROFILES:
+                where = "timing" if TIMING_ENV not in os.environ else f"timing (or {TIMING_ENV})"
+                raise ValueError(f"{where} must be one of {', '.join(TIMING_PROFILES)}, not {self.timing!r}")
         # Fixed up front: the task environment (inherited via the local endpoint) needs the API URL.
         self.api_port = self.api_port or free_port()
         # The scheduler (LocalExecutor) and the triggerer serve logs on fixed ports by default (8793,
@@ -257,6 +273,8 @@ class LocalStack:
                 CLUSTER,
                 *extra_args,
             )
+        if self.timing is not None:  # first: a --timing among extra_args wins (the last flag counts)
+            extra_args = ("--timing", self.timing, *extra_args)
         env = self.env()
         definition = task_definition()
         if self.worker_image:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecs_executor.local_ecs.timing import PROFILES, TIMING_PROFILES
+
 #: Operation groups with their real-ECS (burst, refill per second) token buckets. Operations not listed
 #: here are never throttled by the bucket emulation.
 DEFAULT_BUCKETS: dict[str, tuple[float, float]] = {
@@ -92,6 +94,13 @@ def _container_runner(value: Any) -> str:
     if runner not in CONTAINER_RUNNERS:
         raise ValueError(f"must be one of {', '.join(CONTAINER_RUNNERS)}, got {value!r}")
     return runner
+
+
+def _timing(value: Any) -> str:
+    profile = str(value).strip().lower()
+    if profile not in TIMING_PROFILES:
+        raise ValueError(f"must be one of {', '.join(TIMING_PROFILES)}, got {value!r}")
+    return profile
 
 
 def _operations(value: Any) -> list[str]:
@@ -206,11 +215,38 @@ class Knobs:
         ),
     )
     seed: int | None = field(default=None, metadata=_meta(_optional(int), "seed for every random decision"))
+    timing: str = field(
+        default="instant",
+        metadata=_meta(
+            _timing,
+            "timing profile, a preset of provisioning_seconds, deprovisioning_seconds and timing_jitter "
+            "(given alongside, those win): instant (PROVISIONING, PENDING, RUNNING, DEPROVISIONING, "
+            "STOPPED; 0.2 s up, 0.05 s down) or fargate (every ECS state: PROVISIONING, PENDING, "
+            "ACTIVATING, RUNNING, DEACTIVATING, STOPPING, DEPROVISIONING, STOPPED; 3 s up, 2 s down, "
+            "jitter 0.5)",
+        ),
+    )
     provisioning_seconds: float = field(
-        default=0.2, metadata=_meta(_non_negative, "time a task spends PENDING before it runs")
+        default=0.2,
+        metadata=_meta(
+            _non_negative,
+            "time from RunTask's answer until the containers start, over the profile's states up "
+            "(instant: all of it PENDING)",
+        ),
     )
     deprovisioning_seconds: float = field(
-        default=0.05, metadata=_meta(_non_negative, "time a task spends DEPROVISIONING")
+        default=0.05,
+        metadata=_meta(
+            _non_negative,
+            "time from the containers having stopped until STOPPED, over the profile's states down "
+            "(instant: all of it DEPROVISIONING)",
+        ),
+    )
+    timing_jitter: float = field(
+        default=0.0,
+        metadata=_meta(
+            _rate, "each lifecycle step lasts its time times a uniform factor in [1-this, 1+this]"
+        ),
     )
     stop_timeout_seconds: float = field(
         default=5.0, metadata=_meta(_non_negative, "SIGTERM to SIGKILL delay for StopTask")
@@ -273,6 +309,11 @@ class Knobs:
         """Apply knob values (JSON or CLI strings) all-or-nothing; return the names that changed."""
         specs = {spec.name: spec for spec in dataclasses.fields(self)}
         parsed: dict[str, Any] = {}
+        if "timing" in values:  # the profile's preset first: knobs given alongside it win
+            try:
+                parsed.update(PROFILES[_timing(values["timing"])].preset())
+            except ValueError as exc:
+                raise KnobError(f"bad value for timing: {exc}") from exc
         for name, raw in values.items():
             spec = specs.get(name)
             if spec is None:

@@ -20,10 +20,14 @@ from ecs_executor.ecs_rules import cluster_of_task_arn, resolve_launch_target
 
 ACCOUNT_ID = "123456789012"
 
-# lastStatus values, in lifecycle order.
+# lastStatus values, in lifecycle order ("Amazon ECS task lifecycle"); which ones a task passes through
+# depends on the timing profile (timing.py).
 PROVISIONING = "PROVISIONING"
 PENDING = "PENDING"
+ACTIVATING = "ACTIVATING"
 RUNNING = "RUNNING"
+DEACTIVATING = "DEACTIVATING"
+STOPPING = "STOPPING"
 DEPROVISIONING = "DEPROVISIONING"
 STOPPED = "STOPPED"
 
@@ -121,7 +125,7 @@ class Cluster:
             "status": "ACTIVE",
             "registeredContainerInstancesCount": 0,
             "runningTasksCount": self.counts[RUNNING],
-            "pendingTasksCount": self.counts[PROVISIONING] + self.counts[PENDING],
+            "pendingTasksCount": self.counts[PROVISIONING] + self.counts[PENDING] + self.counts[ACTIVATING],
             "activeServicesCount": 0,
             "statistics": [],
             "tags": self.tags if "TAGS" in include else [],
@@ -439,8 +443,13 @@ class Registry:
     # Transitions ----------------------------------------------------------------------------------
 
     def to_pending(self, task: Task) -> None:
-        task.pull_started_at = self.clock()
-        self._set_status(task, PENDING)
+        self.advance(task, PENDING, pulling=True)
+
+    def advance(self, task: Task, status: str, pulling: bool = False) -> None:
+        """A step of the timing profile's walk up or down; ``pulling``: the image pull starts here."""
+        if pulling:
+            task.pull_started_at = task.pull_started_at or self.clock()
+        self._set_status(task, status)
 
     def to_running(self, task: Task) -> None:
         now = self.clock()
@@ -473,6 +482,8 @@ class Registry:
             if container.name == name and container.last_status != STOPPED:
                 container.last_status = STOPPED
                 container.exit_code = exit_code
+                if all(other.last_status == STOPPED for other in task.containers):
+                    task.execution_stopped_at = self.clock()  # the last container stopped
                 self._bump(task)
         if essential:
             self.request_stop(task, ESSENTIAL_CONTAINER_EXITED, ESSENTIAL_EXITED_REASON)

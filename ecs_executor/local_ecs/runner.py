@@ -1,5 +1,12 @@
 """Drives tasks through their lifecycle: timers for the ECS states, local processes for the containers.
 
+Which states a task passes through, and for how long, is the timing profile's (``timing.py``). Under
+``instant`` a stopped task's containers are signalled at once while it is RUNNING, and it goes
+DEPROVISIONING once they have stopped. Under ``fargate`` a task whose essential container exited walks
+DEACTIVATING → STOPPING → DEPROVISIONING → STOPPED, its exit code shown from the start; one stopped by
+StopTask (or a Spot interruption) walks DEACTIVATING, then STOPPING, where its containers get SIGTERM
+(SIGKILL after ``stop_timeout_seconds``), and leaves STOPPING only once they have stopped.
+
 Pretend mode uses only ``loop.call_later`` timers (no process, no coroutine per task) so 10,000
 concurrent tasks cost a few megabytes. Real mode runs each container's command as an asyncio subprocess
 in its own session, so stopping a task can take down everything the command spawned, like Docker does.
@@ -21,17 +28,18 @@ from ecs_executor.ecs_rules import SIGNING_KEY_VARIABLE
 from ecs_executor.local_ecs import podman
 from ecs_executor.local_ecs.knobs import Knobs
 from ecs_executor.local_ecs.model import (
+    DEACTIVATING,
     DEPROVISIONING,
-    PENDING,
-    PROVISIONING,
     RUNNING,
     SPOT_INTERRUPTED_REASON,
     SPOT_INTERRUPTION,
     STOPPED,
+    STOPPING,
     USER_INITIATED,
     Registry,
     Task,
 )
+from ecs_executor.local_ecs.timing import Timing
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +78,7 @@ class Runner:
     def __init__(self, registry: Registry, knobs: Knobs) -> None:
         self.registry = registry
         self.knobs = knobs
+        self.timing = Timing(knobs)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         # Spot interruptions get their own timers: a running task already waits on its exit timer.
         self._spot_timers: dict[str, asyncio.TimerHandle] = {}
@@ -120,11 +129,19 @@ class Runner:
 
     def launch(self, task: Task, fail_reason: str | None) -> None:
         """Start a freshly created (PROVISIONING) task; RunTask answers before it moves on."""
-        self._schedule(task, 0, self._to_pending, fail_reason)
+        steps = self.timing.start_walk()
+        self._schedule(task, steps[0][1], self._step_up, steps, 1, fail_reason)
 
-    def _to_pending(self, task: Task, fail_reason: str | None) -> None:
-        self.registry.to_pending(task)
-        self._schedule(task, self.knobs.provisioning_seconds, self._start, fail_reason)
+    def _step_up(
+        self, task: Task, steps: list[tuple[str, float]], index: int, fail_reason: str | None
+    ) -> None:
+        """The next state of the walk up; after the last, the containers start (or fail to)."""
+        if index == len(steps):
+            self._start(task, fail_reason)
+            return
+        state, seconds = steps[index]
+        self.registry.advance(task, state, pulling=index == len(steps) - 1)
+        self._schedule(task, seconds, self._step_up, steps, index + 1, fail_reason)
 
     def _start(self, task: Task, fail_reason: str | None) -> None:
         if fail_reason is not None:
@@ -154,17 +171,39 @@ class Runner:
 
     def _fail_to_start(self, task: Task, reason: str) -> None:
         self.registry.fail_to_start(task, reason)
-        self._schedule(task, self.knobs.deprovisioning_seconds, self._to_stopped)
+        self._schedule(task, self.timing.stop_seconds(DEPROVISIONING), self._to_stopped)
 
     def _pretend_exit(self, task: Task) -> None:
         code = self._forced_exit.pop(task.id, self.knobs.pretend_exit_code)
         for container in task.containers:
             self.registry.container_exited(task, container.name, code, self._essential(task, container.name))
-        self._deprovision(task)
+        self._containers_stopped(task)
+
+    def _containers_stopped(self, task: Task) -> None:
+        """Every container of a task that ran has stopped: on down to STOPPED."""
+        if not self.timing.profile.walks_down:
+            self._deprovision(task)
+        elif task.last_status == RUNNING:  # the essential container exited on its own
+            self._deactivate(task)
+        elif task.last_status == STOPPING:
+            self._schedule(task, self.timing.stop_seconds(STOPPING), self._deprovision)
+        # DEACTIVATING: the walk goes on, and STOPPING finds the containers stopped.
+
+    def _deactivate(self, task: Task) -> None:
+        self.registry.advance(task, DEACTIVATING)
+        self._schedule(task, self.timing.stop_seconds(DEACTIVATING), self._stop_containers)
+
+    def _stop_containers(self, task: Task) -> None:
+        """STOPPING: the containers still running get SIGTERM; the task stays until they have stopped."""
+        self.registry.advance(task, STOPPING)
+        if all(container.last_status == STOPPED for container in task.containers):
+            self._containers_stopped(task)
+        else:
+            self._terminate(task)
 
     def _deprovision(self, task: Task) -> None:
         self.registry.to_deprovisioning(task)
-        self._schedule(task, self.knobs.deprovisioning_seconds, self._to_stopped)
+        self._schedule(task, self.timing.stop_seconds(DEPROVISIONING), self._to_stopped)
 
     def _to_stopped(self, task: Task) -> None:
         self._forced_exit.pop(task.id, None)
@@ -181,7 +220,7 @@ class Runner:
 
     def stop(self, task: Task, reason: str) -> None:
         """StopTask: remember the user's reason, then take the task down from wherever it is."""
-        if task.last_status in (DEPROVISIONING, STOPPED):
+        if task.last_status in (DEACTIVATING, STOPPING, DEPROVISIONING, STOPPED):
             self.registry.request_stop(task, USER_INITIATED, reason)
             return
         if not self.registry.request_stop(task, USER_INITIATED, reason):
@@ -189,7 +228,14 @@ class Runner:
         self._take_down(task)
 
     def _take_down(self, task: Task) -> None:
-        """Stop a task whose stop cause is recorded: SIGTERM, then SIGKILL after stop_timeout_seconds."""
+        """Stop a task whose stop cause is recorded, as the profile does it (see the module doc)."""
+        if task.last_status == RUNNING and self.timing.profile.walks_down:
+            self._schedule(task, 0, self._deactivate)  # the caller's answer still shows RUNNING
+        else:
+            self._terminate(task)
+
+    def _terminate(self, task: Task) -> None:
+        """SIGTERM, then SIGKILL after stop_timeout_seconds; a pretend task exits as if SIGTERMed."""
         processes = self._processes.get(task.id)
         if processes:
             for process in processes:
@@ -197,7 +243,7 @@ class Runner:
             self._schedule(task, self.knobs.stop_timeout_seconds, self._kill)
         elif task.id in self._supervisors:
             return  # still spawning: the supervisor sees desiredStatus STOPPED once spawned
-        elif task.last_status == RUNNING:
+        elif task.started_at is not None:  # a pretend task, RUNNING or STOPPING
             self._forced_exit.setdefault(task.id, SIGTERM_EXIT_CODE)
             self._schedule(task, 0, self._pretend_exit)
         else:
@@ -205,7 +251,9 @@ class Runner:
 
     def finish(self, task: Task, exit_code: int) -> bool:
         """Make a task's containers exit now with ``exit_code`` (tests use it to script outcomes)."""
-        if task.last_status in (DEPROVISIONING, STOPPED):
+        if task.last_status in (DEPROVISIONING, STOPPED) or (
+            task.started_at is not None and all(c.last_status == STOPPED for c in task.containers)
+        ):
             return False
         self._forced_exit[task.id] = exit_code
         processes = self._processes.get(task.id)
@@ -230,9 +278,9 @@ class Runner:
         except Exception:  # a bug here must not leave the task RUNNING forever
             log.exception("supervising %s failed", task.arn)
             self._kill(task)
-            if task.last_status in (PROVISIONING, PENDING):
+            if task.started_at is None:
                 self._fail_to_start(task, "CannotStartContainerError: local ECS endpoint error")
-            elif task.last_status == RUNNING:
+            elif task.last_status not in (DEPROVISIONING, STOPPED):
                 self._deprovision(task)
         finally:
             self._processes.pop(task.id, None)
@@ -326,7 +374,7 @@ class Runner:
                     self._schedule(task, self.knobs.stop_timeout_seconds, self._kill)
         self._forced_exit.pop(task.id, None)
         self._processes.pop(task.id, None)
-        self._deprovision(task)
+        self._containers_stopped(task)
 
     async def shutdown(self) -> None:
         """Kill every task process and cancel every timer; state is discarded with the endpoint."""

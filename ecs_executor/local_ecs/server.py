@@ -105,6 +105,8 @@ class EcsServer:
         # Setting a shortage again, even to the same length, opens a new window from now.
         self.faults.reconfigure([*changed, *({"capacity_shortage_seconds"} & set(knobs))])
         self.events.reconfigure(changed)
+        if "seed" in changed:
+            self.runner.timing.reseed()
         return self.knobs.as_dict()
 
     def stats(self) -> dict[str, Any]:
