@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from ecs_executor.aws import AwsClients, describe_error
 from ecs_executor.check_events import check_events
@@ -162,6 +163,7 @@ def _check_task_definition(p: Probe, *, logs: bool = True) -> list[CheckResult]:
         results.append(CheckResult("container", True, f"{s.container_name!r} ({container.get('image')})"))
         results.append(_memory_result(p, td, container))
         results.extend(_signing_key_results(p, td))
+        results.extend(_execution_api_results(container))
         if logs:
             results.append(_logging_result(p, td))
     results.extend(network_mode_results(p, td, network_mode))
@@ -187,6 +189,23 @@ def _signing_key_results(p: Probe, td: dict[str, Any]) -> list[CheckResult]:
                 )
             )
     return rows
+
+
+def _execution_api_results(container: dict[str, Any]) -> list[CheckResult]:
+    """A WARN row when the container reaches the Execution API over plain http:// beyond this host."""
+    env = {str(e.get("name")): str(e.get("value", "")) for e in container.get("environment") or []}
+    url = env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "")
+    host = urlsplit(url).hostname or ""
+    if not url.lower().startswith("http://") or host in ("localhost", "127.0.0.1", "::1"):
+        return []
+    return [
+        warn(
+            "execution api",
+            f"the container reaches the Execution API at {url}: every task's token crosses the network "
+            "unencrypted",
+            "Serve the API over TLS and use an https:// URL (docs/setup-guide.md).",
+        )
+    ]
 
 
 def _memory_result(p: Probe, td: dict[str, Any], container: dict[str, Any]) -> CheckResult:

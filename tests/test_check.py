@@ -159,6 +159,31 @@ def test_a_worker_given_airflows_signing_key_fails_the_check(aws, network, confi
     assert "jwt-AbCdEf" not in text and '"x"' not in text  # names only, never values
 
 
+@pytest.mark.parametrize(
+    ("url", "row"),
+    [
+        ("http://airflow-api.internal:8080/execution/", "WARN"),
+        ("https://airflow-api.internal:8080/execution/", None),
+        ("http://127.0.0.1:8080/execution/", None),  # this host: nothing crosses a network
+    ],
+)
+def test_a_plain_http_execution_api_is_a_warning(aws, network, configure, url, row):
+    cluster = _name()
+    aws["ecs"].create_cluster(clusterName=cluster)
+    definition = {
+        "name": CONTAINER,
+        "image": "apache/airflow:3.3.2",
+        "memory": 512,
+        "environment": [{"name": "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "value": url}],
+    }
+    _register(aws, cluster, containerDefinitions=[definition])
+    configure(cluster, subnets=network["subnet"], security_groups=network["sg"])
+    code, text = _check()
+    assert _rows(text).get("execution api") == row, text
+    if row:
+        assert code == 0 and "https://" in text  # a warning: the tasks still run
+
+
 def test_all_pass_with_attached_capacity_provider(aws, network, configure):
     cluster = _name()
     aws["ecs"].create_cluster(clusterName=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"])
