@@ -443,9 +443,18 @@ class LocalStack:
         raise StackError(f"DAG {dag_id} was not parsed within {timeout:.0f}s; see logs/dag-processor.log")
 
     def trigger(self, dag_id: str) -> str:
-        self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None})
-        return str(run["dag_run_id"])
+        """Unpause and trigger; a 5xx (SQLite's lock not had within the api-server's busy timeout on a
+        loaded machine: nothing written) is retried."""
+        for attempt in range(3):
+            try:
+                self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+                run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None})
+                return str(run["dag_run_id"])
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 or attempt == 2:
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     def dag_run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
