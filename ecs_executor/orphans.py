@@ -76,7 +76,8 @@ def candidate(task: Mapping[str, Any], cluster: str, container_name: str) -> Can
     except (KeyError, ValueError):
         key = None
     exited = any(
-        c.get("name") == container_name and c.get("exitCode") is not None for c in task.get("containers") or []
+        c.get("name") == container_name and c.get("exitCode") is not None
+        for c in task.get("containers") or []
     )
     finishing = (
         task.get("desiredStatus") == "STOPPED" or task.get("lastStatus") in FINISHING_STATUSES or exited

@@ -42,7 +42,9 @@ def description(**changes: Any) -> dict[str, Any]:
 
 
 def cand(created_at: float | None = WALL, **kw: Any) -> Candidate:
-    return Candidate(kw.get("arn", ARN), "main", kw.get("key", KEY), 1, created_at, kw.get("finishing", False))
+    return Candidate(
+        kw.get("arn", ARN), "main", kw.get("key", KEY), 1, created_at, kw.get("finishing", False)
+    )
 
 
 def test_a_description_is_read_into_a_candidate() -> None:

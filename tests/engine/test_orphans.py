@@ -133,7 +133,9 @@ def test_only_the_task_nobody_tracks_is_stopped_after_the_grace_period(
     for arn in (orphan, retried):
         task = status(url, arn)
         assert task["desiredStatus"] == "STOPPED"
-        assert task["stoppedReason"].startswith("Airflow ECS executor: orphaned task, tracked by no scheduler")
+        assert task["stoppedReason"].startswith(
+            "Airflow ECS executor: orphaned task, tracked by no scheduler"
+        )
     assert "task instance is success at try 1, with this task" in status(url, orphan)["stoppedReason"]
     for arn in (others, queued, no_ti, team, launched.task_arn):
         assert status(url, arn)["desiredStatus"] == "RUNNING", arn
