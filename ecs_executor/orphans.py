@@ -47,6 +47,8 @@ class TiRow:
     state: str | None
     try_number: int
     external_executor_id: str | None
+    # The scheduler job that queued it, when that job is alive (Airflow's own liveness rule).
+    queued_by_live_job: int | None = None
 
 
 class Verdict(str, enum.Enum):
@@ -54,6 +56,7 @@ class Verdict(str, enum.Enum):
     FINISHING = "finishing"  # ECS is stopping it, or our container exited
     NOT_OURS = "not ours"  # no airflow:* tags, or no such task instance in this Airflow's DB
     EXPECTED = "expected"  # its task instance is live with this ARN: some scheduler tracks it
+    OTHERS = "others"  # another live scheduler queued its task instance: that scheduler's to judge
     UNKNOWN = "unknown"  # nobody expects it: stopped once the grace period has passed
 
 
@@ -96,8 +99,13 @@ def epoch(value: Any) -> float | None:
     return None
 
 
-def judge(c: Candidate, row: TiRow | None, tracked: bool) -> tuple[Verdict, str]:
-    """The verdict for one task, and why (for the log line and StopTask's reason)."""
+def judge(c: Candidate, row: TiRow | None, tracked: bool, own_job: int | None = None) -> tuple[Verdict, str]:
+    """The verdict for one task, and why (for the log line and StopTask's reason).
+
+    A task Airflow no longer expects may still be tracked by the live scheduler that queued its task
+    instance (a container still running after its try was marked by hand or deferred): that scheduler's
+    own sweep judges it, knowing what it tracks. ``own_job`` is this scheduler's job id; unknown (None),
+    every live job counts as another's."""
     if tracked:
         return Verdict.TRACKED, "tracked by this scheduler"
     if c.finishing:
@@ -109,6 +117,8 @@ def judge(c: Candidate, row: TiRow | None, tracked: bool) -> tuple[Verdict, str]
         return Verdict.NOT_OURS, "no such task instance in this Airflow's DB"
     if row.external_executor_id == c.arn and row.state in LIVE_TI_STATES:
         return Verdict.EXPECTED, f"task instance {row.state} with this ARN"
+    if row.queued_by_live_job is not None and row.queued_by_live_job != own_job:
+        return Verdict.OTHERS, f"queued by scheduler job {row.queued_by_live_job}, which is alive"
     holder = row.external_executor_id or "none"
     other = "this task" if holder == c.arn else f"ECS task {holder}"
     return Verdict.UNKNOWN, f"task instance is {row.state or 'none'} at try {row.try_number}, with {other}"
@@ -149,12 +159,13 @@ def decide(
     now: float,
     wall_now: float,
     grace: float,
+    own_job: int | None = None,
 ) -> list[tuple[Candidate, str]]:
     """The tasks to stop now, each with why; updates the clock for every candidate."""
     mine = set(tracked)
     stop: list[tuple[Candidate, str]] = []
     for c in candidates:
-        verdict, why = judge(c, rows.get(c.key) if c.key else None, c.arn in mine)
+        verdict, why = judge(c, rows.get(c.key) if c.key else None, c.arn in mine, own_job)
         if verdict is not Verdict.UNKNOWN:
             clock.forget(c.arn)
         elif clock.due(c, now, wall_now, grace):

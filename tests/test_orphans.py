@@ -112,6 +112,24 @@ def test_which_tasks_airflow_still_expects(row: TiRow | None, tracked: bool, exp
     assert judge(cand(), row, tracked)[0] is expected
 
 
+@pytest.mark.parametrize(
+    ("queued_by_live_job", "own_job", "expected"),
+    [
+        (None, 9, Verdict.UNKNOWN),  # queued by a dead scheduler, or reset: anyone's to stop
+        (9, 9, Verdict.UNKNOWN),  # queued by this scheduler, which does not track it
+        (7, 9, Verdict.OTHERS),  # another live scheduler queued it: it may still track the task
+        (7, None, Verdict.OTHERS),  # this scheduler's job unknown: every live job is another's
+    ],
+)
+def test_a_live_scheduler_judges_the_tasks_of_the_task_instances_it_queued(
+    queued_by_live_job: int | None, own_job: int | None, expected: Verdict
+) -> None:
+    row = TiRow("success", 1, ARN, queued_by_live_job)
+    assert judge(cand(), row, tracked=False, own_job=own_job)[0] is expected
+    # a task instance Airflow expects stays expected, whoever queued it
+    assert judge(cand(), TiRow("running", 1, ARN, 7), tracked=False, own_job=9)[0] is Verdict.EXPECTED
+
+
 def test_an_unknown_task_is_stopped_only_after_the_grace_period_of_watching() -> None:
     clock, rows = GraceClock(), {KEY: TiRow("success", 1, ARN)}
     old = WALL - 10 * GRACE  # created long ago

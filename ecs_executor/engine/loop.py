@@ -48,12 +48,14 @@ class Engine:
         client_factory: ClientFactory | None = None,
         sqs_factory: SqsFactory | None = None,
         name: str = "ecs-executor-engine",
+        job_id: int | None = None,
     ):
         self.settings = settings
         self.builder = builder or RunTaskBuilder(settings)
         self.channel = channel
         self._client_factory = client_factory or _default_client_factory(settings)
         self._sqs_factory = sqs_factory or _default_sqs_factory(settings)
+        self.job_id = job_id  # the scheduler's job, for the orphan sweep
         self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -85,7 +87,11 @@ class Engine:
             self.launcher.observe = self.events.observe_launched
         if self.settings.orphan_sweep:
             self.orphans = OrphanSweeper(
-                ctx, self.calls, started_by=self.builder.started_by, clusters=self._sweep_clusters
+                ctx,
+                self.calls,
+                started_by=self.builder.started_by,
+                clusters=self._sweep_clusters,
+                job_id=self.job_id,
             )
 
     # ---- scheduler-thread API ------------------------------------------------------------------

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from ecs_executor.aws import classify_exception
@@ -42,32 +43,45 @@ class TaskInstanceReader:
         self._session_factory = session_factory
 
     def read(self, keys: Sequence[TiKey]) -> dict[TiKey, TiRow]:
-        from airflow.models.taskinstance import TaskInstance
+        from airflow.jobs.job import Job, health_check_threshold
+        from airflow.models.taskinstance import TaskInstance as TI
         from airflow.models.taskinstancekey import TaskInstanceKey
         from sqlalchemy import select
 
+        threshold = float(health_check_threshold("SchedulerJob", 0))  # [scheduler] ..._health_check_threshold
         rows: dict[TiKey, TiRow] = {}
         unique = list(dict.fromkeys(keys))
         factory = self._session_factory or _airflow_session
         with factory() as session:
             for i in range(0, len(unique), PAGE):
                 batch = [TaskInstanceKey(d, t, r, 0, m) for d, t, r, m in unique[i : i + PAGE]]
-                condition = TaskInstance.filter_for_tis(batch)
+                condition = TI.filter_for_tis(batch)
                 if condition is None:
                     continue
-                query = select(
-                    TaskInstance.dag_id,
-                    TaskInstance.task_id,
-                    TaskInstance.run_id,
-                    TaskInstance.map_index,
-                    TaskInstance.state,
-                    TaskInstance.try_number,
-                    TaskInstance.external_executor_id,
-                ).where(condition)
+                query = (
+                    select(TI.dag_id, TI.task_id, TI.run_id, TI.map_index, TI.state, TI.try_number)
+                    .add_columns(TI.external_executor_id, Job.id, Job.state, Job.latest_heartbeat)
+                    .outerjoin(Job, Job.id == TI.queued_by_job_id)
+                    .where(condition)
+                )
+                now = datetime.now(timezone.utc)
                 for r in session.execute(query).all():
+                    # Airflow's Job.is_alive for a scheduler: running, heartbeat within the threshold.
+                    alive = (
+                        getattr(r[8], "value", r[8]) == "running"
+                        and r[9] is not None
+                        and _age(now, r[9]) < threshold
+                    )
                     state = None if r[4] is None else str(getattr(r[4], "value", r[4]))
-                    rows[(r[0], r[1], r[2], int(r[3]))] = TiRow(state, int(r[5]), r[6])
+                    row = TiRow(state, int(r[5]), r[6], int(r[7]) if alive else None)
+                    rows[(r[0], r[1], r[2], int(r[3]))] = row
         return rows
+
+
+def _age(now: Any, then: Any) -> float:
+    if then.tzinfo is None:  # SQLite without Airflow's UtcDateTime conversion: naive UTC
+        now = now.replace(tzinfo=None)
+    return float((now - then).total_seconds())
 
 
 def _airflow_session() -> Any:
@@ -87,6 +101,7 @@ class OrphanSweeper:
         reader: TaskInstanceReader | None = None,
         grace_seconds: float | None = None,
         interval: float | None = None,
+        job_id: int | None = None,
     ):
         s = ctx.settings
         self.ctx = ctx
@@ -96,6 +111,7 @@ class OrphanSweeper:
         self.reader = reader or TaskInstanceReader()
         self.grace = s.orphan_grace_seconds if grace_seconds is None else grace_seconds
         self.interval = s.orphan_sweep_interval if interval is None else interval
+        self.job_id = job_id  # this scheduler's job (Airflow sets executor.job_id before start())
         self.clock = GraceClock()
         self._warned: set[str] = set()
 
@@ -137,7 +153,14 @@ class OrphanSweeper:
             return []
         now = time.monotonic()
         due = decide(
-            found.values(), rows, self._tracked(), self.clock, now=now, wall_now=time.time(), grace=self.grace
+            found.values(),
+            rows,
+            self._tracked(),
+            self.clock,
+            now=now,
+            wall_now=time.time(),
+            grace=self.grace,
+            own_job=self.job_id,
         )
         stopped = await asyncio.gather(*(self._stop(c, why, now) for c, why in due))
         return [arn for arn in stopped if arn]

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +48,31 @@ def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def put_ti(db_path: Path, task_id: str, state: str | None, arn: str | None, try_number: int = 1) -> None:
+def put_ti(
+    db_path: Path,
+    task_id: str,
+    state: str | None,
+    arn: str | None,
+    try_number: int = 1,
+    queued_by: int | None = None,
+) -> None:
     with contextlib.closing(sqlite3.connect(db_path)) as db, db:
         db.execute(
             "INSERT INTO task_instance (id, task_id, dag_id, run_id, map_index, state, try_number, pool, "
-            "pool_slots, external_executor_id) VALUES (?, ?, 'dag', ?, -1, ?, ?, 'default_pool', 1, ?)",
-            (uuid.uuid4().hex, task_id, RUN_ID, state, try_number, arn),
+            "pool_slots, external_executor_id, queued_by_job_id) "
+            "VALUES (?, ?, 'dag', ?, -1, ?, ?, 'default_pool', 1, ?, ?)",
+            (uuid.uuid4().hex, task_id, RUN_ID, state, try_number, arn, queued_by),
         )
+
+
+def put_scheduler_job(db_path: Path, state: str) -> int:
+    """A scheduler job row with a heartbeat just now (alive when ``state`` is running)."""
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with contextlib.closing(sqlite3.connect(db_path)) as db, db:
+        cursor = db.execute(
+            "INSERT INTO job (state, job_type, latest_heartbeat) VALUES (?, 'SchedulerJob', ?)", (state, now)
+        )
+        return int(cursor.lastrowid or 0)
 
 
 def session_factory(db_path: Path) -> Callable[[], Any]:
@@ -121,11 +140,21 @@ def test_only_the_task_nobody_tracks_is_stopped_after_the_grace_period(
     team = run_directly(url, "team", by=started_by("blue"))  # another team's executor's: not listed
     put_ti(airflow_db, "team", "success", team)
     put_ti(airflow_db, "mine", "success", None)  # the DB lags behind this scheduler's own launch
+    # Task instances queued by scheduler jobs: another live one (its sweep judges: it may still track
+    # the task), a dead one, and this scheduler's own.
+    alive, dead, own = (put_scheduler_job(airflow_db, s) for s in ("running", "failed", "running"))
+    alive_others = run_directly(url, "alive_others")
+    put_ti(airflow_db, "alive_others", "success", alive_others, queued_by=alive)
+    dead_others = run_directly(url, "dead_others")
+    put_ti(airflow_db, "dead_others", "success", dead_others, queued_by=dead)
+    own_queued = run_directly(url, "own_queued")
+    put_ti(airflow_db, "own_queued", "success", own_queued, queued_by=own)
 
     with engine_on(url, monkeypatch) as engine:
         assert engine.orphans is not None
         engine.orphans.reader = TaskInstanceReader(session_factory(airflow_db))
         engine.orphans.grace = GRACE
+        engine.orphans.job_id = own
         launch(engine, "mine")  # dag / mine / run: tracked by this engine
         (launched,) = [r for r in results_until(engine, of(m.Launched, "mine")) if isinstance(r, m.Launched)]
         assert sweep(engine) == []  # first seen unknown now: the grace period starts
@@ -133,22 +162,22 @@ def test_only_the_task_nobody_tracks_is_stopped_after_the_grace_period(
         stopped = sweep(engine)
         counters = dict(engine.counters)
 
-    assert sorted(stopped) == sorted([orphan, retried])
-    assert counters["orphans_stopped"] == 2
-    for arn in (orphan, retried):
+    assert sorted(stopped) == sorted([orphan, retried, dead_others, own_queued])
+    assert counters["orphans_stopped"] == 4
+    for arn in (orphan, retried, dead_others, own_queued):
         task = status(url, arn)
         assert task["desiredStatus"] == "STOPPED"
         assert task["stoppedReason"].startswith(
             "Airflow ECS executor: orphaned task, tracked by no scheduler"
         )
     assert "task instance is success at try 1, with this task" in status(url, orphan)["stoppedReason"]
-    for arn in (others, queued, no_ti, team, launched.task_arn):
+    for arn in (others, queued, no_ti, team, launched.task_arn, alive_others):
         assert status(url, arn)["desiredStatus"] == "RUNNING", arn
     # Once Airflow has configured logging (an earlier test did) our lines go to stdout, past caplog.
     printed = [line for line in capfd.readouterr().out.splitlines() if "[warning  ]" in line]
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] or printed
     lines = [line for line in lines if "Stopping orphaned ECS task" in line]
-    assert len(lines) == 2
+    assert len(lines) == 4
     (line,) = [line for line in lines if orphan in line]
     assert "dag_id=dag" in line and "task_id=orphan" in line and f"run_id={RUN_ID}" in line
 
@@ -175,3 +204,16 @@ def test_a_sweep_that_cannot_read_the_db_stops_nothing(
         time.sleep(GRACE)
         assert sweep(engine) == [orphan]
     assert status(local_ecs.url, orphan)["desiredStatus"] == "STOPPED"
+
+
+def test_the_executor_hands_the_schedulers_job_id_to_the_sweep(
+    local_ecs: Any, point_at: Callable[..., None], executors: Callable[..., Any]
+) -> None:
+    """Airflow sets ``executor.job_id`` before ``start()``: the sweep tells its own job from the others."""
+    point_at(local_ecs.url, orphan_sweep="True")
+    executor = executors(start=False)
+    executor.job_id = 42
+    executor.start()
+    assert executor._engine.orphans is not None and executor._engine.orphans.job_id == 42
+    point_at(local_ecs.url, orphan_sweep="False")
+    assert executors()._engine.orphans is None
