@@ -226,9 +226,10 @@ class EcsExecutorSettings(BaseSettings):
     orphan_sweep: bool = Field(
         default=False,
         description="Stop ECS tasks with this executor's startedBy, on its clusters, that no scheduler "
-        "tracks any more: not tracked by this scheduler, and their task instance in Airflow's DB is not "
-        "queued, running or restarting with that task's ARN, for orphan_grace_seconds. Needs "
-        "ecs:ListTasks. See docs/ha.md.",
+        "tracks any more: not tracked by this scheduler, their task instance in Airflow's DB not queued, "
+        "running or restarting with that task's ARN, and not queued by another live scheduler (whose own "
+        "sweep judges it), for orphan_grace_seconds. Turn it on for every scheduler. Needs ecs:ListTasks. "
+        "See docs/ha.md.",
     )
     orphan_grace_seconds: float = Field(
         default=600.0,
