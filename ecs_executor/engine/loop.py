@@ -48,14 +48,15 @@ class Engine:
         client_factory: ClientFactory | None = None,
         sqs_factory: SqsFactory | None = None,
         name: str = "ecs-executor-engine",
-        job_id: int | None = None,
+        job_id: int | str | None = None,
     ):
         self.settings = settings
         self.builder = builder or RunTaskBuilder(settings)
         self.channel = channel
         self._client_factory = client_factory or _default_client_factory(settings)
         self._sqs_factory = sqs_factory or _default_sqs_factory(settings)
-        self.job_id = job_id  # the scheduler's job, for the orphan sweep
+        # The scheduler's job (Airflow sets executor.job_id before start()), for the orphan sweep.
+        self.job_id = int(str(job_id)) if str(job_id).isdigit() else None
         self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
