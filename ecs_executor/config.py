@@ -223,6 +223,29 @@ class EcsExecutorSettings(BaseSettings):
         description="gc.freeze() once the executor has started, so full garbage collections skip the "
         "scheduler's start-up objects (otherwise ~130 ms pauses that stall the heartbeat).",
     )
+    orphan_sweep: bool = Field(
+        default=False,
+        description="Stop ECS tasks with this executor's startedBy, on its clusters, that no scheduler "
+        "tracks any more: not tracked by this scheduler, their task instance in Airflow's DB not queued, "
+        "running or restarting with that task's ARN, and not queued by another live scheduler (whose own "
+        "sweep judges it), for orphan_grace_seconds. Turn it on for every scheduler. Needs ecs:ListTasks. "
+        "See docs/ha.md.",
+    )
+    orphan_grace_seconds: float = Field(
+        default=600.0,
+        ge=60,
+        le=86400,
+        description="How long a task must have been seen untracked, and have existed, before the orphan "
+        "sweep stops it. A task another scheduler has just launched is unknown to the DB until that "
+        "scheduler stores its ARN, a heartbeat or two later.",
+    )
+    orphan_sweep_interval: float = Field(
+        default=60.0,
+        ge=5,
+        le=3600,
+        description="Seconds between orphan sweeps (ListTasks and DescribeTasks per cluster, paced by the "
+        "DescribeTasks bucket, and one DB query per 100 untracked tasks).",
+    )
 
     @classmethod
     def settings_customise_sources(

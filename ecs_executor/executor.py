@@ -123,8 +123,8 @@ class EcsExecutor(BaseExecutor):
 
     def _start_engine(self) -> None:
         assert self.settings is not None
-        name = f"ecs-executor-engine-{self.team_name or 'default'}"
-        self._engine = Engine(self.settings, self._channel, builder=self._builder, name=name)
+        name, job = f"ecs-executor-engine-{self.team_name or 'default'}", self.job_id  # set by the scheduler
+        self._engine = Engine(self.settings, self._channel, builder=self._builder, name=name, job_id=job)
         self._engine.start()
 
     def _ensure_engine(self) -> None:

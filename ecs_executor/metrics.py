@@ -26,6 +26,7 @@ ENGINE_COUNTERS = {
     "events_unknown": "events.unknown",
     "events_dropped": "events.dropped",
     "reconcile_describes": "reconcile_describes",
+    "orphans_stopped": "orphans_stopped",
 }
 
 

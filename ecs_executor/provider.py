@@ -38,6 +38,9 @@ EXAMPLES: dict[str, str] = {
     '"spot": {"capacity_provider_strategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]}}',
     "capacity_wait_seconds": "600",
     "relaunch_on_spot_interruption": "False",
+    "orphan_sweep": "True",
+    "orphan_grace_seconds": "600",
+    "orphan_sweep_interval": "60",
 }
 # Declared without a default so an explicit setting can be told apart from "not set"
 # (explicit options override run_task_kwargs; defaults do not).

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "states": 0,
     "triage": 0,
     "handback": 0,
+    "orphans": 0,
     "relaunch": 0,
     "lifecycle": 0,
     "ratelimit": 0,

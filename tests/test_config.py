@@ -156,6 +156,12 @@ BAD_INPUTS: list[tuple[dict[str, Any], str, str]] = [
     ({"events_queue": "https://sqs.example/q"}, "EVENTS_QUEUE", "is not an SQS queue URL"),
     ({"events_receivers": "0"}, "EVENTS_RECEIVERS", "greater than or equal to 1"),
     ({"reconcile_interval": "2"}, "RECONCILE_INTERVAL", "greater than or equal to 5"),
+    ({"orphan_sweep": "sometimes"}, "ORPHAN_SWEEP", "valid boolean"),
+    ({"orphan_grace_seconds": "30"}, "ORPHAN_GRACE_SECONDS", "greater than or equal to 60"),
+    ({"orphan_grace_seconds": "100000"}, "ORPHAN_GRACE_SECONDS", "less than or equal to 86400"),
+    ({"orphan_grace_seconds": "ten minutes"}, "ORPHAN_GRACE_SECONDS", "valid number"),
+    ({"orphan_sweep_interval": "1"}, "ORPHAN_SWEEP_INTERVAL", "greater than or equal to 5"),
+    ({"orphan_sweep_interval": "7200"}, "ORPHAN_SWEEP_INTERVAL", "less than or equal to 3600"),
 ]
 
 
@@ -372,3 +378,14 @@ def test_tracking_mode_follows_the_events_queue_unless_set() -> None:
     queue = "https://sqs.us-east-1.amazonaws.com/123456789012/ecs-events"
     assert settings(events_queue=queue).effective_tracking_mode == "events"
     assert settings(events_queue="ecs-events", tracking_mode="POLLING").effective_tracking_mode == ("polling")
+
+
+def test_the_orphan_sweep_is_off_by_default_and_reads_its_options() -> None:
+    default = settings()
+    assert (default.orphan_sweep, default.orphan_grace_seconds, default.orphan_sweep_interval) == (
+        False,
+        600.0,
+        60.0,
+    )
+    on = settings(orphan_sweep="True", orphan_grace_seconds="120", orphan_sweep_interval="30")
+    assert (on.orphan_sweep, on.orphan_grace_seconds, on.orphan_sweep_interval) == (True, 120.0, 30.0)

@@ -12,6 +12,10 @@ CPU each, so the stack is started once):
    succeed. The time from the kill to the last adoption is printed.
 3. SIGTERM of a scheduler (a rolling restart): it exits cleanly, its tasks keep running (not stopped by
    ``end()``) and are adopted by the scheduler left.
+4. The orphan sweep (on for every scenario, grace period scaled down to 60 s): an ECS task started
+   directly with our startedBy and the tags of a finished task instance is stopped, with the reason, by
+   a scheduler; no task another scheduler tracks is ever stopped, though each scheduler's sweep sees
+   the other's tasks for longer than the grace period.
 
 Sizes: ``ECS_HA_TIS`` task instances in scenario 1 (default 60), ``ECS_HA_RUNNING`` running tasks in 2
 and 3 (default 20) and ``ECS_HA_PARALLELISM`` per scheduler (default 16) keep CI near six minutes;
@@ -31,7 +35,8 @@ import boto3
 import pytest
 
 from ecs_executor.demo.ha import HaStack
-from ecs_executor.demo.stack import CLUSTER, REGION
+from ecs_executor.demo.stack import CLUSTER, CONTAINER, REGION, TASK_FAMILY
+from ecs_executor.run_task import STARTED_BY, TaskIdentity, identity_tags
 
 DAGS = Path(__file__).with_name("ha_dags")
 TIS = int(os.environ.get("ECS_HA_TIS", "60"))
@@ -40,6 +45,10 @@ RUNNING = int(os.environ.get("ECS_HA_RUNNING", "20"))
 PARALLELISM = os.environ.get("ECS_HA_PARALLELISM", "16")
 SLEEP_SECONDS = 60  # long enough to outlive detection (10 s) + the orphan check (every 5 s) on a busy machine
 RUN_TIMEOUT = 60.0 + 6.0 * TIS
+# The orphan sweep runs in every scenario; its grace period is scaled down from 600 s to the minimum.
+ORPHAN_GRACE = 60
+ORPHAN_INTERVAL = 5
+ORPHAN_REASON = "Airflow ECS executor: orphaned task"
 pytestmark = pytest.mark.timeout(900 + 6 * TIS + 10 * RUNNING)
 
 TryKey = tuple[str, str, str, int, int]  # dag_id, task_id, run_id, map_index, try_number
@@ -51,6 +60,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaStack]:
         tmp_path_factory.mktemp("ha") / "stack",
         dags_folder=DAGS,
         airflow_config={("core", "parallelism"): PARALLELISM, ("core", "max_active_tasks_per_dag"): "200"},
+        executor_options={
+            "orphan_sweep": "True",
+            "orphan_grace_seconds": str(ORPHAN_GRACE),
+            "orphan_sweep_interval": str(ORPHAN_INTERVAL),
+        },
     )
     try:
         s.start()
@@ -68,15 +82,19 @@ def trigger(stack: HaStack, dag_id: str, **conf: Any) -> str:
     return str(run["dag_run_id"])
 
 
-def ecs_tasks(stack: HaStack) -> list[dict[str, Any]]:
-    """Every task the endpoint ever started in the cluster (running and stopped), with its tags."""
-    ecs = boto3.client(
+def ecs_client(stack: HaStack) -> Any:
+    return boto3.client(
         "ecs",
         endpoint_url=stack.ecs_url,
         region_name=REGION,
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
+
+
+def ecs_tasks(stack: HaStack) -> list[dict[str, Any]]:
+    """Every task the endpoint ever started in the cluster (running and stopped), with its tags."""
+    ecs = ecs_client(stack)
     arns: list[str] = []
     for status in ("RUNNING", "STOPPED"):
         for page in ecs.get_paginator("list_tasks").paginate(cluster=CLUSTER, desiredStatus=status):
@@ -237,3 +255,66 @@ def test_graceful_stop_leaves_tasks_running_for_the_other_scheduler(stack: HaSta
     launched = finish_and_count(stack, run_id)
     assert sorted(launched.values()) == [1] * (RUNNING + 1)
     print(f"\nSIGTERM {name}: {len(orphans)} running tasks adopted by job {survivor} in {adoption:.1f}s")
+
+
+def test_the_orphan_sweep_stops_only_the_task_no_scheduler_tracks(stack: HaStack) -> None:
+    # Sleepers outlive the grace period plus a sweep: each scheduler's sweep finds the other's tasks
+    # untracked by itself for that long, and only the DB says they are expected.
+    live = [name for name in stack.processes if name.startswith("scheduler")]
+    if len(live) < 2:  # the SIGTERM scenario before this one left one scheduler
+        stack.start_component("scheduler-4")
+    sleep_for = ORPHAN_GRACE + 40
+    run_id = trigger(stack, "ha_sleepers", n=6, seconds=sleep_for)
+    deadline = time.monotonic() + 240
+    while not stack.task_rows("ha_sleepers", run_id) or any(
+        r["state"] != "success" for r in stack.task_rows("ha_sleepers", run_id) if r["task_id"] == "plan"
+    ):
+        assert time.monotonic() < deadline, "the plan task did not succeed"
+        stack.check_alive()
+        time.sleep(1)
+    # An ECS task with our startedBy and the tags of the finished plan task: no scheduler tracks it.
+    ecs = ecs_client(stack)
+    started = time.monotonic()  # before ECS creates it: the grace period counts from its createdAt
+    orphan = ecs.run_task(
+        cluster=CLUSTER,
+        taskDefinition=TASK_FAMILY,
+        launchType="EC2",
+        startedBy=STARTED_BY,
+        tags=identity_tags(TaskIdentity("ha_sleepers", "plan", run_id, 1)),
+        overrides={"containerOverrides": [{"name": CONTAINER, "command": ["sleep", "900"]}]},
+    )["tasks"][0]["taskArn"]
+    while (task := ecs.describe_tasks(cluster=CLUSTER, tasks=[orphan])["tasks"][0])[
+        "lastStatus"
+    ] != "STOPPED":
+        assert time.monotonic() - started < ORPHAN_GRACE + 180, f"the orphan was not stopped: {task}"
+        stack.check_alive()
+        time.sleep(2)
+    assert task["stoppedReason"].startswith(ORPHAN_REASON), task["stoppedReason"]
+    assert "task instance is success at try 1" in task["stoppedReason"]
+    stopped_after = time.monotonic() - started
+    assert stopped_after >= ORPHAN_GRACE  # never before the grace period
+
+    assert wait_all(stack, {"ha_sleepers": run_id}, 300) == {"ha_sleepers": "success"}
+    rows = [r for r in stack.task_rows("ha_sleepers", run_id) if r["task_id"] == "sleep"]
+    assert all(r["state"] == "success" and r["try_number"] == 1 for r in rows)
+    # No other task in the cluster, in this scenario or an earlier one, was stopped as an orphan.
+    swept = [
+        t["taskArn"] for t in ecs_tasks(stack) if (t.get("stoppedReason") or "").startswith(ORPHAN_REASON)
+    ]
+    assert swept == [orphan]
+    logged = {
+        log.stem: [
+            line for line in log.read_text(errors="replace").splitlines() if "Stopping orphaned" in line
+        ]
+        for log in stack.logs.glob("scheduler-*.log")
+    }
+    # Only the scheduler that queued the plan task instance judged it (the other one is alive).
+    (plan,) = [r for r in stack.task_rows("ha_sleepers", run_id) if r["task_id"] == "plan"]
+    (judge,) = [name for name, job in stack.job_ids.items() if job == plan["queued_by_job_id"]]
+    assert logged[judge] and all(orphan in line for line in logged[judge]), logged
+    assert not any(lines for name, lines in logged.items() if name != judge), logged
+    print(
+        f"\norphan stopped {stopped_after:.0f}s after it started (grace {ORPHAN_GRACE}s); "
+        f"{len(rows)} sleepers of {sleep_for}s queued by jobs "
+        f"{dict(Counter(r['queued_by_job_id'] for r in rows))} all succeeded"
+    )

@@ -22,6 +22,7 @@ from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
 from ecs_executor.engine.events import EventFeed, SqsFactory
 from ecs_executor.engine.launcher import Launcher
+from ecs_executor.engine.orphans import OrphanSweeper
 from ecs_executor.engine.stopper import Stopper
 from ecs_executor.engine.tracker import CRASH_LOG_LINES, RECONCILE_TICK_SECONDS, Tracker
 from ecs_executor.lifecycle import TaskState, Tracked
@@ -47,12 +48,15 @@ class Engine:
         client_factory: ClientFactory | None = None,
         sqs_factory: SqsFactory | None = None,
         name: str = "ecs-executor-engine",
+        job_id: int | str | None = None,
     ):
         self.settings = settings
         self.builder = builder or RunTaskBuilder(settings)
         self.channel = channel
         self._client_factory = client_factory or _default_client_factory(settings)
         self._sqs_factory = sqs_factory or _default_sqs_factory(settings)
+        # The scheduler's job (Airflow sets executor.job_id before start()), for the orphan sweep.
+        self.job_id = int(str(job_id)) if str(job_id).isdigit() else None
         self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -68,6 +72,7 @@ class Engine:
         self.launcher: Launcher
         self.tracker: Tracker
         self.events: EventFeed | None = None  # events mode only
+        self.orphans: OrphanSweeper | None = None  # orphan_sweep only
         self._build_parts()
 
     def _build_parts(self) -> None:
@@ -81,6 +86,14 @@ class Engine:
         if self.settings.effective_tracking_mode == "events":
             self.events = EventFeed(ctx, self.tracker, self._sqs_factory, self.builder.clusters())
             self.launcher.observe = self.events.observe_launched
+        if self.settings.orphan_sweep:
+            self.orphans = OrphanSweeper(
+                ctx,
+                self.calls,
+                started_by=self.builder.started_by,
+                clusters=self._sweep_clusters,
+                job_id=self.job_id,
+            )
 
     # ---- scheduler-thread API ------------------------------------------------------------------
 
@@ -154,6 +167,8 @@ class Engine:
         self._ready.set()
         poller = asyncio.create_task(self._track_forever())
         self.ctx.spawn(self.clusters.prime(self.builder.clusters()))
+        if self.orphans is not None:
+            self.ctx.spawn(self.orphans.run_forever())
         try:
             # Polled, not woken: see messages.Channel. At most COMMAND_POLL_SECONDS before a launch
             # starts, less than one RunTask token (25 ms at 40/s).
@@ -225,6 +240,11 @@ class Engine:
             except Exception:
                 log.debug("Final DescribeTasks sweep did not finish", exc_info=True)
         await self.ctx.ends_sent(timeout=max(0.1, deadline - time.monotonic()))
+
+    def _sweep_clusters(self) -> list[str]:
+        """Where the orphan sweep looks: the clusters the options name, and those of tracked tasks."""
+        tracked = {t.cluster for t in self.ctx.registry.by_arn.values()}
+        return list(dict.fromkeys([*self.builder.clusters(), *sorted(tracked)]))
 
     # ---- start-up check ----------------------------------------------------------------------------
 
