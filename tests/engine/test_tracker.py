@@ -128,18 +128,24 @@ def _stopped_tasks(fake: FakeEcs) -> set[str]:
     return {request["task"] for request in fake.requests("stop_task")}
 
 
+def _exited(engine, fake: FakeEcs, exit_code: int) -> tuple[str, m.StateChanged]:
+    """Launch "a", let it run, have its container exit; its ARN and the one final report."""
+    launch(engine, "a")
+    results_until(engine, of(m.Launched, "a"))
+    (arn,) = list(fake.tasks)
+    fake.set_status(arn, "RUNNING")
+    fake.container_exited(arn, exit_code)
+    seen = results_until(engine, final("a"))
+    (ended,) = [r for r in seen if isinstance(r, m.StateChanged) and r.status.phase.is_terminal]
+    return arn, ended
+
+
 def test_a_try_ends_at_its_containers_exit_and_its_task_is_watched_until_stopped() -> None:
     """The exit code shows while ECS still stops the task (DEACTIVATING .. DEPROVISIONING): the verdict goes
     out then, once, and the task is described until STOPPED without a second report."""
     fake = FakeEcs()
     with running_engine(fake) as engine:
-        launch(engine, "a")
-        results_until(engine, of(m.Launched, "a"))
-        (arn,) = list(fake.tasks)
-        fake.set_status(arn, "RUNNING")
-        fake.container_exited(arn, 0)
-        seen = results_until(engine, final("a"))
-        (ended,) = [r for r in seen if isinstance(r, m.StateChanged) and r.status.phase.is_terminal]
+        arn, ended = _exited(engine, fake, 0)
         assert ended.status.phase == Phase.SUCCESS and not ended.status.task_stopped
         assert "DEACTIVATING" in ended.status.reason
         watched_from = fake.described(arn)
@@ -156,13 +162,7 @@ def test_a_try_ends_at_its_containers_exit_and_its_task_is_watched_until_stopped
 def test_a_crash_is_reported_at_the_containers_exit_with_its_exit_code() -> None:
     fake = FakeEcs()
     with running_engine(fake) as engine:
-        launch(engine, "a")
-        results_until(engine, of(m.Launched, "a"))
-        (arn,) = list(fake.tasks)
-        fake.set_status(arn, "RUNNING")
-        fake.container_exited(arn, 137)
-        seen = results_until(engine, final("a"))
-    (ended,) = [r for r in seen if isinstance(r, m.StateChanged) and r.status.phase.is_terminal]
+        _, ended = _exited(engine, fake, 137)
     assert ended.status.phase == Phase.FAILED and ended.status.exit_code == 137
     assert "out of memory" in ended.status.reason
 
