@@ -6,6 +6,7 @@ scheduler's heartbeat never waits on the network.
 
 from __future__ import annotations
 
+import itertools
 import queue
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -116,18 +117,43 @@ class EngineNote:
 Result = Launched | LaunchFailed | Relaunching | StateChanged | AdoptionFailed | EngineNote
 
 
+def is_final(result: Result) -> bool:
+    """A try's end: what frees its slot in Airflow. Never waits behind notices (``Channel``)."""
+    if isinstance(result, StateChanged):
+        return result.status.phase.is_terminal
+    return isinstance(result, (LaunchFailed, AdoptionFailed))
+
+
+# One sequence for every channel of the process: a result's place in the order the engine sent them.
+_SEQUENCE = itertools.count(1)
+
+Sequenced = tuple[int, Result]
+
+
+def next_sequence() -> int:
+    """A number greater than every result's sent so far and smaller than every result's sent later."""
+    return next(_SEQUENCE)
+
+
 class Channel:
-    """Two unbounded thread-safe queues. Nothing here wakes the other thread.
+    """Thread-safe unbounded queues, commands one way and results the other. Nothing here wakes the other
+    thread.
 
     The engine drains ``commands`` on a short timer (``engine.COMMAND_POLL_SECONDS``) instead of being
     woken: a cross-thread wake-up is a syscall that releases the GIL, and winning it back from a busy
     engine thread costs the scheduler's heartbeat up to one switch interval (5 ms). Measured in
     docs/benchmarks.md.
+
+    Results travel in two queues so a try's end (``is_final``) never waits behind a burst of notices
+    (RUNNING, Launched, Relaunching): the facade drains ``finals`` first. Each result carries its number
+    in the order sent, so the facade can tell a notice sent before a final it already applied for the same
+    key (``EcsExecutor._apply``).
     """
 
     def __init__(self) -> None:
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
-        self.results: queue.SimpleQueue[Result] = queue.SimpleQueue()
+        self.finals: queue.SimpleQueue[Sequenced] = queue.SimpleQueue()
+        self.notices: queue.SimpleQueue[Sequenced] = queue.SimpleQueue()
 
     def send(self, command: Command) -> None:
         """Called from the scheduler thread; never blocks."""
@@ -137,14 +163,23 @@ class Channel:
         for command in commands:
             self.commands.put(command)
 
-    def drain_results(self, limit: int | None = None) -> list[Result]:
-        out: list[Result] = []
-        while limit is None or len(out) < limit:
-            try:
-                out.append(self.results.get_nowait())
-            except queue.Empty:
-                break
-        return out
+    def put_result(self, result: Result) -> None:
+        """Called from the engine thread; never blocks."""
+        (self.finals if is_final(result) else self.notices).put((next(_SEQUENCE), result))
+
+    def has_results(self) -> bool:
+        return not (self.finals.empty() and self.notices.empty())
+
+    def take(
+        self, finals_limit: int | None, notices_limit: int | None
+    ) -> tuple[list[Sequenced], list[Sequenced]]:
+        """Up to ``finals_limit`` finals and ``notices_limit`` notices, each in the order sent."""
+        return _drain(self.finals, finals_limit), _drain(self.notices, notices_limit)
+
+    def drain_results(self) -> list[Result]:
+        """Everything queued, in the order sent (tests, and a dead engine's last words)."""
+        finals, notices = self.take(None, None)
+        return [result for _, result in sorted(finals + notices, key=_seq)]
 
     def drain_commands(self) -> list[Command]:
         out: list[Command] = []
@@ -153,3 +188,17 @@ class Channel:
                 out.append(self.commands.get_nowait())
             except queue.Empty:
                 return out
+
+
+def _seq(item: Sequenced) -> int:
+    return item[0]
+
+
+def _drain(q: queue.SimpleQueue[Sequenced], limit: int | None) -> list[Sequenced]:
+    out: list[Sequenced] = []
+    while limit is None or len(out) < limit:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            break
+    return out

@@ -127,7 +127,7 @@ class Context:
             if self._ends_flush is None:
                 self._ends_flush = self.spawn(self._flush_ends())
             return
-        self.channel.results.put(result)
+        self.channel.put_result(result)
 
     async def ends_sent(self, timeout: float) -> None:
         """Shutdown: let the last batch of ends through its DB read."""
@@ -145,7 +145,7 @@ class Context:
             primary = getattr(result.key, "primary", None)
             found = states.get(primary) if primary is not None else None
             back = handed_back(result.key, *found) if found else None
-            self.channel.results.put(dataclasses.replace(result, handed_back=back) if back else result)
+            self.channel.put_result(dataclasses.replace(result, handed_back=back) if back else result)
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import queue
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -201,10 +200,12 @@ def results_until(
     seen: list[m.Result] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(queue.Empty):
-            seen.append(engine.channel.results.get(timeout=0.05))
+        fresh = engine.channel.drain_results()  # in the order sent
+        seen += fresh
         if done(seen):
             return seen
+        if not fresh:
+            time.sleep(0.02)
     raise AssertionError(f"not done within {timeout}s: {seen}")
 
 
