@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from ecs_executor import messages as m
@@ -53,6 +54,12 @@ class Tracker:
         self._gate = asyncio.Semaphore(DESCRIBE_IN_FLIGHT)
         self.last_sweep_seconds: float | None = None
         self.suspects: set[str] = set()  # events mode: ARNs to describe at the next reconcile tick
+        # Events mode: when each tracked task is due a describe, oldest first, without a scan. A heap of
+        # (heard_at as last seen, arn); an entry counts only while _due_at holds its time (later entries
+        # replace it), and a task heard of since its entry was pushed is pushed again when it surfaces.
+        self._due: list[tuple[float, str]] = []
+        self._due_at: dict[str, float] = {}
+        self.due_visits = 0  # heap entries looked at (the work of finding what is due)
 
     async def poll_forever(self) -> None:
         while True:
@@ -93,25 +100,58 @@ class Tracker:
         At most RECONCILE_PER_TICK a tick (the DescribeTasks bucket's refill), so tasks launched together,
         and so due together, are described over several ticks instead of one burst that would parse
         thousands of descriptions at once while the scheduler thread waits for the GIL."""
-        by_arn = self.ctx.registry.by_arn
+        registry = self.ctx.registry
+        by_arn = registry.by_arn
+        if registry.fresh is None:  # the first tick: everything tracked so far, then only what is added
+            registry.fresh = list(by_arn)
+        fresh, registry.fresh = registry.fresh, []
+        self._schedule(fresh)
         stale_before = time.monotonic() - self.ctx.settings.reconcile_interval
         due = [arn for arn in self.suspects if arn in by_arn][:RECONCILE_PER_TICK]
         self.suspects.difference_update(due)
         if len(due) < RECONCILE_PER_TICK:
-            chosen = set(due)
-            for arn, t in by_arn.items():
-                if t.heard_at <= stale_before and arn not in chosen:
-                    due.append(arn)
-                    if len(due) >= RECONCILE_PER_TICK:
-                        break
+            due += self._take_due(stale_before, RECONCILE_PER_TICK - len(due), set(due))
         if not due:
             return 0
         grouped: dict[str, list[str]] = {}
         for arn in due:
             grouped.setdefault(by_arn[arn].cluster, []).append(arn)
         self.ctx.counters["reconcile_describes"] += len(due)
-        await self._describe_grouped(grouped)
+        try:
+            await self._describe_grouped(grouped)
+        finally:
+            self._schedule(due)  # due again reconcile_interval after they were last heard of
         return len(due)
+
+    def _schedule(self, arns: Iterable[str]) -> None:
+        """(Re)enter tasks in the due heap at the time they were last heard of."""
+        by_arn, due_at = self.ctx.registry.by_arn, self._due_at
+        for arn in arns:
+            t = by_arn.get(arn)
+            if t is not None and due_at.get(arn) != t.heard_at:
+                due_at[arn] = t.heard_at
+                heapq.heappush(self._due, (t.heard_at, arn))
+
+    def _take_due(self, stale_before: float, room: int, chosen: set[str]) -> list[str]:
+        """Up to ``room`` tasks not heard of since ``stale_before``, longest unheard first; looks only at
+        heap entries that old (and at most once more at each task heard of since its entry)."""
+        by_arn, due_at, heap = self.ctx.registry.by_arn, self._due_at, self._due
+        out: list[str] = []
+        while heap and heap[0][0] <= stale_before and len(out) < room:
+            heard, arn = heapq.heappop(heap)
+            self.due_visits += 1
+            if due_at.get(arn) != heard:
+                continue  # replaced by a later entry
+            del due_at[arn]
+            t = by_arn.get(arn)
+            if t is None:
+                continue  # no longer tracked
+            if t.heard_at > heard:  # heard of since: due later (or still due, and met again this tick)
+                due_at[arn] = t.heard_at
+                heapq.heappush(heap, (t.heard_at, arn))
+            elif arn not in chosen:
+                out.append(arn)
+        return out
 
     async def _describe(self, cluster: str, arns: list[str]) -> None:
         async with self._gate:
