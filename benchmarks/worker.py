@@ -428,8 +428,27 @@ class Run:
                 return False
             return not plan and all(self.ended_at[i] == self.ended_at[i] for i in self.stopped_at)
 
+        if self.spec.get("notice_burst"):
+            self.burst_notices()
         self.deadline = min(self.deadline, start + track_seconds + 30)
         return self.beat_until(done, between)
+
+    def burst_notices(self) -> None:
+        """A RUNNING notice for every tracked task, queued at once, as a reconcile, an adoption or a
+        restarted engine sends them: what the samples' ends must not wait behind. Put on the executor's own
+        channel from the driver thread, between heartbeats."""
+        from ecs_executor import messages as m
+        from ecs_executor.states import Phase, TaskStatus
+
+        channel = self.executor._channel
+        put = (
+            getattr(channel, "put_result", None) or channel.results.put
+        )  # the code before issue 22: one queue
+        status = TaskStatus(Phase.RUNNING, "benchmark burst")
+        arns = list(self.executor._arns.items())
+        for key, arn in arns:
+            put(m.StateChanged(key, arn, status))
+        self.burst_size = len(arns)
 
     def _key_for(self, i: int) -> Any:
         from benchmarks.workloads import make_workload
@@ -483,6 +502,7 @@ class Run:
             "lag_seconds": sorted(lags),
             "engine_lag_seconds": sorted(engine_lags),
             "lag_samples_stopped": len(getattr(self, "stopped_at", {})),
+            "notice_burst": getattr(self, "burst_size", None),
             "error_log_count": self.errors.count,
             "error_log_samples": self.errors.samples,
             "engine_counters": dict(engine.counters) if engine is not None else None,
