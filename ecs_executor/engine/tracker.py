@@ -39,6 +39,8 @@ CRASH_LOG_TIMEOUT = 10.0
 RECONCILE_TICK_SECONDS = 1.0
 # Events mode: tasks described per reconcile tick at most (the DescribeTasks refill: 20 calls of 100 a s).
 RECONCILE_PER_TICK = 2_000
+# Events mode: due-heap entries looked at per reconcile tick at most (the rest waits for the next tick).
+RECONCILE_VISITS_PER_TICK = 20_000
 # Events mode: a task ECS answered MISSING for is asked again this soon (not after a full interval).
 MISSING_RECHECK_SECONDS = 5.0
 
@@ -137,9 +139,10 @@ class Tracker:
         heap entries that old (and at most once more at each task heard of since its entry)."""
         by_arn, due_at, heap = self.ctx.registry.by_arn, self._due_at, self._due
         out: list[str] = []
-        while heap and heap[0][0] <= stale_before and len(out) < room:
+        visits = 0
+        while heap and heap[0][0] <= stale_before and len(out) < room and visits < RECONCILE_VISITS_PER_TICK:
             heard, arn = heapq.heappop(heap)
-            self.due_visits += 1
+            visits += 1
             if due_at.get(arn) != heard:
                 continue  # replaced by a later entry
             del due_at[arn]
@@ -151,6 +154,7 @@ class Tracker:
                 heapq.heappush(heap, (t.heard_at, arn))
             elif arn not in chosen:
                 out.append(arn)
+        self.due_visits += visits
         return out
 
     async def _describe(self, cluster: str, arns: list[str]) -> None:
