@@ -48,7 +48,7 @@ MAX_RESULTS_PER_SYNC = 500
 # Finals (a try's end) applied per heartbeat, before any notice.
 MAX_FINALS_PER_SYNC = 2_000
 # Workloads admitted per heartbeat at most, whatever the RunTask bucket allows.
-MAX_ADMITTED_PER_HEARTBEAT = 500
+MAX_ADMITTED_PER_HEARTBEAT = 250
 # _superseded's value for a try queued again before the facade heard its previous queueing's ECS task.
 UNANNOUNCED = "(not announced yet)"
 ENGINE_RESTART_WINDOW = 600.0
