@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 and 3,000 tracked, short windows")
     parser.add_argument(
-        "--sizes", default=None, help="comma-separated tracked counts (default 1000,3000,10000)"
+        "--sizes", default=None, help="comma-separated tracked counts (default 1000,3000,10000; '' for none)"
     )
     parser.add_argument(
         "--big", type=int, default=None, help="one events run this large (default 100000; 0: none)"
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.replot:
         plot(json.loads((args.out / "results.json").read_text())["runs"], args.plot)
         return 0
-    sizes = [int(x) for x in (args.sizes or ("1000,3000" if args.quick else "1000,3000,10000")).split(",")]
+    sizes = [int(x) for x in (args.sizes or ("1000,3000" if args.quick else "1000,3000,10000")).split(",") if x]
     big = args.big if args.big is not None else (0 if args.quick else 100_000)
     track_seconds, samples = (20.0, 10) if args.quick else (90.0, 40)
     if args.out.exists():

@@ -83,7 +83,7 @@ async def measure(tracked: int, ticks: int, case: str) -> dict[str, float]:
 
     ctx = Context(settings_from_mapping(OPTIONS), m.Channel(), RelaunchPolicy(3, 600))
     calls = EcsCalls(ctx, factory)
-    calls.describe_bucket = TokenBucket(1e12, 1e12)
+    calls.describe_bucket = TokenBucket(1e9, 1_000_000_000)
     tracker = Tracker(ctx, calls, no_relaunch, None)
     for i in range(tracked):
         arn = f"arn:aws:ecs:us-east-1:123456789012:task/main/{i:032x}"
