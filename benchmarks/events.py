@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.replot:
         plot(json.loads((args.out / "results.json").read_text())["runs"], args.plot)
         return 0
-    sizes = [int(x) for x in (args.sizes or ("1000,3000" if args.quick else "1000,3000,10000")).split(",") if x]
+    default_sizes = "1000,3000" if args.quick else "1000,3000,10000"
+    sizes = [int(x) for x in (default_sizes if args.sizes is None else args.sizes).split(",") if x]
     big = args.big if args.big is not None else (0 if args.quick else 100_000)
     track_seconds, samples = (20.0, 10) if args.quick else (90.0, 40)
     if args.out.exists():
