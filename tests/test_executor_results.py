@@ -214,3 +214,30 @@ def test_a_backlog_is_admitted_a_bounded_share_per_heartbeat(local_ecs, point_at
     assert [k.task_id for k in list(executor._pending)[3:]] == [f"w{i}" for i in range(bound - 3)]
     executor.heartbeat()
     assert len(executor.running) == 2 * bound
+
+
+def test_the_channel_keeps_finals_apart_and_numbers_every_result_in_the_order_sent() -> None:
+    channel = m.Channel()
+    sent = [
+        m.Launched(key(0), arn(0), 1),
+        running(key(0), arn(0)),
+        m.LaunchFailed(key(1), "no capacity"),
+        m.Relaunching(key(2), "capacity", 2, 1.0),
+        ended(key(0), arn(0)),
+        m.AdoptionFailed(key(3), arn(3), "MISSING"),
+        m.EngineNote("warning", "slow"),
+    ]
+    for result in sent:
+        channel.put_result(result)
+    mark = m.next_sequence()
+
+    finals, notices = channel.take(None, None)
+
+    assert [r for _, r in finals] == [sent[2], sent[4], sent[5]]
+    assert [r for _, r in notices] == [sent[0], sent[1], sent[3], sent[6]]
+    numbers = sorted(seq for seq, _ in finals + notices)
+    assert [r for _, r in sorted(finals + notices, key=lambda item: item[0])] == sent
+    assert numbers[-1] < mark and len(set(numbers)) == len(sent)
+    for result in sent:
+        channel.put_result(result)
+    assert channel.drain_results() == sent and not channel.has_results()
