@@ -39,7 +39,7 @@ CRASH_LOG_TIMEOUT = 10.0
 RECONCILE_TICK_SECONDS = 1.0
 # Events mode: tasks described per reconcile tick at most (the DescribeTasks refill: 20 calls of 100 a s).
 RECONCILE_PER_TICK = 2_000
-# Events mode: due-heap entries looked at per reconcile tick at most (the rest waits for the next tick).
+# Events mode: due-bucket entries looked at per reconcile tick at most (the rest waits for the next tick).
 RECONCILE_VISITS_PER_TICK = 10_000
 # Events mode: a task ECS answered MISSING for is asked again this soon (not after a full interval).
 MISSING_RECHECK_SECONDS = 5.0
