@@ -9,15 +9,13 @@ optional health check).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
-import heapq
-import math
 import time
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf as airflow_conf
-from airflow.executors.base_executor import BaseExecutor
 from airflow.utils.state import TaskInstanceState
 
 from ecs_executor import messages as m
@@ -34,7 +32,7 @@ from ecs_executor.startup import (
     warm_up,
 )
 from ecs_executor.states import Phase
-from ecs_executor.workloads import RetainingDeque, to_launch
+from ecs_executor.workloads import AdmittingExecutor, RetainingDeque, to_launch
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
@@ -45,16 +43,35 @@ MAX_ENGINE_RESTARTS = 3
 # Notices (RUNNING, Launched, Relaunching) applied per heartbeat: one heartbeat's share of a backlog
 # (adoption, a launch burst, a reconcile); the rest waits for the next heartbeat, in order.
 MAX_RESULTS_PER_SYNC = 500
-# Finals (a try's end) applied per heartbeat, before any notice.
-MAX_FINALS_PER_SYNC = 2_000
-# Workloads admitted per heartbeat at most, whatever the RunTask bucket allows.
-MAX_ADMITTED_PER_HEARTBEAT = 250
 # _superseded's value for a try queued again before the facade heard its previous queueing's ECS task.
 UNANNOUNCED = "(not announced yet)"
 ENGINE_RESTART_WINDOW = 600.0
 
 
-class EcsExecutor(BaseExecutor):
+def _late(executor: EcsExecutor, result: m.Result, seq: int) -> bool:
+    """News of an earlier queueing of a running key (sent before it was last queued), or a previous
+    queueing's end that would end the re-queued try too."""
+    key = getattr(result, "key", None)
+    if seq < executor._queued_seq.get(key, 0):
+        if isinstance(result, m.Launched) and executor._superseded.get(key) == UNANNOUNCED:
+            executor._superseded[key] = result.task_arn  # the earlier queueing's ECS task, announced late
+        return True
+    return getattr(result, "task_arn", None) == executor._superseded.get(key, "")
+
+
+def _uncertain(executor: EcsExecutor, final: m.Result) -> bool:
+    """Whether applying ``final`` needs the notices sent before it: the key was queued again before its
+    previous ECS task was announced, or the facade knows the key by another ECS task (a relaunch)."""
+    key = getattr(final, "key", None)
+    if key not in executor.running:
+        return False
+    if executor._superseded.get(key) == UNANNOUNCED:
+        return True
+    arn, known = getattr(final, "task_arn", None), executor._arns.get(key)
+    return arn is not None and known is not None and known != arn
+
+
+class EcsExecutor(AdmittingExecutor):
     """Runs each Airflow task instance as one Amazon ECS task (Fargate, EC2 or EXTERNAL)."""
 
     supports_multi_team = True
@@ -73,12 +90,8 @@ class EcsExecutor(BaseExecutor):
         self._engine: Engine | None = None
         self._arns: dict[Hashable, str] = {}
         self._superseded: dict[Hashable, str] = {}  # re-queued key -> its previous queueing's ECS task
-        # key -> the result sequence number when it was last queued: results sent before are about an
-        # earlier queueing (messages.Channel numbers results in the order sent).
-        self._queued_seq: dict[Hashable, int] = {}
-        self._parked: list[m.Sequenced] = []  # finals waiting for the notices sent before them
-        self._parked_keys: set[Hashable] = set()
-        self._admit: int | None = None  # inside trigger_tasks: workloads taken this heartbeat
+        self._queued_seq: dict[Hashable, int] = {}  # key -> result number when last queued (_late)
+        self._intake, self._uncertain = m.Intake(), functools.partial(_uncertain, self)
         self._pending: dict[Hashable, m.Launch] = {}
         self._restarts: list[float] = []
         self._ending = False
@@ -192,30 +205,6 @@ class EcsExecutor(BaseExecutor):
 
     # ---- scheduler loop ------------------------------------------------------------------------------
 
-    def _admission(self) -> int:
-        """Workloads to take this heartbeat: what ECS will accept within about a second, and at most
-        MAX_ADMITTED_PER_HEARTBEAT. The rest stays in queued_tasks, where the scheduler still sees it as
-        queued and offers it again, highest priority first."""
-        allowance = self._engine.launch_allowance() if self._engine is not None else 1
-        return min(MAX_ADMITTED_PER_HEARTBEAT, max(1, allowance))
-
-    def trigger_tasks(self, open_slots: int) -> None:
-        # The base class lists (and orders) only as many queued workloads as it is offered slots for.
-        self._admit = min(open_slots, self._admission())
-        try:
-            super().trigger_tasks(self._admit)
-        finally:
-            self._admit = None
-
-    def order_queued_tasks_by_priority(self) -> list[tuple[Any, Any]]:
-        """The base class's order (highest priority_weight first, ties in queueing order); inside
-        trigger_tasks only the first ``_admit``, instead of sorting a backlog every heartbeat."""
-        if self._admit is None:
-            return super().order_queued_tasks_by_priority()
-        return heapq.nlargest(
-            self._admit, self.queued_tasks.items(), key=lambda item: item[1].ti.priority_weight
-        )
-
     def _process_workloads(self, workloads: Sequence[Any]) -> None:
         if self._engine is None:
             raise RuntimeError("EcsExecutor.start() must be called before workloads are processed")
@@ -227,10 +216,8 @@ class EcsExecutor(BaseExecutor):
             key, launch, is_callback = to_launch(workload, deadline)
             queued: dict[Any, Any] = self.queued_callbacks if is_callback else self.queued_tasks  # type: ignore[assignment]
             queued.pop(key, None)
-            if key in self._arns:  # the try's previous queueing (it deferred, or a sensor rescheduled)
-                self._superseded[key] = self._arns.pop(key)
-            elif key in self.running:  # ... whose ECS task the facade has not heard of yet
-                self._superseded[key] = UNANNOUNCED
+            if key in self.running:  # queued again (it deferred, a sensor rescheduled): the previous ECS task
+                self._superseded[key] = self._arns.pop(key, UNANNOUNCED)  # ... maybe not announced yet
             self.running.add(key)
             self._queued_seq[key] = queued_seq
             self._queued_at[key] = now
@@ -273,60 +260,18 @@ class EcsExecutor(BaseExecutor):
         return shared_reader(self._log_settings).read_for_ti(ti, try_number)
 
     def _process_results(self, limit: int | None = MAX_RESULTS_PER_SYNC) -> None:
-        """Finals first, then notices; both bounded so one heartbeat stays short even when thousands of
-        results arrive at once (adoption, a burst of launches, a reconcile); the rest waits for the next
-        heartbeat, in order.
-
-        A final overtakes the notices sent before it. When the facade cannot yet tell which ECS task of the
-        key it is about (its Launched or Relaunching may be among them: ``_uncertain``), it is parked until
-        those notices are applied, then judged as in strict order."""
-        finals, notices = self._channel.take(None if limit is None else MAX_FINALS_PER_SYNC, limit)
-        for seq, result in finals:
-            key = getattr(result, "key", None)
-            if key in self._parked_keys or self._uncertain(result):  # behind its key's parked finals
-                self._parked.append((seq, result))
-                self._parked_keys.add(key)
-            else:
-                self._apply(result, seq)
-        for seq, result in notices:
+        """Finals, then at most ``limit`` notices (``messages.Intake``); the rest waits, in order."""
+        for seq, result in self._intake.results(self._channel, limit, self._uncertain):
             self._apply(result, seq)
-        if self._parked:
-            # Every notice sent before ``caught_up`` has been applied.
-            caught_up = notices[-1][0] if limit is not None and len(notices) >= limit else math.inf
-            ready = 0
-            while ready < len(self._parked) and self._parked[ready][0] < caught_up:
-                ready += 1
-            for seq, result in self._parked[:ready]:
-                self._apply(result, seq)
-            del self._parked[:ready]
-            self._parked_keys = {getattr(result, "key", None) for _, result in self._parked}
         self._metrics.flush()
-
-    def _uncertain(self, final: m.Result) -> bool:
-        """Whether applying ``final`` needs the notices sent before it: the key was queued again before its
-        previous ECS task was announced, or the facade knows the key by another ECS task (a relaunch)."""
-        key = getattr(final, "key", None)
-        if key not in self.running:
-            return False
-        if self._superseded.get(key) == UNANNOUNCED:
-            return True
-        arn, known = getattr(final, "task_arn", None), self._arns.get(key)
-        return arn is not None and known is not None and known != arn
 
     def _apply(self, result: m.Result, seq: int = 0) -> None:
         if isinstance(result, m.EngineNote):
             self.log.log(40 if result.level == "error" else 30, "%s", result.message)
             return
         key = result.key
-        if key not in self.running:
-            return  # late news: revoked, finished, or handed back
-        if seq < self._queued_seq.get(key, 0):  # sent before the key's latest queueing: about an earlier one
-            if isinstance(result, m.Launched) and self._superseded.get(key) == UNANNOUNCED:
-                self._superseded[key] = result.task_arn
-            return
-        # A previous queueing's end that would end the re-queued try too.
-        if getattr(result, "task_arn", None) == self._superseded.get(key, ""):
-            return
+        if key not in self.running or _late(self, result, seq):
+            return  # late news: revoked, finished, handed back, or about an earlier queueing
         if isinstance(result, m.StateChanged) and self._arns.get(key, result.task_arn) != result.task_arn:
             return  # about an ECS task this try no longer runs in (its queueing was superseded)
         if isinstance(result, m.Launched):

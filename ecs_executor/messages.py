@@ -7,8 +7,9 @@ scheduler's heartbeat never waits on the network.
 from __future__ import annotations
 
 import itertools
+import math
 import queue
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,3 +203,46 @@ def _drain(q: queue.SimpleQueue[Sequenced], limit: int | None) -> list[Sequenced
         except queue.Empty:
             break
     return out
+
+
+# Finals (a try's end) applied per heartbeat at most, before any notice.
+MAX_FINALS_PER_SYNC = 2_000
+
+
+class Intake:
+    """The facade's order of applying results: finals first (each overtakes the notices sent before it),
+    then notices; a final ``uncertain`` says cannot be judged before those notices waits (parked) until
+    they are applied, and so does any later final of its key."""
+
+    def __init__(self) -> None:
+        self.parked: list[Sequenced] = []
+        self._parked_keys: set[Hashable] = set()
+
+    def results(
+        self,
+        channel: Channel,
+        notices_limit: int | None,
+        uncertain: Callable[[Result], bool],
+    ) -> Iterator[Sequenced]:
+        """What to apply now, in order: up to MAX_FINALS_PER_SYNC finals (all when ``notices_limit`` is None,
+        as for notices). ``uncertain`` is asked just before a final would be yielded."""
+        finals_limit = None if notices_limit is None else MAX_FINALS_PER_SYNC
+        finals, notices = channel.take(finals_limit, notices_limit)
+        for seq, result in finals:
+            key = getattr(result, "key", None)
+            if key in self._parked_keys or uncertain(result):
+                self.parked.append((seq, result))
+                self._parked_keys.add(key)
+            else:
+                yield seq, result
+        yield from notices
+        if self.parked:
+            # Every notice sent before ``caught_up`` has now been applied.
+            full = notices_limit is not None and len(notices) >= notices_limit
+            caught_up = notices[-1][0] if full else math.inf
+            ready = 0
+            while ready < len(self.parked) and self.parked[ready][0] < caught_up:
+                ready += 1
+            due, self.parked = self.parked[:ready], self.parked[ready:]
+            self._parked_keys = {getattr(result, "key", None) for _, result in self.parked}
+            yield from due

@@ -6,13 +6,48 @@ built on the engine thread.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from typing import Any
 
+from airflow.executors.base_executor import BaseExecutor
 from airflow.executors.workloads import ExecuteCallback, ExecuteTask
 
 from ecs_executor import messages as m
 from ecs_executor.run_task import TaskIdentity, new_launch_id
+
+# Workloads admitted per heartbeat at most, whatever the RunTask bucket allows.
+MAX_ADMITTED_PER_HEARTBEAT = 250
+
+
+class AdmittingExecutor(BaseExecutor):
+    """Admission per heartbeat: what ECS will accept within about a second, at most
+    MAX_ADMITTED_PER_HEARTBEAT; the rest stays in queued_tasks, still queued for the scheduler and offered
+    again, highest priority first."""
+
+    _engine: Any  # the engine, once started
+    _admit: int | None = None  # inside trigger_tasks: workloads taken this heartbeat
+
+    def _admission(self) -> int:
+        allowance = self._engine.launch_allowance() if self._engine is not None else 1
+        return min(MAX_ADMITTED_PER_HEARTBEAT, max(1, allowance))
+
+    def trigger_tasks(self, open_slots: int) -> None:
+        # The base class lists (and orders) only as many queued workloads as it is offered slots for.
+        self._admit = min(open_slots, self._admission())
+        try:
+            super().trigger_tasks(self._admit)
+        finally:
+            self._admit = None
+
+    def order_queued_tasks_by_priority(self) -> list[tuple[Any, Any]]:
+        """The base class's order (highest priority_weight first, ties in queueing order); inside
+        trigger_tasks only the first ``_admit``, instead of sorting a backlog every heartbeat."""
+        if self._admit is None:
+            return super().order_queued_tasks_by_priority()
+        return heapq.nlargest(
+            self._admit, self.queued_tasks.items(), key=lambda item: item[1].ti.priority_weight
+        )
 
 
 def callback_identity(workload: ExecuteCallback) -> TaskIdentity:

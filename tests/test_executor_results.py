@@ -16,6 +16,7 @@ from airflow.utils.state import TaskInstanceState
 from ecs_executor import executor as executor_module
 from ecs_executor import messages as m
 from ecs_executor.states import Phase, TaskStatus
+from ecs_executor.workloads import MAX_ADMITTED_PER_HEARTBEAT
 from tests.conftest import Driver, make_workload
 
 RUNNING, SUCCESS = TaskInstanceState.RUNNING, TaskInstanceState.SUCCESS
@@ -112,7 +113,7 @@ def test_a_relaunched_trys_final_waits_for_its_relaunching_and_launched(executor
     second = beat(executor)
 
     assert second[k] == (SUCCESS, arn(2))
-    assert k not in executor.running and not executor._parked
+    assert k not in executor.running and not executor._intake.parked
 
 
 def test_the_end_of_an_ecs_task_the_try_no_longer_runs_in_is_dropped_after_the_notices_before_it(
@@ -177,7 +178,7 @@ def test_a_try_queued_again_before_its_previous_launched_was_applied(local_ecs, 
     driver.until(lambda: executor._arns.get(k, old.task_arn) != old.task_arn, timeout=30)
     local_ecs.configure(latency_ms=0)
 
-    assert k in executor.running and not executor._parked
+    assert k in executor.running and not executor._intake.parked
     assert all(state != SUCCESS for state, _ in driver.events.get(k, []))
     new_arn = executor._arns[k]
     local_ecs.finish_task(new_arn, 0)
@@ -205,7 +206,7 @@ def test_a_backlog_is_admitted_a_bounded_share_per_heartbeat(local_ecs, point_at
         w.ti.priority_weight = 10
     for w in workloads:
         executor.queue_workload(w, session=None)
-    bound = executor_module.MAX_ADMITTED_PER_HEARTBEAT
+    bound = MAX_ADMITTED_PER_HEARTBEAT
 
     executor.heartbeat()
 
