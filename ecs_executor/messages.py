@@ -146,9 +146,9 @@ class Channel:
     docs/benchmarks.md.
 
     Results travel in two queues so a try's end (``is_final``) never waits behind a burst of notices
-    (RUNNING, Launched, Relaunching): the facade drains ``finals`` first. Each result carries its number
-    in the order sent, so the facade can tell a notice sent before a final it already applied for the same
-    key (``EcsExecutor._apply``).
+    (RUNNING, Launched, Relaunching): the facade drains ``finals`` first (``Intake``). Each result carries
+    its number in the order sent, so the facade can tell a result sent before a key was last queued (about
+    an earlier queueing) and hold back a final until the notices sent before it are applied.
     """
 
     def __init__(self) -> None:
@@ -211,8 +211,8 @@ MAX_FINALS_PER_SYNC = 2_000
 
 class Intake:
     """The facade's order of applying results: finals first (each overtakes the notices sent before it),
-    then notices; a final ``uncertain`` says cannot be judged before those notices waits (parked) until
-    they are applied, and so does any later final of its key."""
+    then notices. A final that ``uncertain`` says cannot be judged yet waits (parked) until the notices
+    sent before it are applied, and so does any later final of its key."""
 
     def __init__(self) -> None:
         self.parked: list[Sequenced] = []
