@@ -212,7 +212,7 @@ class EcsExecutor(AdmittingExecutor):
         deadline = now + max(30.0, self._token_lifetime - START_MARGIN_SECONDS)
         queued_seq = m.next_sequence()
         batch: list[m.Command] = []
-        for workload in workloads[: self._admission()]:
+        for workload in workloads[: self._admission() if self._admit is None else self._admit]:
             key, launch, is_callback = to_launch(workload, deadline)
             queued: dict[Any, Any] = self.queued_callbacks if is_callback else self.queued_tasks  # type: ignore[assignment]
             queued.pop(key, None)

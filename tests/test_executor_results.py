@@ -18,6 +18,7 @@ from ecs_executor import messages as m
 from ecs_executor.states import Phase, TaskStatus
 from ecs_executor.workloads import MAX_ADMITTED_PER_HEARTBEAT
 from tests.conftest import Driver, make_workload
+from tests.fault_helpers import FakeTI
 
 RUNNING, SUCCESS = TaskInstanceState.RUNNING, TaskInstanceState.SUCCESS
 NOTICES_PER_BEAT = executor_module.MAX_RESULTS_PER_SYNC
@@ -201,20 +202,24 @@ def test_a_backlog_is_admitted_a_bounded_share_per_heartbeat(local_ecs, point_at
     point_at(local_ecs.url, run_task_burst="20000", run_task_rate="1000")
     executor = executors(parallelism=20_000)
     workloads = [make_workload(f"w{i}") for i in range(10_000)]
-    urgent = workloads[-3:]
-    for w in urgent:
+    revoked, *urgent = workloads[-4:]
+    for w in (revoked, *urgent):
         w.ti.priority_weight = 10
     for w in workloads:
         executor.queue_workload(w, session=None)
+    executor.revoke_task(ti=FakeTI(revoked.ti.key, None))  # no longer queued: never admitted
     bound = MAX_ADMITTED_PER_HEARTBEAT
 
     executor.heartbeat()
 
-    assert len(executor.running) == bound and len(executor.queued_tasks) == 10_000 - bound
-    assert {w.ti.key for w in urgent} <= executor.running
-    assert [k.task_id for k in list(executor._pending)[3:]] == [f"w{i}" for i in range(bound - 3)]
+    assert len(executor.running) == bound and len(executor.queued_tasks) == 9_999 - bound
+    assert {w.ti.key for w in urgent} <= executor.running and revoked.ti.key not in executor.running
+    assert [k.task_id for k in list(executor._queued_seq)[3:]] == [f"w{i}" for i in range(bound - 3)]
     executor.heartbeat()
     assert len(executor.running) == 2 * bound
+    assert [k.task_id for k in list(executor._queued_seq)[bound:]] == [
+        f"w{i}" for i in range(bound - 3, 2 * bound - 3)
+    ]
 
 
 def test_the_channel_keeps_finals_apart_and_numbers_every_result_in_the_order_sent() -> None:
