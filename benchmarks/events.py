@@ -75,7 +75,7 @@ def sqs_client(url: str) -> Any:
 
 
 def scenario(
-    mode: str, n: int, sqs_url: str | None, track_seconds: float, samples: int, big: bool
+    mode: str, n: int, sqs_url: str | None, track_seconds: float, samples: int, big: bool, burst: bool = True
 ) -> Scenario:
     knobs: dict[str, Any] = {
         **BASE_KNOBS,
@@ -108,6 +108,7 @@ def scenario(
         sqs_url=sqs_url if mode == "events" else None,
         cap={"ours": 900.0 if big else 600.0},
         executors=("ours",),
+        notice_burst=burst,
     )
 
 
@@ -141,6 +142,10 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": delta("cpu_s"),
         "engine_cpu_seconds": delta("engine_thread_cpu_s"),
         "heartbeat_p99_ms": _round(tracking_beats.get("p99")),
+        "heartbeat_max_ms": _round(tracking_beats.get("max")),
+        "launch_heartbeat_max_ms": _round(((result.get("heartbeats") or {}).get("launch") or {}).get("max")),
+        "notice_burst": result.get("notice_burst"),
+        "notices_in_window": delta("notices_sent"),
         "counters": counters,
         "traced_bytes": result.get("traced_bytes"),
         "tracked_rss_bytes": result.get("tracked_rss_bytes"),
@@ -206,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 and 3,000 tracked, short windows")
     parser.add_argument(
-        "--sizes", default=None, help="comma-separated tracked counts (default 1000,3000,10000)"
+        "--sizes", default=None, help="comma-separated tracked counts (default 1000,3000,10000; '' for none)"
     )
     parser.add_argument(
         "--big", type=int, default=None, help="one events run this large (default 100000; 0: none)"
@@ -214,11 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "events")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "benchmarks-events.png")
     parser.add_argument("--replot", action="store_true", help="only redraw the plot from --out/results.json")
+    parser.add_argument(
+        "--no-burst",
+        action="store_true",
+        help="no RUNNING notice for every tracked task at the window's start",
+    )
     args = parser.parse_args(argv)
     if args.replot:
         plot(json.loads((args.out / "results.json").read_text())["runs"], args.plot)
         return 0
-    sizes = [int(x) for x in (args.sizes or ("1000,3000" if args.quick else "1000,3000,10000")).split(",")]
+    default_sizes = "1000,3000" if args.quick else "1000,3000,10000"
+    sizes = [int(x) for x in (default_sizes if args.sizes is None else args.sizes).split(",") if x]
     big = args.big if args.big is not None else (0 if args.quick else 100_000)
     track_seconds, samples = (20.0, 10) if args.quick else (90.0, 40)
     if args.out.exists():
@@ -232,7 +243,13 @@ def main(argv: list[str] | None = None) -> int:
             plan.append(("events", big, True))
         for mode, n, is_big in plan:
             sc = scenario(
-                mode, n, sqs_url, 30.0 if is_big else track_seconds, 20 if is_big else samples, is_big
+                mode,
+                n,
+                sqs_url,
+                30.0 if is_big else track_seconds,
+                20 if is_big else samples,
+                is_big,
+                burst=not args.no_burst,
             )
             if is_big:
                 sc.tracemalloc = False

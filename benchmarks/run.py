@@ -85,6 +85,7 @@ def run_one(scenario: Scenario, executor: str, out: Path, profile: bool = False)
             "track_latency_ms": scenario.track_latency_ms,
             "track_knobs": scenario.track_knobs,
             "sqs_url": scenario.sqs_url,
+            "notice_burst": scenario.notice_burst,
             "cap_seconds": cap,
             "result_path": str(result_path),
             "progress_path": str(progress_path),

@@ -74,6 +74,7 @@ class Scenario:
     cap: dict[str, float] = field(default_factory=lambda: {"ours": 300.0, "provider": 600.0})
     executors: tuple[str, ...] = ("ours", "provider")
     tracemalloc: bool = False
+    notice_burst: bool = False  # at the tracking window's start, a RUNNING notice for every tracked task
     plot: bool = False
     note: str = ""
 

@@ -143,7 +143,7 @@ class _ErrorLog(logging.Handler):
 
 
 class _StampedResults(queue.SimpleQueue):  # type: ignore[type-arg]
-    """Our engine's result queue, timestamping terminal state changes of the lag-sample tasks.
+    """Our engine's queue of finals, timestamping terminal state changes of the lag-sample tasks.
 
     Lets the report separate the engine's own lag (ECS stop -> result queued) from the wait for the
     scheduler's next heartbeat. Benchmark-side instrumentation only; the engine is unchanged.
@@ -154,7 +154,8 @@ class _StampedResults(queue.SimpleQueue):  # type: ignore[type-arg]
         self.watch: set[Any] = set()
         self.stamps: dict[Any, float] = {}
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, sequenced: Any, block: bool = True, timeout: float | None = None) -> None:
+        item = sequenced[1]
         key = getattr(item, "key", None)
         # Final states only: a RUNNING notice (events mode's first reconcile) is not the task's end.
         if (
@@ -164,7 +165,19 @@ class _StampedResults(queue.SimpleQueue):  # type: ignore[type-arg]
             and item.status.phase.is_terminal
         ):
             self.stamps[key] = time.monotonic()
-        super().put(item, block, timeout)
+        super().put(sequenced, block, timeout)
+
+
+class _CountedNotices(queue.SimpleQueue):  # type: ignore[type-arg]
+    """Our engine's queue of notices (RUNNING, Launched, Relaunching), counting what was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+
+    def put(self, sequenced: Any, block: bool = True, timeout: float | None = None) -> None:
+        self.sent += 1
+        super().put(sequenced, block, timeout)
 
 
 class _GcPauses:
@@ -221,6 +234,7 @@ class Run:
         self.t0 = 0.0
         self.executor: Any = None
         self.stamped: _StampedResults | None = None
+        self.notices: _CountedNotices | None = None
         self.engine_tid: int | None = None
 
     # ---- setup ------------------------------------------------------------------------------------
@@ -232,7 +246,9 @@ class Run:
 
             self.executor = EcsExecutor(parallelism=parallelism)
             self.stamped = _StampedResults()
-            self.executor._channel.results = self.stamped
+            self.notices = _CountedNotices()
+            self.executor._channel.finals = self.stamped
+            self.executor._channel.notices = self.notices
         else:
             from airflow.providers.amazon.aws.executors.ecs.ecs_executor import AwsEcsExecutor
 
@@ -346,6 +362,7 @@ class Run:
             "launched": self.launched,
             "failed": self.failed_count,
             "engine_counters": dict(getattr(getattr(self.executor, "_engine", None), "counters", {})),
+            "notices_sent": self.notices.sent if self.notices is not None else None,
             **extra,
         }
 
@@ -411,8 +428,27 @@ class Run:
                 return False
             return not plan and all(self.ended_at[i] == self.ended_at[i] for i in self.stopped_at)
 
+        if self.spec.get("notice_burst"):
+            self.burst_notices()
         self.deadline = min(self.deadline, start + track_seconds + 30)
         return self.beat_until(done, between)
+
+    def burst_notices(self) -> None:
+        """A RUNNING notice for every tracked task, queued at once, as a reconcile, an adoption or a
+        restarted engine sends them: what the samples' ends must not wait behind. Put on the executor's own
+        channel from the driver thread, between heartbeats."""
+        from ecs_executor import messages as m
+        from ecs_executor.states import Phase, TaskStatus
+
+        channel = self.executor._channel
+        put = (
+            getattr(channel, "put_result", None) or channel.results.put
+        )  # the code before issue 22: one queue
+        status = TaskStatus(Phase.RUNNING, "benchmark burst")
+        arns = list(self.executor._arns.items())
+        for key, arn in arns:
+            put(m.StateChanged(key, arn, status))
+        self.burst_size = len(arns)
 
     def _key_for(self, i: int) -> Any:
         from benchmarks.workloads import make_workload
@@ -466,6 +502,7 @@ class Run:
             "lag_seconds": sorted(lags),
             "engine_lag_seconds": sorted(engine_lags),
             "lag_samples_stopped": len(getattr(self, "stopped_at", {})),
+            "notice_burst": getattr(self, "burst_size", None),
             "error_log_count": self.errors.count,
             "error_log_samples": self.errors.samples,
             "engine_counters": dict(engine.counters) if engine is not None else None,

@@ -9,13 +9,13 @@ optional health check).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import time
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf as airflow_conf
-from airflow.executors.base_executor import BaseExecutor
 from airflow.utils.state import TaskInstanceState
 
 from ecs_executor import messages as m
@@ -32,7 +32,7 @@ from ecs_executor.startup import (
     warm_up,
 )
 from ecs_executor.states import Phase
-from ecs_executor.workloads import RetainingDeque, to_launch
+from ecs_executor.workloads import AdmittingExecutor, RetainingDeque, to_launch
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
@@ -40,12 +40,38 @@ if TYPE_CHECKING:
 # Leave this much of the workload token's lifetime for the container to pull and start.
 START_MARGIN_SECONDS = 60.0
 MAX_ENGINE_RESTARTS = 3
-# ~6 µs each: bounds one heartbeat's share of a backlog (adoption, a launch burst) to ~3 ms.
+# Notices (RUNNING, Launched, Relaunching) applied per heartbeat: one heartbeat's share of a backlog
+# (adoption, a launch burst, a reconcile); the rest waits for the next heartbeat, in order.
 MAX_RESULTS_PER_SYNC = 500
+# _superseded's value for a try queued again before the facade heard its previous queueing's ECS task.
+UNANNOUNCED = "(not announced yet)"
 ENGINE_RESTART_WINDOW = 600.0
 
 
-class EcsExecutor(BaseExecutor):
+def _late(executor: EcsExecutor, result: m.Result, seq: int) -> bool:
+    """News of an earlier queueing of a running key (sent before it was last queued), or a previous
+    queueing's end that would end the re-queued try too."""
+    key = getattr(result, "key", None)
+    if seq < executor._queued_seq.get(key, 0):
+        if isinstance(result, m.Launched) and executor._superseded.get(key) == UNANNOUNCED:
+            executor._superseded[key] = result.task_arn  # the earlier queueing's ECS task, announced late
+        return True
+    return getattr(result, "task_arn", None) == executor._superseded.get(key, "")
+
+
+def _uncertain(executor: EcsExecutor, final: m.Result) -> bool:
+    """Whether applying ``final`` needs the notices sent before it: the key was queued again before its
+    previous ECS task was announced, or the facade knows the key by another ECS task (a relaunch)."""
+    key = getattr(final, "key", None)
+    if key not in executor.running:
+        return False
+    if executor._superseded.get(key) == UNANNOUNCED:
+        return True
+    arn, known = getattr(final, "task_arn", None), executor._arns.get(key)
+    return arn is not None and known is not None and known != arn
+
+
+class EcsExecutor(AdmittingExecutor):
     """Runs each Airflow task instance as one Amazon ECS task (Fargate, EC2 or EXTERNAL)."""
 
     supports_multi_team = True
@@ -64,6 +90,8 @@ class EcsExecutor(BaseExecutor):
         self._engine: Engine | None = None
         self._arns: dict[Hashable, str] = {}
         self._superseded: dict[Hashable, str] = {}  # re-queued key -> its previous queueing's ECS task
+        self._queued_seq: dict[Hashable, int] = {}  # key -> result number when last queued (_late)
+        self._intake, self._uncertain = m.Intake(), functools.partial(_uncertain, self)
         self._pending: dict[Hashable, m.Launch] = {}
         self._restarts: list[float] = []
         self._ending = False
@@ -182,17 +210,16 @@ class EcsExecutor(BaseExecutor):
             raise RuntimeError("EcsExecutor.start() must be called before workloads are processed")
         now = time.monotonic()
         deadline = now + max(30.0, self._token_lifetime - START_MARGIN_SECONDS)
-        # Take only what ECS will accept within about a second; the rest stays in queued_tasks, where
-        # the scheduler still sees it as queued and offers it again, highest priority first.
-        allowance = self._engine.launch_allowance()
+        queued_seq = m.next_sequence()
         batch: list[m.Command] = []
-        for workload in workloads[: max(1, allowance)]:
+        for workload in workloads[: self._admission() if self._admit is None else self._admit]:
             key, launch, is_callback = to_launch(workload, deadline)
             queued: dict[Any, Any] = self.queued_callbacks if is_callback else self.queued_tasks  # type: ignore[assignment]
             queued.pop(key, None)
+            if key in self.running:  # queued again (it deferred, a sensor rescheduled): the previous ECS task
+                self._superseded[key] = self._arns.pop(key, UNANNOUNCED)  # ... maybe not announced yet
             self.running.add(key)
-            if key in self._arns:  # the try's previous queueing (it deferred, or a sensor rescheduled)
-                self._superseded[key] = self._arns.pop(key)
+            self._queued_seq[key] = queued_seq
             self._queued_at[key] = now
             self._pending[key] = launch
             batch.append(launch)
@@ -233,20 +260,18 @@ class EcsExecutor(BaseExecutor):
         return shared_reader(self._log_settings).read_for_ti(ti, try_number)
 
     def _process_results(self, limit: int | None = MAX_RESULTS_PER_SYNC) -> None:
-        # Bounded so one heartbeat stays short even when thousands of results arrive at once (adoption,
-        # a burst of launches); the rest waits for the next heartbeat, in order.
-        for result in self._channel.drain_results(limit):
-            self._apply(result)
+        """Finals, then at most ``limit`` notices (``messages.Intake``); the rest waits, in order."""
+        for seq, result in self._intake.results(self._channel, limit, self._uncertain):
+            self._apply(result, seq)
         self._metrics.flush()
 
-    def _apply(self, result: m.Result) -> None:
+    def _apply(self, result: m.Result, seq: int = 0) -> None:
         if isinstance(result, m.EngineNote):
             self.log.log(40 if result.level == "error" else 30, "%s", result.message)
             return
         key = result.key
-        # Late news (revoked, finished), or a previous queueing's end that would end the re-queued try too.
-        if key not in self.running or getattr(result, "task_arn", None) == self._superseded.get(key, ""):
-            return
+        if key not in self.running or _late(self, result, seq):
+            return  # late news: revoked, finished, handed back, or about an earlier queueing
         if isinstance(result, m.StateChanged) and self._arns.get(key, result.task_arn) != result.task_arn:
             return  # about an ECS task this try no longer runs in (its queueing was superseded)
         if isinstance(result, m.Launched):
@@ -307,6 +332,7 @@ class EcsExecutor(BaseExecutor):
         """Forget the try's bookkeeping; returns its ECS task ARN, if it had one."""
         self._pending.pop(key, None)
         self._queued_at.pop(key, None)
+        self._queued_seq.pop(key, None)
         arn, earlier = self._arns.pop(key, None), self._superseded.pop(key, None)
         return arn or earlier
 

@@ -6,8 +6,10 @@ scheduler's heartbeat never waits on the network.
 
 from __future__ import annotations
 
+import itertools
+import math
 import queue
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,18 +118,43 @@ class EngineNote:
 Result = Launched | LaunchFailed | Relaunching | StateChanged | AdoptionFailed | EngineNote
 
 
+def is_final(result: Result) -> bool:
+    """A try's end: what frees its slot in Airflow. Never waits behind notices (``Channel``)."""
+    if isinstance(result, StateChanged):
+        return result.status.phase.is_terminal
+    return isinstance(result, (LaunchFailed, AdoptionFailed))
+
+
+# One sequence for every channel of the process: a result's place in the order the engine sent them.
+_SEQUENCE = itertools.count(1)
+
+Sequenced = tuple[int, Result]
+
+
+def next_sequence() -> int:
+    """A number greater than every result's sent so far and smaller than every result's sent later."""
+    return next(_SEQUENCE)
+
+
 class Channel:
-    """Two unbounded thread-safe queues. Nothing here wakes the other thread.
+    """Thread-safe unbounded queues, commands one way and results the other. Nothing here wakes the other
+    thread.
 
     The engine drains ``commands`` on a short timer (``engine.COMMAND_POLL_SECONDS``) instead of being
     woken: a cross-thread wake-up is a syscall that releases the GIL, and winning it back from a busy
     engine thread costs the scheduler's heartbeat up to one switch interval (5 ms). Measured in
     docs/benchmarks.md.
+
+    Results travel in two queues so a try's end (``is_final``) never waits behind a burst of notices
+    (RUNNING, Launched, Relaunching): the facade drains ``finals`` first (``Intake``). Each result carries
+    its number in the order sent, so the facade can tell a result sent before a key was last queued (about
+    an earlier queueing) and hold back a final until the notices sent before it are applied.
     """
 
     def __init__(self) -> None:
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
-        self.results: queue.SimpleQueue[Result] = queue.SimpleQueue()
+        self.finals: queue.SimpleQueue[Sequenced] = queue.SimpleQueue()
+        self.notices: queue.SimpleQueue[Sequenced] = queue.SimpleQueue()
 
     def send(self, command: Command) -> None:
         """Called from the scheduler thread; never blocks."""
@@ -137,14 +164,23 @@ class Channel:
         for command in commands:
             self.commands.put(command)
 
-    def drain_results(self, limit: int | None = None) -> list[Result]:
-        out: list[Result] = []
-        while limit is None or len(out) < limit:
-            try:
-                out.append(self.results.get_nowait())
-            except queue.Empty:
-                break
-        return out
+    def put_result(self, result: Result) -> None:
+        """Called from the engine thread; never blocks."""
+        (self.finals if is_final(result) else self.notices).put((next(_SEQUENCE), result))
+
+    def has_results(self) -> bool:
+        return not (self.finals.empty() and self.notices.empty())
+
+    def take(
+        self, finals_limit: int | None, notices_limit: int | None
+    ) -> tuple[list[Sequenced], list[Sequenced]]:
+        """Up to ``finals_limit`` finals and ``notices_limit`` notices, each in the order sent."""
+        return _drain(self.finals, finals_limit), _drain(self.notices, notices_limit)
+
+    def drain_results(self) -> list[Result]:
+        """Everything queued, in the order sent (tests, and a dead engine's last words)."""
+        finals, notices = self.take(None, None)
+        return [result for _, result in sorted(finals + notices, key=_seq)]
 
     def drain_commands(self) -> list[Command]:
         out: list[Command] = []
@@ -153,3 +189,60 @@ class Channel:
                 out.append(self.commands.get_nowait())
             except queue.Empty:
                 return out
+
+
+def _seq(item: Sequenced) -> int:
+    return item[0]
+
+
+def _drain(q: queue.SimpleQueue[Sequenced], limit: int | None) -> list[Sequenced]:
+    out: list[Sequenced] = []
+    while limit is None or len(out) < limit:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            break
+    return out
+
+
+# Finals (a try's end) applied per heartbeat at most, before any notice.
+MAX_FINALS_PER_SYNC = 2_000
+
+
+class Intake:
+    """The facade's order of applying results: finals first (each overtakes the notices sent before it),
+    then notices. A final that ``uncertain`` says cannot be judged yet waits (parked) until the notices
+    sent before it are applied, and so does any later final of its key."""
+
+    def __init__(self) -> None:
+        self.parked: list[Sequenced] = []
+        self._parked_keys: set[Hashable] = set()
+
+    def results(
+        self,
+        channel: Channel,
+        notices_limit: int | None,
+        uncertain: Callable[[Result], bool],
+    ) -> Iterator[Sequenced]:
+        """What to apply now, in order: up to MAX_FINALS_PER_SYNC finals (all when ``notices_limit`` is None,
+        as for notices). ``uncertain`` is asked just before a final would be yielded."""
+        finals_limit = None if notices_limit is None else MAX_FINALS_PER_SYNC
+        finals, notices = channel.take(finals_limit, notices_limit)
+        for seq, result in finals:
+            key = getattr(result, "key", None)
+            if key in self._parked_keys or uncertain(result):
+                self.parked.append((seq, result))
+                self._parked_keys.add(key)
+            else:
+                yield seq, result
+        yield from notices
+        if self.parked:
+            # Every notice sent before ``caught_up`` has now been applied.
+            full = notices_limit is not None and len(notices) >= notices_limit
+            caught_up = notices[-1][0] if full else math.inf
+            ready = 0
+            while ready < len(self.parked) and self.parked[ready][0] < caught_up:
+                ready += 1
+            due, self.parked = self.parked[:ready], self.parked[ready:]
+            self._parked_keys = {getattr(result, "key", None) for _, result in self.parked}
+            yield from due

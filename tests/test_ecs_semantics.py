@@ -109,7 +109,7 @@ def test_a_previous_queueings_end_reported_after_the_requeue_leaves_the_new_one_
     first_arn = executor._arns[first.ti.key]
     local_ecs.finish_task(first_arn, 0)
     # The engine reports the end; no heartbeat drains it before the try is queued again.
-    wait_for(lambda: not executor._channel.results.empty(), timeout=10)
+    wait_for(executor._channel.has_results, timeout=10)
     resumed = make_workload("resumes")
     driver.events.clear()
     queue(executor, [resumed])

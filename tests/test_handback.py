@@ -57,7 +57,7 @@ def _running(executor: Any, arn: str = ARN) -> Any:
 
 def _end(executor: Any, key: Any, arn: str = ARN, back: str | None = None) -> None:
     status = TaskStatus(Phase.SUCCESS, "container exited with code 0", 0, "EssentialContainerExited", False)
-    executor._channel.results.put(m.StateChanged(key, arn, status, back))
+    executor._channel.put_result(m.StateChanged(key, arn, status, back))
     executor._process_results()
 
 
@@ -99,7 +99,7 @@ def test_airflow_failing_a_try_itself_stops_its_ecs_task(executor: Any) -> None:
 def test_our_own_failure_report_stops_nothing(executor: Any) -> None:
     key = _running(executor)
     failed = TaskStatus(Phase.FAILED, "container exited with code 1", 1, "EssentialContainerExited")
-    executor._channel.results.put(m.StateChanged(key, ARN, failed))
+    executor._channel.put_result(m.StateChanged(key, ARN, failed))
     executor._process_results()
     assert not executor._channel.drain_commands()
     assert key not in executor.running

@@ -30,6 +30,8 @@ class Registry:
         self.by_key: dict[Hashable, Tracked] = {}
         self.by_arn: dict[str, Tracked] = {}
         self.superseded: dict[Hashable, list[Tracked]] = {}  # key -> its earlier queueings' ECS tasks
+        # Events mode: ARNs added to by_arn since the reconciler last took them (None: nobody takes them).
+        self.fresh: list[str] | None = None
 
     def add(self, t: Tracked) -> None:
         old = self.by_key.get(t.key)
@@ -38,6 +40,8 @@ class Registry:
         self.by_key[t.key] = t
         if t.arn:
             self.by_arn[t.arn] = t
+            if self.fresh is not None:
+                self.fresh.append(t.arn)
 
     def watch(self, t: Tracked, state: TaskState) -> None:
         """Describe ``t``'s ECS task until STOPPED, reporting nothing; its key is free for a new queueing."""
@@ -52,6 +56,8 @@ class Registry:
             t.version = 0  # versions count per ECS task: a relaunch starts again at 1
         t.arn = arn
         self.by_arn[arn] = t
+        if self.fresh is not None:
+            self.fresh.append(arn)
 
     def untrack_arn(self, t: Tracked) -> None:
         if t.arn and self.by_arn.get(t.arn) is t:
@@ -127,7 +133,7 @@ class Context:
             if self._ends_flush is None:
                 self._ends_flush = self.spawn(self._flush_ends())
             return
-        self.channel.results.put(result)
+        self.channel.put_result(result)
 
     async def ends_sent(self, timeout: float) -> None:
         """Shutdown: let the last batch of ends through its DB read."""
@@ -145,7 +151,7 @@ class Context:
             primary = getattr(result.key, "primary", None)
             found = states.get(primary) if primary is not None else None
             back = handed_back(result.key, *found) if found else None
-            self.channel.results.put(dataclasses.replace(result, handed_back=back) if back else result)
+            self.channel.put_result(dataclasses.replace(result, handed_back=back) if back else result)
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)

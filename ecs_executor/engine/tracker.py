@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from ecs_executor import messages as m
@@ -38,6 +39,8 @@ CRASH_LOG_TIMEOUT = 10.0
 RECONCILE_TICK_SECONDS = 1.0
 # Events mode: tasks described per reconcile tick at most (the DescribeTasks refill: 20 calls of 100 a s).
 RECONCILE_PER_TICK = 2_000
+# Events mode: due-bucket entries looked at per reconcile tick at most (the rest waits for the next tick).
+RECONCILE_VISITS_PER_TICK = 10_000
 # Events mode: a task ECS answered MISSING for is asked again this soon (not after a full interval).
 MISSING_RECHECK_SECONDS = 5.0
 
@@ -53,6 +56,13 @@ class Tracker:
         self._gate = asyncio.Semaphore(DESCRIBE_IN_FLIGHT)
         self.last_sweep_seconds: float | None = None
         self.suspects: set[str] = set()  # events mode: ARNs to describe at the next reconcile tick
+        # Events mode: when each tracked task is due a describe, without a scan: ARNs in one-second
+        # buckets by when they were last heard of (a task already due goes into the oldest bucket). An
+        # entry counts only while _bucket_of names its bucket; a task heard of since moves on when met.
+        self._buckets: dict[int, list[str]] = {}
+        self._bucket_of: dict[str, int] = {}
+        self._first_bucket: int | None = None  # no entry is in an earlier bucket
+        self.due_visits = 0  # bucket entries looked at (the work of finding what is due)
 
     async def poll_forever(self) -> None:
         while True:
@@ -93,25 +103,85 @@ class Tracker:
         At most RECONCILE_PER_TICK a tick (the DescribeTasks bucket's refill), so tasks launched together,
         and so due together, are described over several ticks instead of one burst that would parse
         thousands of descriptions at once while the scheduler thread waits for the GIL."""
-        by_arn = self.ctx.registry.by_arn
+        registry = self.ctx.registry
+        by_arn = registry.by_arn
         stale_before = time.monotonic() - self.ctx.settings.reconcile_interval
+        if self._first_bucket is None:
+            self._first_bucket = math.floor(stale_before) - 1
+        if registry.fresh is None:  # the first tick: everything tracked so far, then only what is added
+            registry.fresh = list(by_arn)
+        fresh, registry.fresh = registry.fresh, []
+        self._schedule(fresh)
         due = [arn for arn in self.suspects if arn in by_arn][:RECONCILE_PER_TICK]
         self.suspects.difference_update(due)
         if len(due) < RECONCILE_PER_TICK:
-            chosen = set(due)
-            for arn, t in by_arn.items():
-                if t.heard_at <= stale_before and arn not in chosen:
-                    due.append(arn)
-                    if len(due) >= RECONCILE_PER_TICK:
-                        break
+            due += self._take_due(stale_before, RECONCILE_PER_TICK - len(due), set(due))
         if not due:
             return 0
         grouped: dict[str, list[str]] = {}
         for arn in due:
             grouped.setdefault(by_arn[arn].cluster, []).append(arn)
         self.ctx.counters["reconcile_describes"] += len(due)
-        await self._describe_grouped(grouped)
+        try:
+            await self._describe_grouped(grouped)
+        finally:
+            self._schedule(due)  # due again reconcile_interval after they were last heard of
         return len(due)
+
+    def _schedule(self, arns: Iterable[str]) -> None:
+        """(Re)enter tasks in the bucket of when they were last heard of."""
+        by_arn, bucket_of, buckets = self.ctx.registry.by_arn, self._bucket_of, self._buckets
+        first = self._first_bucket or 0
+        for arn in arns:
+            t = by_arn.get(arn)
+            if t is None:
+                continue
+            b = max(int(t.heard_at), first)
+            if bucket_of.get(arn) != b:
+                bucket_of[arn] = b
+                buckets.setdefault(b, []).append(arn)
+
+    def _take_due(self, stale_before: float, room: int, chosen: set[str]) -> list[str]:
+        """Up to ``room`` tasks not heard of since ``stale_before``, longest unheard first. Looks only at
+        the buckets that old, once at each entry (and once more at a task heard of since it was entered)."""
+        by_arn, bucket_of, buckets = self.ctx.registry.by_arn, self._bucket_of, self._buckets
+        assert self._first_bucket is not None
+        b, last = self._first_bucket, math.floor(stale_before)
+        out: list[str] = []
+        visits = 0
+        while b <= last and len(out) < room and visits < RECONCILE_VISITS_PER_TICK:
+            entries = buckets.pop(b, None)
+            if entries is None:
+                b += 1
+                continue
+            keep: list[str] = []
+            for i, arn in enumerate(entries):
+                if len(out) >= room or visits >= RECONCILE_VISITS_PER_TICK:
+                    keep += entries[i:]
+                    break
+                visits += 1
+                if bucket_of.get(arn) != b:
+                    continue  # entered again, in a later bucket
+                t = by_arn.get(arn)
+                if t is None:
+                    del bucket_of[arn]  # no longer tracked
+                elif t.heard_at <= stale_before:
+                    del bucket_of[arn]  # entered again once described
+                    if arn not in chosen:
+                        out.append(arn)
+                elif int(t.heard_at) == b:
+                    keep.append(arn)  # the newest bucket: due within a second
+                else:  # heard of since it was entered
+                    bucket_of[arn] = int(t.heard_at)
+                    buckets.setdefault(int(t.heard_at), []).append(arn)
+            if keep:
+                buckets[b] = keep + buckets.get(b, [])
+                break
+            b += 1
+        self._first_bucket = b
+        self.due_visits += visits
+        out.sort(key=lambda arn: by_arn[arn].heard_at)
+        return out
 
     async def _describe(self, cluster: str, arns: list[str]) -> None:
         async with self._gate:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import queue
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -194,15 +194,24 @@ def launch(
     return command
 
 
+# Results drained from a channel but not yet handed to a caller of results_until.
+_UNREAD: weakref.WeakKeyDictionary[m.Channel, list[m.Result]] = weakref.WeakKeyDictionary()
+
+
 def results_until(
     engine: Engine, done: Callable[[list[m.Result]], bool], timeout: float = 10.0
 ) -> list[m.Result]:
     """Collect the engine's results until ``done`` says enough (or fail with what came)."""
     seen: list[m.Result] = []
+    unread = _UNREAD.setdefault(engine.channel, [])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(queue.Empty):
-            seen.append(engine.channel.results.get(timeout=0.05))
+        if not unread:
+            unread += engine.channel.drain_results()  # in the order sent
+        if unread:
+            seen.append(unread.pop(0))  # one at a time: what ``done`` does not need stays for the next call
+        else:
+            time.sleep(0.02)
         if done(seen):
             return seen
     raise AssertionError(f"not done within {timeout}s: {seen}")

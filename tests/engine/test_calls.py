@@ -24,14 +24,14 @@ RUNNING = TaskInstanceState.RUNNING
 
 
 class RecordingQueue(queue.SimpleQueue):  # type: ignore[type-arg]
-    """The engine's result queue, keeping a copy of everything sent."""
+    """One of the engine's result queues, keeping a copy of everything sent (into ``sent``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sent: list[m.Result]) -> None:
         super().__init__()
-        self.sent: list[m.Result] = []
+        self.sent = sent
 
-    def put(self, item: m.Result, block: bool = True, timeout: float | None = None) -> None:
-        self.sent.append(item)
+    def put(self, item: m.Sequenced, block: bool = True, timeout: float | None = None) -> None:
+        self.sent.append(item[1])
         super().put(item, block, timeout)
 
 
@@ -98,9 +98,9 @@ def test_scheduler_thread_never_wakes_the_engine_loop(local_ecs, point_at, execu
 def test_only_running_and_final_states_cross_the_queue(local_ecs, point_at, executors):
     point_at(local_ecs.url, poll_interval="0.2")
     executor = executors()
-    recorder = RecordingQueue()
-    executor._channel.results = recorder
-    sent = recorder.sent
+    sent: list[m.Result] = []
+    executor._channel.finals = RecordingQueue(sent)
+    executor._channel.notices = RecordingQueue(sent)
     driver = Driver(executor)
     workloads = [make_workload(f"phase-{i}") for i in range(10)]
     keys = [w.ti.key for w in workloads]

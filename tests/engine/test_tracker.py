@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from typing import Any
 
 import pytest
 
 from ecs_executor import messages as m
+from ecs_executor.config import settings_from_mapping
+from ecs_executor.engine.calls import EcsCalls
+from ecs_executor.engine.context import Context
+from ecs_executor.engine.tracker import Tracker
+from ecs_executor.lifecycle import TaskState, Tracked
+from ecs_executor.relaunch import RelaunchPolicy
+from ecs_executor.run_task import TaskIdentity
 from ecs_executor.states import Phase
-from tests.engine.fake_ecs import FakeEcs, launch, of, results_until, running_engine
+from tests.engine.fake_ecs import OPTIONS, FakeEcs, launch, of, results_until, running_engine
 
 
 @pytest.fixture(autouse=True)
@@ -223,3 +233,47 @@ def test_terminate_also_stops_superseded_tasks() -> None:
         engine.channel.send(m.Shutdown(stop_tasks=True))
         assert engine.join(10)
     assert _stopped_tasks(fake) == set(fake.tasks)
+
+
+def test_reconcile_finds_due_tasks_oldest_first_without_visiting_the_rest() -> None:
+    """Events mode: 10,000 tasks heard of just now and 5 not within reconcile_interval. A tick describes the
+    5, longest unheard first, and looks at no other task; the next tick (nothing due) looks at none."""
+    fake = FakeEcs()
+    settings = settings_from_mapping({**OPTIONS, "reconcile_interval": "60"})
+
+    async def factory() -> tuple[Any, contextlib.AsyncExitStack]:
+        return fake, contextlib.AsyncExitStack()
+
+    async def no_relaunch(t: Tracked, decision: Any) -> None:
+        raise AssertionError("nothing is relaunched here")
+
+    async def ticks() -> tuple[list[int], list[int]]:
+        ctx = Context(settings, m.Channel(), RelaunchPolicy(3, 600))
+        tracker = Tracker(ctx, EcsCalls(ctx, factory), no_relaunch, None)
+        now = time.monotonic()
+        for i in range(10_005):
+            arn = f"arn:aws:ecs:us-east-1:123456789012:task/main/{i:032x}"
+            t = Tracked(f"k{i}", TaskIdentity("dag", f"k{i}", "run", 1), "main", state=TaskState.RUNNING)
+            t.arn, t.phase = arn, Phase.RUNNING
+            # The last five were last heard of 100..104 s ago, the oldest last.
+            t.heard_at = now if i < 10_000 else now - 100 - (i - 10_000)
+            fake.tasks[arn] = {
+                "taskArn": arn,
+                "lastStatus": "RUNNING",
+                "desiredStatus": "RUNNING",
+                "version": 1,
+            }
+            ctx.registry.add(t)
+        counts, visits = [], []
+        for _ in range(2):
+            counts.append(await tracker.reconcile_once())
+            visits.append(tracker.due_visits)
+        return counts, visits
+
+    counts, visits = asyncio.run(ticks())
+
+    assert counts == [5, 0] and visits == [5, 5]
+    (request,) = fake.requests("describe_tasks")
+    assert request["tasks"] == [
+        f"arn:aws:ecs:us-east-1:123456789012:task/main/{i:032x}" for i in range(10_004, 9_999, -1)
+    ]
