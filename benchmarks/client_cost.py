@@ -50,7 +50,7 @@ async def _measure(url: str, kwargs: list[dict[str, Any]], variant: dict[str, An
 
     session = get_session()
     if variant.get("plain_json"):
-        from ecs_executor.aws import EcsResponseParserFactory
+        from ecs_executor.aws.clients import EcsResponseParserFactory
 
         session.register_component("response_parser_factory", EcsResponseParserFactory())
     if variant.get("raw_timestamps"):
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
     )
     from benchmarks.workloads import make_workload
-    from ecs_executor.config import settings_from_mapping
-    from ecs_executor.run_task import RunTaskBuilder, TaskIdentity, workload_command
+    from ecs_executor.config.settings import settings_from_mapping
+    from ecs_executor.request.run_task import RunTaskBuilder, TaskIdentity, workload_command
 
     settings = settings_from_mapping(
         {

@@ -24,16 +24,16 @@ import types
 from typing import Any
 
 from ecs_executor import messages as m
-from ecs_executor.config import settings_from_mapping
+from ecs_executor.config.settings import settings_from_mapping
+from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.pacing import TokenBucket
+from ecs_executor.core.relaunch import RelaunchPolicy
+from ecs_executor.core.task_status import Phase
 from ecs_executor.engine import tracker as tracker_module
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context
 from ecs_executor.engine.tracker import Tracker
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.ratelimit import TokenBucket
-from ecs_executor.relaunch import RelaunchPolicy
-from ecs_executor.run_task import TaskIdentity
-from ecs_executor.states import Phase
+from ecs_executor.request.run_task import TaskIdentity
 
 INTERVAL = 60.0
 OPTIONS = {

@@ -15,7 +15,7 @@ from typing import Any
 from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
 ARG_TEAM = Arg(("--team",), help="Check the configuration of this team (multi-team)", default=None)
-# config-from-stack: the arguments of ``python -m ecs_executor config-from-stack`` (config_from_stack.py).
+# config-from-stack: the arguments of ``python -m ecs_executor config-from-stack`` (stack/command.py).
 ARG_STACK = Arg(("stack",), help="Name or ID of a stack deployed from deploy/ecs-executor.yaml")
 ARG_REGION = Arg(("--region",), help="The stack's Region (default: AWS_REGION)", default=None)
 ARG_FORMAT = Arg(("--format",), help="airflow.cfg section or env vars", choices=("ini", "env"), default="ini")
@@ -52,13 +52,13 @@ def cli_commands() -> list[Any]:
 
 def check_command(args: argparse.Namespace) -> None:
     """``airflow ecs-executor check [--team T]``: print the check table, exit 1 when a check failed."""
-    from ecs_executor.check_report import run_check
+    from ecs_executor.check.report import run_check
 
     sys.exit(run_check(team_name=getattr(args, "team", None)))
 
 
 def config_from_stack_command(args: argparse.Namespace) -> None:
     """``airflow ecs-executor config-from-stack STACK``: print the section, exit 1 with one line on error."""
-    from ecs_executor.config_from_stack import run
+    from ecs_executor.stack.command import run
 
     sys.exit(run(args))

@@ -19,20 +19,20 @@ from airflow.configuration import conf as airflow_conf
 from airflow.utils.state import TaskInstanceState
 
 from ecs_executor import messages as m
-from ecs_executor.arns import cluster_from_task_arn, is_task_arn
-from ecs_executor.config import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
+from ecs_executor.config.settings import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
+from ecs_executor.core.task_status import Phase
 from ecs_executor.engine import Engine
-from ecs_executor.metrics import ExecutorMetrics
-from ecs_executor.run_task import RunTaskBuilder
-from ecs_executor.startup import (
+from ecs_executor.facade.admission import AdmittingExecutor, RetainingDeque, to_launch
+from ecs_executor.facade.metrics import ExecutorMetrics
+from ecs_executor.facade.startup import (
     ExecutorStartupError,
     print_startup_errors_plainly,
     scheduler_versions,
     started_line,
     warm_up,
 )
-from ecs_executor.states import Phase
-from ecs_executor.workloads import AdmittingExecutor, RetainingDeque, to_launch
+from ecs_executor.request.arns import cluster_from_task_arn, is_task_arn
+from ecs_executor.request.run_task import RunTaskBuilder
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
@@ -255,7 +255,7 @@ class EcsExecutor(AdmittingExecutor):
                 self._log_settings = self.settings or self.load_settings()
             except EcsExecutorConfigError as exc:
                 return [], [f"ECS executor: {exc}"]
-        from ecs_executor.cloudwatch import shared_reader
+        from ecs_executor.aws.container_logs import shared_reader
 
         return shared_reader(self._log_settings).read_for_ti(ti, try_number)
 

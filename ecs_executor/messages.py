@@ -13,8 +13,8 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecs_executor.run_task import TaskIdentity, new_launch_id
-from ecs_executor.states import TaskStatus
+from ecs_executor.core.task_status import TaskStatus
+from ecs_executor.request.run_task import TaskIdentity, new_launch_id
 
 # ---- executor -> engine ------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ WITH_TRIGGERER = (*DEFAULT_COMPONENTS, "triggerer")
 TRACKING_MODES = ("polling", "events")
 EVENTS_QUEUE = "ecs-task-state-changes"
 #: The local ECS endpoint's timing profile for stacks built without ``timing=`` (how the end-to-end tests
-#: are switched to ``fargate``: ``ECS_EXECUTOR_TEST_TIMING=fargate pytest tests/test_e2e_airflow.py``).
+#: are switched to ``fargate``: ``ECS_EXECUTOR_TEST_TIMING=fargate pytest tests/e2e/test_airflow.py``).
 TIMING_ENV = "ECS_EXECUTOR_TEST_TIMING"
 
 

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ecs_executor import messages as m
-from ecs_executor.aws import is_throttle, throttled_response
+from ecs_executor.aws.clients import is_throttle, throttled_response
+from ecs_executor.core.pacing import TokenBucket
 from ecs_executor.engine.context import Context
-from ecs_executor.ratelimit import TokenBucket
 
 ClientFactory = Callable[[], Awaitable[tuple[Any, contextlib.AsyncExitStack]]]
 

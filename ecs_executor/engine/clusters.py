@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from ecs_executor.aws import classify_exception
+from ecs_executor.aws.clients import classify_exception
 from ecs_executor.engine.calls import EcsCalls
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecs_executor import messages as m
-from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.config.settings import EcsExecutorSettings
+from ecs_executor.core.handback import handed_back
+from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.relaunch import RelaunchPolicy
 from ecs_executor.engine.airflow_db import TryStateReader
-from ecs_executor.handback import handed_back
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.relaunch import RelaunchPolicy
 
 
 class Registry:

@@ -10,16 +10,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ecs_executor import messages as m
-from ecs_executor.aws import classify_exception, is_throttle, may_have_been_applied
+from ecs_executor.aws.clients import classify_exception, is_throttle, may_have_been_applied
+from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.relaunch import FailureKind
+from ecs_executor.core.triage import Decision, Verdict, classify_run_task_failure
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
 from ecs_executor.engine.stopper import Stopper
-from ecs_executor.layering import LAUNCH_TYPE, STRATEGY, fill_launch_target
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.relaunch import FailureKind
-from ecs_executor.run_task import InvalidTaskConfig, NoQueueProfile, RunTaskBuilder, workload_command
-from ecs_executor.triage import Decision, Verdict, classify_run_task_failure
+from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, fill_launch_target
+from ecs_executor.request.run_task import InvalidTaskConfig, NoQueueProfile, RunTaskBuilder, workload_command
 
 log = logging.getLogger(__name__)
 

@@ -14,20 +14,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ecs_executor import messages as m
-from ecs_executor import redact
-from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.aws import redact
+from ecs_executor.config.settings import EcsExecutorSettings
+from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.relaunch import RelaunchPolicy
 from ecs_executor.engine.airflow_db import TryStateReader
 from ecs_executor.engine.calls import ClientFactory, EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
-from ecs_executor.engine.events import EventFeed, SqsFactory
+from ecs_executor.engine.event_feed import EventFeed, SqsFactory
 from ecs_executor.engine.launcher import Launcher
-from ecs_executor.engine.orphans import OrphanSweeper
+from ecs_executor.engine.orphan_sweep import OrphanSweeper
 from ecs_executor.engine.stopper import Stopper
 from ecs_executor.engine.tracker import CRASH_LOG_LINES, RECONCILE_TICK_SECONDS, Tracker
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.relaunch import RelaunchPolicy
-from ecs_executor.run_task import RunTaskBuilder, TaskIdentity
+from ecs_executor.request.run_task import RunTaskBuilder, TaskIdentity
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -251,15 +251,15 @@ class Engine:
     async def health_problems(self) -> list[str]:
         """Cluster ACTIVE, task definition resolvable and holding our container; [] when healthy.
 
-        The same rows as ``airflow ecs-executor check`` (one health check, in check.py)."""
-        from ecs_executor.check import startup_problems
+        The same rows as ``airflow ecs-executor check`` (one health check, in check/run.py)."""
+        from ecs_executor.check.run import startup_problems
 
         return await startup_problems(self.calls.call, self.settings, team_name=self.builder.team_name)
 
     def _last_log_lines(self, arn: str, task_definition_arn: str) -> list[str]:
         """Runs in a worker thread (boto3 is synchronous). The process's one CloudWatch reader, shared with
         get_task_log: one GetLogEvents pacer, cached task definitions."""
-        from ecs_executor.cloudwatch import shared_reader
+        from ecs_executor.aws.container_logs import shared_reader
 
         reader = shared_reader(self.settings)
         return list(reader.last_lines(arn, CRASH_LOG_LINES, task_definition_arn=task_definition_arn or None))
@@ -267,7 +267,7 @@ class Engine:
 
 def _default_client_factory(settings: EcsExecutorSettings) -> ClientFactory:
     def factory() -> Awaitable[Any]:
-        from ecs_executor.aws import ecs_client
+        from ecs_executor.aws.clients import ecs_client
 
         return ecs_client(settings)
 
@@ -276,7 +276,7 @@ def _default_client_factory(settings: EcsExecutorSettings) -> ClientFactory:
 
 def _default_sqs_factory(settings: EcsExecutorSettings) -> SqsFactory:
     def factory() -> Awaitable[Any]:
-        from ecs_executor.aws import sqs_client
+        from ecs_executor.aws.clients import sqs_client
 
         return sqs_client(settings)
 

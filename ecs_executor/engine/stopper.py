@@ -6,11 +6,11 @@ import asyncio
 import logging
 from collections.abc import Hashable
 
-from ecs_executor.aws import classify_exception, may_have_been_applied
+from ecs_executor.aws.clients import classify_exception, may_have_been_applied
+from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.triage import Verdict
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.triage import Verdict
 
 log = logging.getLogger(__name__)
 

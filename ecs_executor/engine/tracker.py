@@ -15,13 +15,13 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from ecs_executor import messages as m
-from ecs_executor.aws import classify_exception
+from ecs_executor.aws.clients import classify_exception
+from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.relaunch import FailureKind
+from ecs_executor.core.task_status import Phase, TaskStatus, task_status
+from ecs_executor.core.triage import Decision, Verdict, classify_stopped
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context, CrashLines
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.relaunch import FailureKind
-from ecs_executor.states import Phase, TaskStatus, task_status
-from ecs_executor.triage import Decision, Verdict, classify_stopped
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ecs_executor.ecs_rules import cluster_of_task_arn, resolve_launch_target
+from ecs_executor.request.ecs_rules import cluster_of_task_arn, resolve_launch_target
 
 ACCOUNT_ID = "123456789012"
 

@@ -15,7 +15,22 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ecs_executor.ecs_rules import (
+from ecs_executor.local_ecs.faults import PROVISIONING_LIMIT, SHORTAGE_REASONS, Faults
+from ecs_executor.local_ecs.model import (
+    ACCOUNT_ID,
+    RUNNING,
+    STOPPED,
+    USER_STOPPED_REASON,
+    Cluster,
+    EcsError,
+    Registry,
+    TaskDefinition,
+    cluster_arn,
+    cluster_name_of,
+    invalid,
+)
+from ecs_executor.local_ecs.runner import Runner
+from ecs_executor.request.ecs_rules import (
     MAX_CLIENT_TOKEN,
     MAX_DESCRIBE_CLUSTERS,
     MAX_DESCRIBE_TASKS,
@@ -36,21 +51,6 @@ from ecs_executor.ecs_rules import (
     resolve_launch_target,
     tag_problems,
 )
-from ecs_executor.local_ecs.faults import PROVISIONING_LIMIT, SHORTAGE_REASONS, Faults
-from ecs_executor.local_ecs.model import (
-    ACCOUNT_ID,
-    RUNNING,
-    STOPPED,
-    USER_STOPPED_REASON,
-    Cluster,
-    EcsError,
-    Registry,
-    TaskDefinition,
-    cluster_arn,
-    cluster_name_of,
-    invalid,
-)
-from ecs_executor.local_ecs.runner import Runner
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ecs_executor.ecs_rules import SIGNING_KEY_VARIABLE
 from ecs_executor.local_ecs import podman
 from ecs_executor.local_ecs.knobs import Knobs
 from ecs_executor.local_ecs.model import (
@@ -40,6 +39,7 @@ from ecs_executor.local_ecs.model import (
     Task,
 )
 from ecs_executor.local_ecs.timing import Timing
+from ecs_executor.request.ecs_rules import SIGNING_KEY_VARIABLE
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""What a RunTask request is made of: ECS's rules, task ARNs, argument layering, the builder. Pure."""
