@@ -1,6 +1,6 @@
 """Turn one Airflow workload into the exact RunTask arguments. Pure: no I/O, no clock.
 
-Layering (lowest to highest): option defaults < ``run_task_kwargs`` < explicit options (see config/settings.py),
+Layering (lowest to highest): option defaults < ``run_task_kwargs`` < explicit options (config/settings.py),
 then the task's ``executor_config``, then what the executor must own (command, count, identity).
 """
 

@@ -1,5 +1,5 @@
-"""aws/clients.py against moto server: the engine client's parsing, the connection's config_kwargs (with a real
-proxy), and botocore errors read into our terms."""
+"""aws/clients.py against moto server: the engine client's parsing, the connection's config_kwargs (with a
+real proxy), and botocore errors read into our terms."""
 
 from __future__ import annotations
 
