@@ -22,7 +22,7 @@ from ecs_executor import messages as m
 from ecs_executor.config.settings import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
 from ecs_executor.core.task_status import Phase
 from ecs_executor.engine import Engine
-from ecs_executor.facade.admission import AdmittingExecutor, RetainingDeque, to_launch
+from ecs_executor.facade.admission import AdmittingExecutor, to_launch
 from ecs_executor.facade.metrics import ExecutorMetrics
 from ecs_executor.facade.startup import (
     ExecutorStartupError,
@@ -31,6 +31,7 @@ from ecs_executor.facade.startup import (
     started_line,
     warm_up,
 )
+from ecs_executor.facade.task_event_logs import RetainingDeque
 from ecs_executor.request.arns import cluster_from_task_arn, is_task_arn
 from ecs_executor.request.run_task import RunTaskBuilder
 

@@ -24,7 +24,7 @@ from ecs_executor.core.task_status import Phase
 from ecs_executor.request.run_task import TaskIdentity
 
 
-class TaskState(str, enum.Enum):
+class TryState(str, enum.Enum):
     QUEUED = "queued"  # received from the executor, not sent to ECS yet
     LAUNCHING = "launching"  # RunTask in progress (including retries of the same call)
     RELAUNCHING = "relaunching"  # the last attempt produced no task; waiting for the next one
@@ -40,32 +40,32 @@ class TaskState(str, enum.Enum):
 
 
 _LIVE = {
-    TaskState.QUEUED,
-    TaskState.LAUNCHING,
-    TaskState.RELAUNCHING,
-    TaskState.PENDING,
-    TaskState.RUNNING,
-    TaskState.ADOPTED,
+    TryState.QUEUED,
+    TryState.LAUNCHING,
+    TryState.RELAUNCHING,
+    TryState.PENDING,
+    TryState.RUNNING,
+    TryState.ADOPTED,
 }
-ALLOWED: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.QUEUED: frozenset({TaskState.LAUNCHING}),
-    TaskState.LAUNCHING: frozenset({TaskState.PENDING, TaskState.RUNNING, TaskState.RELAUNCHING}),
-    TaskState.RELAUNCHING: frozenset({TaskState.LAUNCHING}),
-    TaskState.PENDING: frozenset({TaskState.RUNNING, TaskState.RELAUNCHING, TaskState.EXITED}),
-    TaskState.RUNNING: frozenset({TaskState.EXITED}),
-    TaskState.ADOPTED: frozenset({TaskState.PENDING, TaskState.RUNNING, TaskState.EXITED}),
-    TaskState.STOPPING: frozenset(),
-    TaskState.EXITED: frozenset({TaskState.DONE}),
-    TaskState.SUPERSEDED: frozenset({TaskState.STOPPING, TaskState.DONE}),
-    TaskState.DONE: frozenset(),
+ALLOWED: dict[TryState, frozenset[TryState]] = {
+    TryState.QUEUED: frozenset({TryState.LAUNCHING}),
+    TryState.LAUNCHING: frozenset({TryState.PENDING, TryState.RUNNING, TryState.RELAUNCHING}),
+    TryState.RELAUNCHING: frozenset({TryState.LAUNCHING}),
+    TryState.PENDING: frozenset({TryState.RUNNING, TryState.RELAUNCHING, TryState.EXITED}),
+    TryState.RUNNING: frozenset({TryState.EXITED}),
+    TryState.ADOPTED: frozenset({TryState.PENDING, TryState.RUNNING, TryState.EXITED}),
+    TryState.STOPPING: frozenset(),
+    TryState.EXITED: frozenset({TryState.DONE}),
+    TryState.SUPERSEDED: frozenset({TryState.STOPPING, TryState.DONE}),
+    TryState.DONE: frozenset(),
 }
 # Every live state may end (reported) or be revoked.
 for _state in _LIVE:
-    ALLOWED[_state] = ALLOWED[_state] | {TaskState.DONE, TaskState.STOPPING}
-ALLOWED[TaskState.STOPPING] = frozenset({TaskState.DONE})
-for _state in (TaskState.PENDING, TaskState.RUNNING, TaskState.ADOPTED):
-    ALLOWED[_state] = ALLOWED[_state] | {TaskState.SUPERSEDED}
-WATCHED = frozenset({TaskState.EXITED, TaskState.SUPERSEDED})
+    ALLOWED[_state] = ALLOWED[_state] | {TryState.DONE, TryState.STOPPING}
+ALLOWED[TryState.STOPPING] = frozenset({TryState.DONE})
+for _state in (TryState.PENDING, TryState.RUNNING, TryState.ADOPTED):
+    ALLOWED[_state] = ALLOWED[_state] | {TryState.SUPERSEDED}
+WATCHED = frozenset({TryState.EXITED, TryState.SUPERSEDED})
 
 
 class IllegalTransition(RuntimeError):
@@ -79,7 +79,7 @@ class Tracked:
     key: Hashable
     identity: TaskIdentity
     cluster: str  # every call about this task goes to its own cluster
-    state: TaskState = TaskState.QUEUED
+    state: TryState = TryState.QUEUED
     kwargs: dict[str, Any] | None = None  # RunTask arguments, only while RunTask attempts are in progress
     deadline: float | None = None  # monotonic time the workload token expires
     attempt: int = 1
@@ -95,7 +95,7 @@ class Tracked:
     # relaunched).
     source: Any = field(default=None, repr=False)
 
-    def move(self, to: TaskState) -> None:
+    def move(self, to: TryState) -> None:
         if to is self.state:
             return
         if to not in ALLOWED[self.state]:
@@ -113,4 +113,4 @@ class Tracked:
 
     @property
     def stopping(self) -> bool:
-        return self.state is TaskState.STOPPING
+        return self.state is TryState.STOPPING

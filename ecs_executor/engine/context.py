@@ -15,7 +15,7 @@ from typing import Any
 from ecs_executor import messages as m
 from ecs_executor.config.settings import EcsExecutorSettings
 from ecs_executor.core.handback import handed_back
-from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.lifecycle import Tracked, TryState
 from ecs_executor.core.relaunch import RelaunchPolicy
 from ecs_executor.engine.airflow_db import TryStateReader
 
@@ -43,12 +43,12 @@ class Registry:
             if self.fresh is not None:
                 self.fresh.append(t.arn)
 
-    def watch(self, t: Tracked, state: TaskState) -> None:
+    def watch(self, t: Tracked, state: TryState) -> None:
         """Describe ``t``'s ECS task until STOPPED, reporting nothing; its key is free for a new queueing."""
         t.move(state)
         if self.by_key.get(t.key) is t:
             del self.by_key[t.key]
-        if state is TaskState.SUPERSEDED:
+        if state is TryState.SUPERSEDED:
             self.superseded.setdefault(t.key, []).append(t)
 
     def track_arn(self, t: Tracked, arn: str) -> None:
@@ -165,8 +165,8 @@ class Context:
         self.registry.forget(t)
         if not t.watched:
             self.capacity_waiting.discard(t.key)
-        if t.state is not TaskState.DONE:
-            t.move(TaskState.DONE)
+        if t.state is not TryState.DONE:
+            t.move(TryState.DONE)
 
     def reported(self, t: Tracked, task_stopped: bool) -> None:
         """The try's final word is on its way to the executor: done, or watched until ECS stops its task."""
@@ -174,7 +174,7 @@ class Context:
             self.finish(t)
         else:
             self.capacity_waiting.discard(t.key)
-            self.registry.watch(t, TaskState.EXITED)
+            self.registry.watch(t, TryState.EXITED)
 
     def fail_launch(self, t: Tracked, reason: str, kind: str = "permanent") -> None:
         stopping = t.stopping

@@ -11,7 +11,7 @@ from typing import Any
 
 from ecs_executor import messages as m
 from ecs_executor.aws.clients import classify_exception, is_throttle, may_have_been_applied
-from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.lifecycle import Tracked, TryState
 from ecs_executor.core.relaunch import FailureKind
 from ecs_executor.core.triage import Decision, Verdict, classify_run_task_failure
 from ecs_executor.engine.calls import EcsCalls
@@ -59,13 +59,13 @@ class Launcher:
         not seen it yet: its ECS task is watched until it stops, reporting nothing (and stopped if Airflow
         revokes the try or the scheduler terminates). One still being launched is revoked (its launch
         stops, and a task it may have started is stopped): Airflow has given up on it."""
-        if old.state in (TaskState.QUEUED, TaskState.LAUNCHING, TaskState.RELAUNCHING, TaskState.PENDING):
+        if old.state in (TryState.QUEUED, TryState.LAUNCHING, TryState.RELAUNCHING, TryState.PENDING):
             self.stopper.revoke(old, "Airflow queued this try again")
-        elif old.arn and old.state in (TaskState.RUNNING, TaskState.ADOPTED):
-            self.ctx.registry.watch(old, TaskState.SUPERSEDED)
+        elif old.arn and old.state in (TryState.RUNNING, TryState.ADOPTED):
+            self.ctx.registry.watch(old, TryState.SUPERSEDED)
         else:
             if old.live:
-                old.move(TaskState.STOPPING)
+                old.move(TryState.STOPPING)
             self.ctx.registry.forget(old)
 
     async def launch(self, t: Tracked) -> None:
@@ -74,7 +74,7 @@ class Launcher:
         own_client: int | None = None  # the client generation this launch itself had rebuilt
         try:
             if not t.stopping:
-                t.move(TaskState.LAUNCHING)
+                t.move(TryState.LAUNCHING)
             while not t.stopping:
                 if t.kwargs is None and not await self._build(t):
                     return
@@ -219,14 +219,14 @@ class Launcher:
             t.capacity_relaunches += 1
             self.ctx.counters["relaunches_capacity"] += 1
             self.ctx.capacity_waiting.add(t.key)
-        t.move(TaskState.RELAUNCHING)
+        t.move(TryState.RELAUNCHING)
         self.ctx.emit(m.Relaunching(t.key, decision.reason, t.attempt + 1, verdict.delay))
         await asyncio.sleep(verdict.delay)
         if t.stopping:
             return False
         t.attempt += 1
         t.kwargs = None  # rebuilt for the new attempt (new clientToken)
-        t.move(TaskState.LAUNCHING)
+        t.move(TryState.LAUNCHING)
         return True
 
     async def relaunch_after_stop(self, t: Tracked, decision: Decision) -> None:
@@ -252,7 +252,7 @@ class Launcher:
         self.ctx.capacity_waiting.discard(t.key)
         t.launch_task = None  # finished; do not keep its coroutine alive while the task is tracked
         t.kwargs = None  # a relaunch rebuilds them from t.source
-        t.move(TaskState.PENDING)
+        t.move(TryState.PENDING)
         self.ctx.emit(m.Launched(t.key, arn, t.attempt))
         self.observe(t, task)
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from ecs_executor import messages as m
 from ecs_executor.aws import redact
 from ecs_executor.config.settings import EcsExecutorSettings
-from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.lifecycle import Tracked, TryState
 from ecs_executor.core.relaunch import RelaunchPolicy
 from ecs_executor.engine.airflow_db import TryStateReader
 from ecs_executor.engine.calls import ClientFactory, EcsCalls
@@ -212,7 +212,7 @@ class Engine:
             self.launcher.start(command)
         elif isinstance(command, m.Adopt):
             t = Tracked(command.key, _adopted_identity(command.key), command.cluster or self.settings.cluster)
-            t.state = TaskState.ADOPTED
+            t.state = TryState.ADOPTED
             t.arn = command.task_arn
             registry.add(t)
         elif isinstance(command, m.Stop):

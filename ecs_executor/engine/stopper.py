@@ -7,7 +7,7 @@ import logging
 from collections.abc import Hashable
 
 from ecs_executor.aws.clients import classify_exception, may_have_been_applied
-from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.lifecycle import Tracked, TryState
 from ecs_executor.core.triage import Verdict
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context
@@ -31,8 +31,8 @@ class Stopper:
 
     def revoke(self, t: Tracked, reason: str) -> None:
         """Forget the try at once; stop its ECS task if it has one (a launch in flight settles itself)."""
-        if t.live or t.state is TaskState.SUPERSEDED:
-            t.move(TaskState.STOPPING)
+        if t.live or t.state is TryState.SUPERSEDED:
+            t.move(TryState.STOPPING)
         self.ctx.registry.forget(t)
         self.ctx.capacity_waiting.discard(t.key)
         if t.arn:
@@ -81,6 +81,6 @@ class Stopper:
         tracked += [t for earlier in registry.superseded.values() for t in earlier]
         targets = [(t.cluster, t.arn) for t in tracked if t.arn]
         for t in tracked:
-            if t.live or t.state is TaskState.SUPERSEDED:
-                t.move(TaskState.STOPPING)
+            if t.live or t.state is TryState.SUPERSEDED:
+                t.move(TryState.STOPPING)
         await asyncio.gather(*(self.stop(c, arn, reason) for c, arn in targets), return_exceptions=True)

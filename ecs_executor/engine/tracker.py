@@ -16,7 +16,7 @@ from typing import Any
 
 from ecs_executor import messages as m
 from ecs_executor.aws.clients import classify_exception
-from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.lifecycle import Tracked, TryState
 from ecs_executor.core.relaunch import FailureKind
 from ecs_executor.core.task_status import Phase, TaskStatus, task_status
 from ecs_executor.core.triage import Decision, Verdict, classify_stopped
@@ -218,7 +218,7 @@ class Tracker:
         if t.watched:
             if t.missing_polls >= MISSING_POLLS_BEFORE_FAIL:
                 self.ctx.finish(t)  # nothing to report: ECS no longer knows the task it was stopping
-        elif t.state is TaskState.ADOPTED:
+        elif t.state is TryState.ADOPTED:
             arn = t.arn or ""
             self.ctx.finish(t)
             self.ctx.emit(
@@ -279,14 +279,14 @@ class Tracker:
             return
         if phase == Phase.RUNNING:
             t.source = None  # a task that ran is never relaunched; free the workload JSON
-            t.move(TaskState.RUNNING)
-        elif phase == Phase.PENDING and t.state is TaskState.ADOPTED:
-            t.move(TaskState.PENDING)
+            t.move(TryState.RUNNING)
+        elif phase == Phase.PENDING and t.state is TryState.ADOPTED:
+            t.move(TryState.PENDING)
 
     def _may_relaunch(self, t: Tracked, decision: Decision) -> bool:
         # A try we saw RUNNING is never relaunched (its source is gone): Airflow's Execution API refuses to
         # start a try that is already running (409 invalid_state), Spot interruption included.
-        return t.source is not None and not t.stopping and t.state is not TaskState.RUNNING
+        return t.source is not None and not t.stopping and t.state is not TryState.RUNNING
 
     async def _report_crash(self, t: Tracked, arn: str, task_definition_arn: str, status: TaskStatus) -> None:
         lines: list[str] = []
