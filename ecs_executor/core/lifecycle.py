@@ -90,7 +90,7 @@ class Tracked:
     heard_at: float = 0.0  # monotonic time of the last answer or event about it (events mode reconciles)
     capacity_since: float | None = None  # first capacity failure of this try
     capacity_relaunches: int = 0  # launch attempts spent waiting for capacity (not on max_run_task_attempts)
-    launch_task: Any = field(default=None, repr=False)  # the asyncio task launching it
+    launch_future: Any = field(default=None, repr=False)  # the asyncio.Task running its launch or relaunch
     # Until the task runs: what a relaunch rebuilds its arguments from (a task seen RUNNING is never
     # relaunched).
     source: Any = field(default=None, repr=False)

@@ -58,10 +58,10 @@ class EventFeed:
 
     # ---- wiring ------------------------------------------------------------------------------------
 
-    def observe_launched(self, t: Tracked, task: Mapping[str, Any]) -> None:
+    def observe_launched(self, tracked: Tracked, task: Mapping[str, Any]) -> None:
         """The launcher's observe: the RunTask answer, then any event that arrived before it."""
-        self.tracker.observe(t, task)
-        early = self._early.pop(t.arn or "", None)
+        self.tracker.observe(tracked, task)
+        early = self._early.pop(tracked.arn or "", None)
         if early is not None:
             self.apply(early[0])
 
@@ -119,23 +119,23 @@ class EventFeed:
 
     def apply(self, event: TaskEvent) -> None:
         counters = self.ctx.counters
-        t = self.ctx.registry.by_arn.get(event.task_arn)
-        if t is None:
+        tracked = self.ctx.registry.by_arn.get(event.task_arn)
+        if tracked is None:
             if event.cluster_name in self._clusters or event.cluster_arn in self._clusters:
                 self._keep_early(event)
             else:
                 counters["events_dropped"] += 1
                 log.debug("Dropped event of %s: cluster %s is not ours", event.task_arn, event.cluster_arn)
             return
-        place = order(t.version, event.version)
+        place = order(tracked.version, event.version)
         if place is Order.DUPLICATE or place is Order.STALE:
             counters["events_" + place.value] += 1
             return
         if place is Order.GAP:
             counters["events_gap"] += 1
-            self.tracker.suspect(t)
+            self.tracker.suspect(tracked)
         counters["events_applied"] += 1
-        self.tracker.observe(t, event.detail)
+        self.tracker.observe(tracked, event.detail)
         if event.changed_at is not None:
             self.ctx.event_lags.append(max(0.0, time.time() - event.changed_at))
 

@@ -211,10 +211,12 @@ class Engine:
         if isinstance(command, m.Launch):
             self.launcher.start(command)
         elif isinstance(command, m.Adopt):
-            t = Tracked(command.key, _adopted_identity(command.key), command.cluster or self.settings.cluster)
-            t.state = TryState.ADOPTED
-            t.arn = command.task_arn
-            registry.add(t)
+            tracked = Tracked(
+                command.key, _adopted_identity(command.key), command.cluster or self.settings.cluster
+            )
+            tracked.state = TryState.ADOPTED
+            tracked.arn = command.task_arn
+            registry.add(tracked)
         elif isinstance(command, m.Stop):
             self.stopper.revoke_key(command.key, command.reason)
         elif isinstance(command, m.Shutdown):
@@ -225,9 +227,9 @@ class Engine:
         if shutdown is not None and shutdown.stop_tasks:
             await self.stopper.stop_all("Airflow scheduler terminated")
         launches = [
-            t.launch_task
-            for t in self.ctx.registry.by_key.values()
-            if t.launch_task and not t.launch_task.done()
+            tracked.launch_future
+            for tracked in self.ctx.registry.by_key.values()
+            if tracked.launch_future and not tracked.launch_future.done()
         ]
         if launches:
             await asyncio.wait(launches, timeout=max(0.0, deadline - time.monotonic()))
@@ -243,8 +245,8 @@ class Engine:
 
     def _sweep_clusters(self) -> list[str]:
         """Where the orphan sweep looks: the clusters the options name, and those of tracked tasks."""
-        tracked = {t.cluster for t in self.ctx.registry.by_arn.values()}
-        return list(dict.fromkeys([*self.builder.clusters(), *sorted(tracked)]))
+        in_use = {tracked.cluster for tracked in self.ctx.registry.by_arn.values()}
+        return list(dict.fromkeys([*self.builder.clusters(), *sorted(in_use)]))
 
     # ---- start-up check ----------------------------------------------------------------------------
 
