@@ -1,9 +1,9 @@
 """``EcsExecutor``: the synchronous facade the Airflow scheduler drives.
 
-Every method here runs on the scheduler thread and only moves messages: ``_process_workloads`` builds
-RunTask arguments (pure) and enqueues them; ``sync`` drains results into Airflow's event buffer. The
-network is touched only by ``engine.Engine`` on its own thread (and once, at ``start()``, for the
-optional health check).
+Every method here runs on the scheduler thread and only moves messages: ``_process_workloads`` turns
+each workload into a ``Launch`` and enqueues it (RunTask arguments are built on the engine thread);
+``sync`` drains results into Airflow's event buffer. The network is touched only by ``engine.Engine`` on
+its own thread (and once, at ``start()``, for the optional health check).
 """
 
 from __future__ import annotations
@@ -249,8 +249,8 @@ class EcsExecutor(AdmittingExecutor):
         """Live container output from CloudWatch Logs (awslogs driver) for a running task.
 
         Runs in the API server, where start() is never called: settings are read on first use. The
-        process's one reader (``cloudwatch.shared_reader``) also paces the engine's crash-log reads; it is
-        imported here so the scheduler's facade does not load boto3 clients it never uses."""
+        process's one reader (``aws.container_logs.shared_reader``) also paces the engine's crash-log
+        reads; it is imported here so the scheduler's facade does not load boto3 clients it never uses."""
         if self._log_settings is None:
             try:
                 self._log_settings = self.settings or self.load_settings()

@@ -48,9 +48,9 @@ if TYPE_CHECKING:
 # ---- client options --------------------------------------------------------------------------------
 
 # The engine's ECS client. "standard", not "adaptive": adaptive's client-side rate limiter is shared by
-# every call of our one client and collapses under throttling (measured: 162 of 300 RunTasks in 40 s at
-# 14% throttles vs all 300 in 5 s). We pace with our own token buckets, which slow down on throttles
-# (the engine's needs-retry hook). Requests are validated where they are built (config at start-up,
+# every call of our one client and collapses under throttling (docs/benchmarks.md, "Found by this
+# harness"). We pace with our own token buckets, which slow down on throttles (the engine's needs-retry
+# hook). Requests are validated where they are built (config at start-up,
 # executor_config per task), so botocore's validation would only repeat that work.
 ENGINE_CLIENT_OPTIONS: dict[str, Any] = {
     "retries": {"mode": "standard", "max_attempts": 3},
@@ -180,8 +180,8 @@ class PlainJsonParser(AioJSONParser):
 
     Member names on the wire are the shape's member names, timestamps stay the numbers ECS sent (the
     engine never reads them), and the ECS model has no blobs or renamed members. Walking the shape only
-    rebuilds the same dicts: 0.089 → 0.054 ms CPU per described task, 0.86 → 0.70 ms per RunTask
-    (``python -m benchmarks.client_cost``). Members the model does not know, and nulls, are kept.
+    rebuilds the same dicts, for CPU per call (``python -m benchmarks.client_cost``; docs/benchmarks.md).
+    Members the model does not know, and nulls, are kept.
     Error codes, metadata and retries stay botocore's; a modeled error's body is read this way too
     (adding its raw ``__type`` to ``exc.response``, which nothing reads).
     """

@@ -151,8 +151,7 @@ class EcsCalls:
             # the bucket at the lowered rate.
             return False
         # Not throttled, even if it failed otherwise: a 5xx or a lost reply is no sign of the rate limit, and
-        # counting only clean answers would read random faults as a lower limit (measured: the fault-injection
-        # run took 100 s instead of 17 s).
+        # counting only clean answers would read random faults as a lower limit (docs/benchmarks.md).
         self.run_bucket.accepted()
         return None
 

@@ -65,7 +65,8 @@ class Engine:
         self._shutdown: m.Shutdown | None = None
         policy = RelaunchPolicy(settings.max_run_task_attempts, settings.capacity_wait_seconds)
         self.ctx = Context(settings, channel, policy, try_states=TryStateReader())
-        # The parts; built on the engine thread (asyncio primitives belong to its loop).
+        # The parts, built here on the caller's thread: their asyncio primitives bind to the engine's loop
+        # on first use (Python >= 3.10).
         self.calls: EcsCalls
         self.clusters: ClusterDefaults
         self.stopper: Stopper

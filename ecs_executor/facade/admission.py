@@ -1,7 +1,7 @@
 """What the scheduler hands the executor, turned into what the engine launches.
 
-Runs on the scheduler thread, once per workload: only cheap work here (~5 µs); RunTask arguments are
-built on the engine thread.
+Runs on the scheduler thread, once per workload: only cheap work here (its cost: docs/benchmarks.md);
+RunTask arguments are built on the engine thread.
 """
 
 from __future__ import annotations
