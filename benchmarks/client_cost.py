@@ -4,7 +4,7 @@ Sends N RunTask calls (the executor's real RunTask arguments, built by ``RunTask
 DescribeTasks sweeps over the launched tasks, through one aiobotocore client configured as the engine
 configures it, against a local ECS endpoint in another process (no latency, no throttling), and
 reports this process's CPU time per call. Each variant adds one client option; the last one is the
-engine's client as ``aws.ecs_client`` builds it.
+engine's client as ``aws.clients.ecs_client`` builds it.
 """
 
 from __future__ import annotations

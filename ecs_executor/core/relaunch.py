@@ -28,7 +28,7 @@ class FailureKind(str, enum.Enum):
 
     CAPACITY = "capacity"  # no room in the cluster (yet): bounded by capacity_wait_seconds
     START = "start"  # the task stopped before its container started (ENI, pull i/o, host lost)
-    SPOT = "spot"  # Spot reclaimed the capacity; the try had started (opt-in relaunch)
+    SPOT = "spot"  # Spot reclaimed the capacity before the try was seen running (opt-in relaunch)
 
 
 def backoff_seconds(n: int, base: float, cap: float, rng: random.Random | None = None) -> float:

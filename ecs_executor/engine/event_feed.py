@@ -1,10 +1,10 @@
 """Events mode: ECS task state changes from SQS (an EventBridge rule fills the queue), fed to the tracker.
 
-Several receivers long-poll the queue; each message is parsed once (``ecs_events``), ordered against what
-is known of its task (duplicates and stale events never move a task backwards; a gap makes the reconciler
-describe the task at once), then deleted in one batch per receive. Messages that are not usable events
-(not JSON, other event types, other clusters) are deleted too, with a debug line: they can never become
-usable, and left in place they would come back every visibility timeout.
+Several receivers long-poll the queue; each message is parsed once (``core.state_change``), ordered
+against what is known of its task (duplicates and stale events never move a task backwards; a gap makes
+the reconciler describe the task at once), then deleted in one batch per receive. Messages that are not
+usable events (not JSON, other event types, other clusters) are deleted too, with a debug line: they can
+never become usable, and left in place they would come back every visibility timeout.
 
 An event can overtake the RunTask answer that tells us its task's ARN: such events wait here, briefly,
 for the launcher to claim the ARN (``observe_launched``). Events of tasks we do not track (another

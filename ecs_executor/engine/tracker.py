@@ -1,8 +1,9 @@
 """Tracking: DescribeTasks sweeps over every tracked task, grouped by cluster, in chunks of 100, and what
 each description means for the try (report it, relaunch it, or wait).
 
-A try's final word goes out when its container has an exit code (``states.task_status``), while ECS may
-still be stopping the task; the task is then watched until STOPPED without another report."""
+A try's final word goes out when its container has an exit code (``core.task_status.task_status``),
+while ECS may still be stopping the task; the task is then watched until STOPPED without another report.
+"""
 
 from __future__ import annotations
 
