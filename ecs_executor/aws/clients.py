@@ -7,7 +7,7 @@
 * ``ecs_client`` builds the engine's one long-lived aiobotocore ECS client (``sqs_client`` its SQS
   client in events mode); ``AwsClients`` the cached,
   synchronous boto3 clients of the check command and the CloudWatch log reader.
-* ``classify_exception`` and friends read botocore's exceptions into our own terms (``triage``), so no
+* ``classify_exception`` and friends read botocore's exceptions into our own terms (``core.triage``), so no
   other module needs to know botocore's exception classes.
 
 Airflow and its Amazon provider are imported only when a connection is first used: the import is slow,
@@ -60,7 +60,7 @@ ENGINE_CLIENT_OPTIONS: dict[str, Any] = {
 }
 # What the engine depends on: the connection's config_kwargs cannot change these.
 ENGINE_OWNED_OPTIONS = ("retries", "parameter_validation")
-# Botocore's default pool; the engine raises it to its call concurrency (see ecs_client).
+# Botocore's default pool; the engine raises it to its call concurrency (see engine_client_config).
 MIN_POOL_CONNECTIONS = 10
 
 # Synchronous clients (check command, live logs in the API server): short timeouts and few attempts,

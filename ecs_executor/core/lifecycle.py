@@ -78,7 +78,7 @@ class Tracked:
 
     key: Hashable
     identity: TaskIdentity
-    cluster: str  # every call about this task goes to its own cluster
+    cluster: str  # every call about its ECS task goes to that task's cluster
     state: TryState = TryState.QUEUED
     kwargs: dict[str, Any] | None = None  # RunTask arguments, only while RunTask attempts are in progress
     deadline: float | None = None  # monotonic time the workload token expires
@@ -91,7 +91,7 @@ class Tracked:
     capacity_since: float | None = None  # first capacity failure of this try
     capacity_relaunches: int = 0  # launch attempts spent waiting for capacity (not on max_run_task_attempts)
     launch_future: Any = field(default=None, repr=False)  # the asyncio.Task running its launch or relaunch
-    # Until the task runs: what a relaunch rebuilds its arguments from (a task seen RUNNING is never
+    # Until the try runs: what a relaunch rebuilds its arguments from (a try seen RUNNING is never
     # relaunched).
     source: Any = field(default=None, repr=False)
 

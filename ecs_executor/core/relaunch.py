@@ -34,7 +34,7 @@ class FailureKind(str, enum.Enum):
 def backoff_seconds(n: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter in the upper half: ``base * 2**(n-1)`` capped, times 0.5-1.
 
-    The one formula for every wait between tries in the engine.
+    The one formula for every wait between RunTask attempts in the engine (retries and relaunches).
     """
     ceiling = min(cap, base * 2 ** min(max(0, n - 1), 30))
     return (rng or random).uniform(ceiling / 2, ceiling)

@@ -1,4 +1,4 @@
-"""Decide what a failed ECS call or launch means for the task. Pure: error codes in, verdicts out.
+"""Decide what a failed ECS call or launch means for the try. Pure: error codes in, verdicts out.
 
 Retrying the wrong things wastes Airflow tries (a bad parameter never heals); not retrying the right
 things fails tasks that a second later would have run (throttling, capacity). The table lives here so
@@ -20,7 +20,7 @@ class Verdict(str, enum.Enum):
     RETRY = "retry"  # try again later; does not use up a launch attempt (throttling, 5xx, network)
     REFRESH_CREDENTIALS = "refresh_credentials"  # rebuild the client, then retry; no attempt used
     RELAUNCH = "relaunch"  # transient ECS-side failure: new launch attempt, with backoff
-    FAIL = "fail"  # permanent: fail the Airflow task now with the reason
+    FAIL = "fail"  # permanent: fail the try now with the reason
 
 
 THROTTLING_CODES = frozenset(
@@ -156,7 +156,8 @@ def classify_run_task_failure(reason: str, detail: str | None = None) -> Decisio
 
 
 def classify_stopped(status: TaskStatus, *, relaunch_spot: bool = False) -> Decision | None:
-    """A stopped task: relaunch only if the Airflow try never ran (or, opted in, Spot took it away).
+    """A stopped task: relaunch only if the Airflow try never ran, or (opted in) Spot took its capacity;
+    the tracker still never relaunches a try it saw running.
 
     None when it is not a failure.
     """
