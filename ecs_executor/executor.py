@@ -102,7 +102,7 @@ class EcsExecutor(AdmittingExecutor):
         self._log_settings: EcsExecutorSettings | None = None  # get_task_log's, read on first use
         self._reporting = False  # inside our own success()/fail() (change_state)
 
-    # ---- lifecycle ---------------------------------------------------------------------------------
+    # ---- start and end -----------------------------------------------------------------------------
 
     def load_settings(self) -> EcsExecutorSettings:
         return EcsExecutorSettings.from_conf(self.conf, self.team_name)

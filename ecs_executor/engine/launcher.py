@@ -121,7 +121,7 @@ class Launcher:
                 await self.stopper.settle(tracked)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a bug must not kill the engine; fail this task visibly
+        except Exception as exc:  # a bug must not kill the engine; fail this try visibly
             log.exception("Unexpected error launching %s", tracked.identity)
             self.ctx.fail_launch(
                 tracked, f"internal error while launching: {type(exc).__name__}: {exc}", "internal"
@@ -136,7 +136,7 @@ class Launcher:
     async def _refresh(
         self, tracked: Tracked, generation: int, decision: Decision, own_client: int | None
     ) -> int | None:
-        """Rebuild the client and retry; None (and the task failed) once even a client this launch had
+        """Rebuild the client and retry; None (and the try failed) once even a client this launch had
         rebuilt is rejected after a minute of rejections. Every launch gets one attempt on a fresh client,
         so a fixed credential source heals the next launch without a restart."""
         self.calls.credentials_rejected()
@@ -168,7 +168,7 @@ class Launcher:
             await asyncio.sleep(self.ctx.policy.retry_delay(retries, self.ctx.rng))
 
     async def _build(self, tracked: Tracked) -> bool:
-        """RunTask arguments for this attempt; a bad executor_config or queue fails only this task."""
+        """RunTask arguments for this attempt; a bad executor_config or queue fails only this try."""
         source: m.Launch | None = tracked.source
         if source is None:
             self.ctx.fail_launch(tracked, "internal error: nothing to launch the task from", "internal")
@@ -196,7 +196,7 @@ class Launcher:
         return True
 
     async def wait_for_relaunch(self, tracked: Tracked, decision: Decision) -> bool:
-        """Wait and prepare the next attempt; False (and the task failed) when none is allowed."""
+        """Wait and prepare the next attempt; False (and the try failed) when none is allowed."""
         if tracked.stopping:  # revoked while the last attempt was answered: nothing to relaunch
             return False
         if tracked.source is None:
@@ -239,7 +239,7 @@ class Launcher:
                 return
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a bug must not vanish in a background task; fail this task visibly
+        except Exception as exc:  # a bug must not vanish in a background asyncio task; fail this try visibly
             log.exception("Unexpected error relaunching %s", tracked.identity)
             self.ctx.fail_launch(
                 tracked, f"internal error while relaunching: {type(exc).__name__}: {exc}", "internal"

@@ -27,9 +27,9 @@ from ecs_executor.engine.context import Context, CrashLines
 log = logging.getLogger(__name__)
 
 DESCRIBE_CHUNK = 100  # ECS DescribeTasks limit
-# DescribeTasks calls in flight at once. The 20/s refill is the limit anyway (4 calls of ~50 ms allow
-# ~80/s); fewer responses parsed at a time keeps a sweep's garbage, and so the RSS high-water mark,
-# independent of the number of tracked tasks.
+# DescribeTasks calls in flight at once. The 20/s refill is the limit anyway (docs/benchmarks.md); fewer
+# responses parsed at a time keeps a sweep's garbage, and so the RSS high-water mark, independent of the
+# number of tracked tasks.
 DESCRIBE_IN_FLIGHT = 4
 # A freshly launched task can be briefly unknown to DescribeTasks (eventual consistency).
 MISSING_POLLS_BEFORE_FAIL = 3
