@@ -95,7 +95,7 @@ class StateChanged:
     key: Hashable
     task_arn: str
     status: TaskStatus
-    # A final state only: the try's state in Airflow's DB when it had handed itself back (``handback``).
+    # A final state only: the try's state in Airflow's DB when it had handed itself back (``core.handback``).
     handed_back: str | None = None
 
 

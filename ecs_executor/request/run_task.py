@@ -1,7 +1,8 @@
 """Turn one Airflow workload into the exact RunTask arguments. Pure: no I/O, no clock.
 
-Layering (lowest to highest): option defaults < ``run_task_kwargs`` < explicit options (config/settings.py),
-then the task's ``executor_config``, then what the executor must own (command, count, identity).
+Layering (lowest to highest): option defaults < ``run_task_kwargs`` < explicit options (config/settings.py)
+< the task's queue profile, then the task's ``executor_config``, then what the executor must own (command,
+count, identity); request/layering.py has the rules.
 """
 
 from __future__ import annotations
