@@ -25,6 +25,8 @@ from ecs_executor.request.run_task import TaskIdentity
 
 
 class TryState(str, enum.Enum):
+    """Where the engine is with one try; its ECS task's own phase is ``core.task_status.Phase``."""
+
     QUEUED = "queued"  # received from the executor, not sent to ECS yet
     LAUNCHING = "launching"  # RunTask in progress (including retries of the same call)
     RELAUNCHING = "relaunching"  # the last attempt produced no task; waiting for the next one
