@@ -1,8 +1,8 @@
 """Decide what a failed ECS call or launch means for the try. Pure: error codes in, verdicts out.
 
-Retrying the wrong things wastes Airflow tries (a bad parameter never heals); not retrying the right
-things fails tasks that a second later would have run (throttling, capacity). The table lives here so
-it is reviewed and unit-tested in one place.
+Retrying the wrong things wastes launch attempts and time (a bad parameter never heals); not retrying the
+right things fails tries that a second later would have run (throttling, capacity). The table lives here
+so it is reviewed and unit-tested in one place.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ _PERMANENT_START_MARKERS = (
 )
 # ...unless the failure was throttling or a timeout somewhere along the way, which does heal.
 _TRANSIENT_OVERRIDES = ("ThrottlingException", "Rate exceeded", "TooManyRequests", "i/o timeout", "timed out")
-# Reasons a task that never started may well start on a second try. Anything else: not relaunched.
+# Reasons a task that never started may well start on the next launch attempt. Anything else: not relaunched.
 _TRANSIENT_START_MARKERS = (
     "CannotPullContainerError",  # registry i/o, once the permanent cases above are ruled out
     "ResourceInitializationError",  # ENI, secrets or logs set-up; throttled or timed out

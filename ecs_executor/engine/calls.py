@@ -117,8 +117,8 @@ class EcsCalls:
 
     async def insist(self, method: str, give_up: Callable[[BaseException], bool], **kwargs: Any) -> Any:
         """A cluster-modify call (RunTask, StopTask) that must not give up on throttling: paced by the RunTask
-        bucket (the same ECS budget), throttles are waits, not failures; other errors get five tries
-        within INSIST_SECONDS. Raises what ``give_up`` accepts; None when the tries ran out."""
+        bucket (the same ECS budget), throttles are waits, not failures; other errors get five attempts
+        within INSIST_SECONDS. Raises what ``give_up`` accepts; None when the attempts ran out."""
         failures, give_up_at = 0, time.monotonic() + INSIST_SECONDS
         while failures < 5 and time.monotonic() < give_up_at:
             await self.run_bucket.acquire()
