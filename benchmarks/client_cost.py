@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from benchmarks.workloads import make_workload
     from ecs_executor.config.settings import settings_from_mapping
-    from ecs_executor.request.run_task import RunTaskBuilder, TaskIdentity, workload_command
+    from ecs_executor.request.run_task import RunTaskBuilder, TryIdentity, workload_command
 
     settings = settings_from_mapping(
         {
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             kwargs = []
             for i in range(args.calls):
                 workload = make_workload(f"t{i}", run_id=f"cost-{name[:8]}")
-                identity = TaskIdentity.from_key(workload.ti.key)
+                identity = TryIdentity.from_key(workload.ti.key)
                 kwargs.append(builder.build(identity, workload_command(workload.model_dump_json())))
             results[name] = asyncio.run(_measure(url, kwargs, variant))
         finally:

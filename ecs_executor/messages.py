@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecs_executor.core.task_status import TaskStatus
-from ecs_executor.request.run_task import TaskIdentity, new_launch_id
+from ecs_executor.request.run_task import TryIdentity, new_launch_id
 
 # ---- executor -> engine ------------------------------------------------------------------------
 
@@ -30,7 +30,7 @@ class Launch:
     """
 
     key: Hashable
-    identity: TaskIdentity
+    identity: TryIdentity
     workload_json: str = field(repr=False)  # holds the workload's JWT: never log it
     executor_config: Mapping[str, Any] | None = field(default=None, repr=False)
     deadline: float | None = None  # time.monotonic() after which the token has expired

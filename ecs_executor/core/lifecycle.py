@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecs_executor.core.task_status import Phase
-from ecs_executor.request.run_task import TaskIdentity
+from ecs_executor.request.run_task import TryIdentity
 
 
 class TryState(str, enum.Enum):
@@ -79,7 +79,7 @@ class Tracked:
     """Kept small: thousands live at once."""
 
     key: Hashable
-    identity: TaskIdentity
+    identity: TryIdentity
     cluster: str  # every call about its ECS task goes to that task's cluster
     state: TryState = TryState.QUEUED
     kwargs: dict[str, Any] | None = None  # RunTask arguments, only while RunTask attempts are in progress

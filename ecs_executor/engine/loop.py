@@ -27,7 +27,7 @@ from ecs_executor.engine.launcher import Launcher
 from ecs_executor.engine.orphan_sweep import OrphanSweeper
 from ecs_executor.engine.stopper import Stopper
 from ecs_executor.engine.tracker import CRASH_LOG_LINES, RECONCILE_TICK_SECONDS, Tracker
-from ecs_executor.request.run_task import RunTaskBuilder, TaskIdentity
+from ecs_executor.request.run_task import RunTaskBuilder, TryIdentity
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -286,8 +286,8 @@ def _default_sqs_factory(settings: EcsExecutorSettings) -> SqsFactory:
     return factory
 
 
-def _adopted_identity(key: Any) -> TaskIdentity:
+def _adopted_identity(key: Any) -> TryIdentity:
     try:
-        return TaskIdentity.from_key(key)
+        return TryIdentity.from_key(key)
     except AttributeError:
-        return TaskIdentity(str(key), "", "", 0)
+        return TryIdentity(str(key), "", "", 0)

@@ -13,7 +13,7 @@ from airflow.executors.base_executor import BaseExecutor
 from airflow.executors.workloads import ExecuteCallback, ExecuteTask
 
 from ecs_executor import messages as m
-from ecs_executor.request.run_task import TaskIdentity, new_launch_id
+from ecs_executor.request.run_task import TryIdentity, new_launch_id
 
 # Workloads admitted per heartbeat at most, whatever the RunTask bucket allows.
 MAX_ADMITTED_PER_HEARTBEAT = 250
@@ -78,18 +78,18 @@ class AdmittingExecutor(BaseExecutor):
         return out
 
 
-def callback_identity(workload: ExecuteCallback) -> TaskIdentity:
+def callback_identity(workload: ExecuteCallback) -> TryIdentity:
     """Tags and idempotency tokens for a callback (its log path carries the DAG and run ids)."""
     parts = (workload.log_path or "").split("/")
     dag_id, run_id = (parts[1], parts[2]) if len(parts) >= 4 else ("callback", str(workload.callback.id))
-    return TaskIdentity(dag_id, f"callback:{workload.display_name}", run_id, 1, -1)
+    return TryIdentity(dag_id, f"callback:{workload.display_name}", run_id, 1, -1)
 
 
 def to_launch(workload: Any, deadline: float) -> tuple[Any, m.Launch, bool]:
     """The Airflow key, the Launch command, and whether it is a callback (not a task instance)."""
     if isinstance(workload, ExecuteTask):
         key: Any = workload.ti.key
-        identity = TaskIdentity.from_key(key)
+        identity = TryIdentity.from_key(key)
         executor_config, queue, is_callback = workload.ti.executor_config, workload.ti.queue, False
     elif isinstance(workload, ExecuteCallback):
         key = workload.key

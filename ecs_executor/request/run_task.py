@@ -43,7 +43,7 @@ class InvalidTaskConfig(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class TaskIdentity:
+class TryIdentity:
     """What identifies one Airflow try, for tags, idempotency tokens and logs."""
 
     dag_id: str
@@ -53,7 +53,7 @@ class TaskIdentity:
     map_index: int = -1
 
     @classmethod
-    def from_key(cls, key: Any) -> TaskIdentity:
+    def from_key(cls, key: Any) -> TryIdentity:
         """Accept Airflow's TaskInstanceKey (or anything with the same attributes)."""
         return cls(key.dag_id, key.task_id, key.run_id, key.try_number, key.map_index)
 
@@ -91,7 +91,7 @@ def sanitize_tag(text: str, limit: int) -> str:
     return sanitize_tag_text(text, limit)
 
 
-def identity_tags(identity: TaskIdentity) -> list[dict[str, str]]:
+def identity_tags(identity: TryIdentity) -> list[dict[str, str]]:
     return [
         {
             "key": sanitize_tag(TAG_PREFIX + name, MAX_TAG_KEY),
@@ -147,7 +147,7 @@ class RunTaskBuilder:
 
     def build(
         self,
-        identity: TaskIdentity,
+        identity: TryIdentity,
         command: list[str],
         executor_config: Mapping[str, Any] | None = None,
         *,

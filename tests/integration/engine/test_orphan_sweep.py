@@ -22,7 +22,7 @@ from ecs_executor import messages as m
 from ecs_executor.config.settings import settings_from_mapping
 from ecs_executor.engine import Engine
 from ecs_executor.engine.orphan_sweep import TaskInstanceReader
-from ecs_executor.request.run_task import STARTED_BY, RunTaskBuilder, TaskIdentity, identity_tags, started_by
+from ecs_executor.request.run_task import STARTED_BY, RunTaskBuilder, TryIdentity, identity_tags, started_by
 from tests.conftest import executor_options
 from tests.support.fake_ecs import launch, of, results_until
 from tests.support.fault_helpers import CLUSTER, CONN_ENV, FAMILY, boto_client, connection_json
@@ -90,7 +90,7 @@ def run_directly(url: str, task_id: str, by: str = STARTED_BY) -> str:
         taskDefinition=FAMILY,
         launchType="EC2",
         startedBy=by,
-        tags=identity_tags(TaskIdentity("dag", task_id, RUN_ID, 1)),
+        tags=identity_tags(TryIdentity("dag", task_id, RUN_ID, 1)),
     )
     return str(answer["tasks"][0]["taskArn"])
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ecs_executor.core.lifecycle import ALLOWED, IllegalTransition, Tracked, TryState
-from ecs_executor.request.run_task import TaskIdentity
+from ecs_executor.request.run_task import TryIdentity
 
 S = TryState
 
 
 def tracked(state: TryState = S.QUEUED) -> Tracked:
-    t = Tracked("k", TaskIdentity("d", "t", "r", 1), "cluster")
+    t = Tracked("k", TryIdentity("d", "t", "r", 1), "cluster")
     t.state = state
     return t
 
