@@ -72,8 +72,8 @@ class Engine:
         self.stopper: Stopper
         self.launcher: Launcher
         self.tracker: Tracker
-        self.events: EventFeed | None = None  # events mode only
-        self.orphans: OrphanSweeper | None = None  # orphan_sweep only
+        self.event_feed: EventFeed | None = None  # events mode only
+        self.orphan_sweeper: OrphanSweeper | None = None  # orphan_sweep only
         self._build_parts()
 
     def _build_parts(self) -> None:
@@ -85,10 +85,10 @@ class Engine:
         self.tracker = Tracker(ctx, self.calls, self.launcher.relaunch_after_stop, self._last_log_lines)
         self.launcher.observe = self.tracker.observe
         if self.settings.effective_tracking_mode == "events":
-            self.events = EventFeed(ctx, self.tracker, self._sqs_factory, self.builder.clusters())
-            self.launcher.observe = self.events.observe_launched
+            self.event_feed = EventFeed(ctx, self.tracker, self._sqs_factory, self.builder.clusters())
+            self.launcher.observe = self.event_feed.observe_launched
         if self.settings.orphan_sweep:
-            self.orphans = OrphanSweeper(
+            self.orphan_sweeper = OrphanSweeper(
                 ctx,
                 self.calls,
                 started_by=self.builder.started_by,
@@ -168,8 +168,8 @@ class Engine:
         self._ready.set()
         poller = asyncio.create_task(self._track_forever())
         self.ctx.spawn(self.clusters.prime(self.builder.clusters()))
-        if self.orphans is not None:
-            self.ctx.spawn(self.orphans.run_forever())
+        if self.orphan_sweeper is not None:
+            self.ctx.spawn(self.orphan_sweeper.run_forever())
         try:
             # Polled, not woken: see messages.Channel. At most COMMAND_POLL_SECONDS before a launch
             # starts, less than one RunTask token (25 ms at 40/s).
@@ -189,14 +189,14 @@ class Engine:
 
     async def _track_forever(self) -> None:
         """Polling: DescribeTasks sweeps. Events: the SQS feed, and reconciling what it did not settle."""
-        if self.events is None:
+        if self.event_feed is None:
             await self.tracker.poll_forever()
             return
-        feed = asyncio.create_task(self.events.run())
+        feed = asyncio.create_task(self.event_feed.run())
         try:
             while True:
                 await asyncio.sleep(RECONCILE_TICK_SECONDS)
-                self.events.prune_early()
+                self.event_feed.prune_early()
                 try:
                     await self.tracker.reconcile_once()
                 except asyncio.CancelledError:
