@@ -82,7 +82,7 @@ class LaunchFailed:
 
 @dataclass(frozen=True, slots=True)
 class Relaunching:
-    """A launch attempt failed transiently; shown in the task's log, no state change."""
+    """A launch attempt failed transiently; recorded as a task event of the try, no state change."""
 
     key: Hashable
     reason: str
@@ -110,7 +110,7 @@ class AdoptionFailed:
 
 @dataclass(frozen=True, slots=True)
 class EngineNote:
-    """Something the operator should see in the scheduler log (no task attached)."""
+    """Something the operator should see in the scheduler log (not about one try)."""
 
     level: str
     message: str
