@@ -1,9 +1,9 @@
 """``EcsExecutor``: the synchronous facade the Airflow scheduler drives.
 
-Every method here runs on the scheduler thread and only moves messages: ``_process_workloads`` builds
-RunTask arguments (pure) and enqueues them; ``sync`` drains results into Airflow's event buffer. The
-network is touched only by ``engine.Engine`` on its own thread (and once, at ``start()``, for the
-optional health check).
+Every method here runs on the scheduler thread and only moves messages: ``_process_workloads`` turns
+each workload into a ``Launch`` and enqueues it (RunTask arguments are built on the engine thread);
+``sync`` drains results into Airflow's event buffer. The network is touched only by ``engine.Engine`` on
+its own thread (and once, at ``start()``, for the optional health check).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ecs_executor import messages as m
 from ecs_executor.config.settings import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
 from ecs_executor.core.task_status import Phase
 from ecs_executor.engine import Engine
-from ecs_executor.facade.admission import AdmittingExecutor, RetainingDeque, to_launch
+from ecs_executor.facade.admission import AdmittingExecutor, to_launch
 from ecs_executor.facade.metrics import ExecutorMetrics
 from ecs_executor.facade.startup import (
     ExecutorStartupError,
@@ -31,6 +31,7 @@ from ecs_executor.facade.startup import (
     started_line,
     warm_up,
 )
+from ecs_executor.facade.task_event_logs import RetainingDeque
 from ecs_executor.request.arns import cluster_from_task_arn, is_task_arn
 from ecs_executor.request.run_task import RunTaskBuilder
 
@@ -101,7 +102,7 @@ class EcsExecutor(AdmittingExecutor):
         self._log_settings: EcsExecutorSettings | None = None  # get_task_log's, read on first use
         self._reporting = False  # inside our own success()/fail() (change_state)
 
-    # ---- lifecycle ---------------------------------------------------------------------------------
+    # ---- start and end -----------------------------------------------------------------------------
 
     def load_settings(self) -> EcsExecutorSettings:
         return EcsExecutorSettings.from_conf(self.conf, self.team_name)
@@ -248,8 +249,8 @@ class EcsExecutor(AdmittingExecutor):
         """Live container output from CloudWatch Logs (awslogs driver) for a running task.
 
         Runs in the API server, where start() is never called: settings are read on first use. The
-        process's one reader (``cloudwatch.shared_reader``) also paces the engine's crash-log reads; it is
-        imported here so the scheduler's facade does not load boto3 clients it never uses."""
+        process's one reader (``aws.container_logs.shared_reader``) also paces the engine's crash-log
+        reads; it is imported here so the scheduler's facade does not load boto3 clients it never uses."""
         if self._log_settings is None:
             try:
                 self._log_settings = self.settings or self.load_settings()

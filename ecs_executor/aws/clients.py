@@ -7,7 +7,7 @@
 * ``ecs_client`` builds the engine's one long-lived aiobotocore ECS client (``sqs_client`` its SQS
   client in events mode); ``AwsClients`` the cached,
   synchronous boto3 clients of the check command and the CloudWatch log reader.
-* ``classify_exception`` and friends read botocore's exceptions into our own terms (``triage``), so no
+* ``classify_exception`` and friends read botocore's exceptions into our own terms (``core.triage``), so no
   other module needs to know botocore's exception classes.
 
 Airflow and its Amazon provider are imported only when a connection is first used: the import is slow,
@@ -48,9 +48,9 @@ if TYPE_CHECKING:
 # ---- client options --------------------------------------------------------------------------------
 
 # The engine's ECS client. "standard", not "adaptive": adaptive's client-side rate limiter is shared by
-# every call of our one client and collapses under throttling (measured: 162 of 300 RunTasks in 40 s at
-# 14% throttles vs all 300 in 5 s). We pace with our own token buckets, which slow down on throttles
-# (the engine's needs-retry hook). Requests are validated where they are built (config at start-up,
+# every call of our one client and collapses under throttling (docs/benchmarks.md, "Found by this
+# harness"). We pace with our own token buckets, which slow down on throttles (the engine's needs-retry
+# hook). Requests are validated where they are built (config at start-up,
 # executor_config per task), so botocore's validation would only repeat that work.
 ENGINE_CLIENT_OPTIONS: dict[str, Any] = {
     "retries": {"mode": "standard", "max_attempts": 3},
@@ -60,7 +60,7 @@ ENGINE_CLIENT_OPTIONS: dict[str, Any] = {
 }
 # What the engine depends on: the connection's config_kwargs cannot change these.
 ENGINE_OWNED_OPTIONS = ("retries", "parameter_validation")
-# Botocore's default pool; the engine raises it to its call concurrency (see ecs_client).
+# Botocore's default pool; the engine raises it to its call concurrency (see engine_client_config).
 MIN_POOL_CONNECTIONS = 10
 
 # Synchronous clients (check command, live logs in the API server): short timeouts and few attempts,
@@ -180,8 +180,8 @@ class PlainJsonParser(AioJSONParser):
 
     Member names on the wire are the shape's member names, timestamps stay the numbers ECS sent (the
     engine never reads them), and the ECS model has no blobs or renamed members. Walking the shape only
-    rebuilds the same dicts: 0.089 → 0.054 ms CPU per described task, 0.86 → 0.70 ms per RunTask
-    (``python -m benchmarks.client_cost``). Members the model does not know, and nulls, are kept.
+    rebuilds the same dicts, for CPU per call (``python -m benchmarks.client_cost``; docs/benchmarks.md).
+    Members the model does not know, and nulls, are kept.
     Error codes, metadata and retries stay botocore's; a modeled error's body is read this way too
     (adding its raw ``__type`` to ``exc.response``, which nothing reads).
     """

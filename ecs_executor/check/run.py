@@ -5,8 +5,9 @@ names exists and fits together: credentials, cluster, task definition, network, 
 finding is one table row with a fix, so an operator can go from a fresh configuration to a working one
 without starting the scheduler. Checks are independent: one failure does not hide the others.
 
-Read-only: only Describe*/Get* calls. ``collect_checks`` is the testable core (no printing, no argparse);
-rows for the network and launch target live in check/network.py, the output in check/report.py.
+Read-only: Describe*, Get* and List* calls, plus, in events mode, one receive and one delete probe that
+change nothing (check/event_wiring.py). ``collect_checks`` is the testable core (no printing, no
+argparse); rows for the network and launch target live in check/network.py, the output in check/report.py.
 """
 
 from __future__ import annotations

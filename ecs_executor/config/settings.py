@@ -139,7 +139,7 @@ class EcsExecutorSettings(BaseSettings):
         description="JSON object of extra RunTask arguments; explicit options above take precedence.",
     )
     max_run_task_attempts: int = Field(
-        default=3, gt=0, description="Launch attempts per task try for transient ECS launch failures."
+        default=3, gt=0, description="Launch attempts per Airflow try for transient ECS launch failures."
     )
     check_health_on_startup: bool = Field(
         default=True, description="Check cluster and task definition when the scheduler starts."

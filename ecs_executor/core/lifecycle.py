@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecs_executor.core.task_status import Phase
-from ecs_executor.request.run_task import TaskIdentity
+from ecs_executor.request.run_task import TryIdentity
 
 
-class TaskState(str, enum.Enum):
+class TryState(str, enum.Enum):
+    """Where the engine is with one try; its ECS task's own phase is ``core.task_status.Phase``."""
+
     QUEUED = "queued"  # received from the executor, not sent to ECS yet
     LAUNCHING = "launching"  # RunTask in progress (including retries of the same call)
     RELAUNCHING = "relaunching"  # the last attempt produced no task; waiting for the next one
@@ -40,32 +42,32 @@ class TaskState(str, enum.Enum):
 
 
 _LIVE = {
-    TaskState.QUEUED,
-    TaskState.LAUNCHING,
-    TaskState.RELAUNCHING,
-    TaskState.PENDING,
-    TaskState.RUNNING,
-    TaskState.ADOPTED,
+    TryState.QUEUED,
+    TryState.LAUNCHING,
+    TryState.RELAUNCHING,
+    TryState.PENDING,
+    TryState.RUNNING,
+    TryState.ADOPTED,
 }
-ALLOWED: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.QUEUED: frozenset({TaskState.LAUNCHING}),
-    TaskState.LAUNCHING: frozenset({TaskState.PENDING, TaskState.RUNNING, TaskState.RELAUNCHING}),
-    TaskState.RELAUNCHING: frozenset({TaskState.LAUNCHING}),
-    TaskState.PENDING: frozenset({TaskState.RUNNING, TaskState.RELAUNCHING, TaskState.EXITED}),
-    TaskState.RUNNING: frozenset({TaskState.EXITED}),
-    TaskState.ADOPTED: frozenset({TaskState.PENDING, TaskState.RUNNING, TaskState.EXITED}),
-    TaskState.STOPPING: frozenset(),
-    TaskState.EXITED: frozenset({TaskState.DONE}),
-    TaskState.SUPERSEDED: frozenset({TaskState.STOPPING, TaskState.DONE}),
-    TaskState.DONE: frozenset(),
+ALLOWED: dict[TryState, frozenset[TryState]] = {
+    TryState.QUEUED: frozenset({TryState.LAUNCHING}),
+    TryState.LAUNCHING: frozenset({TryState.PENDING, TryState.RUNNING, TryState.RELAUNCHING}),
+    TryState.RELAUNCHING: frozenset({TryState.LAUNCHING}),
+    TryState.PENDING: frozenset({TryState.RUNNING, TryState.RELAUNCHING, TryState.EXITED}),
+    TryState.RUNNING: frozenset({TryState.EXITED}),
+    TryState.ADOPTED: frozenset({TryState.PENDING, TryState.RUNNING, TryState.EXITED}),
+    TryState.STOPPING: frozenset(),
+    TryState.EXITED: frozenset({TryState.DONE}),
+    TryState.SUPERSEDED: frozenset({TryState.STOPPING, TryState.DONE}),
+    TryState.DONE: frozenset(),
 }
 # Every live state may end (reported) or be revoked.
 for _state in _LIVE:
-    ALLOWED[_state] = ALLOWED[_state] | {TaskState.DONE, TaskState.STOPPING}
-ALLOWED[TaskState.STOPPING] = frozenset({TaskState.DONE})
-for _state in (TaskState.PENDING, TaskState.RUNNING, TaskState.ADOPTED):
-    ALLOWED[_state] = ALLOWED[_state] | {TaskState.SUPERSEDED}
-WATCHED = frozenset({TaskState.EXITED, TaskState.SUPERSEDED})
+    ALLOWED[_state] = ALLOWED[_state] | {TryState.DONE, TryState.STOPPING}
+ALLOWED[TryState.STOPPING] = frozenset({TryState.DONE})
+for _state in (TryState.PENDING, TryState.RUNNING, TryState.ADOPTED):
+    ALLOWED[_state] = ALLOWED[_state] | {TryState.SUPERSEDED}
+WATCHED = frozenset({TryState.EXITED, TryState.SUPERSEDED})
 
 
 class IllegalTransition(RuntimeError):
@@ -77,9 +79,9 @@ class Tracked:
     """Kept small: thousands live at once."""
 
     key: Hashable
-    identity: TaskIdentity
-    cluster: str  # every call about this task goes to its own cluster
-    state: TaskState = TaskState.QUEUED
+    identity: TryIdentity
+    cluster: str  # every call about its ECS task goes to that task's cluster
+    state: TryState = TryState.QUEUED
     kwargs: dict[str, Any] | None = None  # RunTask arguments, only while RunTask attempts are in progress
     deadline: float | None = None  # monotonic time the workload token expires
     attempt: int = 1
@@ -90,12 +92,12 @@ class Tracked:
     heard_at: float = 0.0  # monotonic time of the last answer or event about it (events mode reconciles)
     capacity_since: float | None = None  # first capacity failure of this try
     capacity_relaunches: int = 0  # launch attempts spent waiting for capacity (not on max_run_task_attempts)
-    launch_task: Any = field(default=None, repr=False)  # the asyncio task launching it
-    # Until the task runs: what a relaunch rebuilds its arguments from (a task seen RUNNING is never
+    launch_future: Any = field(default=None, repr=False)  # the asyncio.Task running its launch or relaunch
+    # Until the try runs: what a relaunch rebuilds its arguments from (a try seen RUNNING is never
     # relaunched).
     source: Any = field(default=None, repr=False)
 
-    def move(self, to: TaskState) -> None:
+    def move(self, to: TryState) -> None:
         if to is self.state:
             return
         if to not in ALLOWED[self.state]:
@@ -113,4 +115,4 @@ class Tracked:
 
     @property
     def stopping(self) -> bool:
-        return self.state is TaskState.STOPPING
+        return self.state is TryState.STOPPING

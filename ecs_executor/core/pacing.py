@@ -5,10 +5,9 @@ shape keeps ThrottlingExceptions rare. When ECS throttles anyway (other clients 
 budget), ``throttled()`` cuts the rate in proportion to the share of calls throttled over the last two
 seconds (like DCTCP's window), but never below what ECS accepted meanwhile, and by at most a factor 4
 per second. The rate grows back by 10 % a second, 40 % once 5 s pass without a cut. A real limit is
-found within a few rounds; sporadic throttles (14 % of calls in
-tests/integration/test_fault_injection.py) cost about 14 % per round.
-Scoped to one operation: a throttled RunTask never slows DescribeTasks (botocore's adaptive mode slows
-the whole client, docs/benchmarks.md).
+found within a few rounds; sporadic throttles cost about their share of calls per round.
+One bucket per ECS budget (the engine's: RunTask and StopTask; DescribeTasks and ListTasks): a throttled
+RunTask never slows DescribeTasks (botocore's adaptive mode slows the whole client, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -19,8 +18,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 # After a cut the rate grows back by this fraction of itself per second: slowly while close to the
-# limit just found (a sawtooth that overshoots less: 0.15 instead of 0.4 throttles per accepted call when
-# ECS grants a tenth of the configured rate), then fast, so a passing squeeze costs seconds, not minutes.
+# limit just found (a sawtooth that overshoots less; docs/benchmarks.md), then fast, so a passing squeeze
+# costs seconds, not minutes.
 RECOVERY_NEAR_CUT = 0.1
 NEAR_CUT_SECONDS = 5.0
 RECOVERY_PER_SECOND = 0.4

@@ -28,13 +28,13 @@ class FailureKind(str, enum.Enum):
 
     CAPACITY = "capacity"  # no room in the cluster (yet): bounded by capacity_wait_seconds
     START = "start"  # the task stopped before its container started (ENI, pull i/o, host lost)
-    SPOT = "spot"  # Spot reclaimed the capacity; the try had started (opt-in relaunch)
+    SPOT = "spot"  # Spot reclaimed the capacity before the try was seen running (opt-in relaunch)
 
 
 def backoff_seconds(n: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter in the upper half: ``base * 2**(n-1)`` capped, times 0.5-1.
 
-    The one formula for every wait between tries in the engine.
+    The one formula for every wait between RunTask attempts in the engine (retries and relaunches).
     """
     ceiling = min(cap, base * 2 ** min(max(0, n - 1), 30))
     return (rng or random).uniform(ceiling / 2, ceiling)

@@ -2,7 +2,8 @@
 
 EventBridge delivers each "ECS Task State Change" event (source ``aws.ecs``) to an SQS queue as the
 message body, unwrapped. Its ``detail`` is the task as DescribeTasks shows it (same member names; times
-are ISO-8601 strings instead of numbers), so the tracker reads it with the same ``states.task_status``.
+are ISO-8601 strings instead of numbers), so the tracker reads it with the same
+``core.task_status.task_status``.
 Events are at-least-once and unordered; ``detail.version`` grows by one with every change ECS announces
 for the task, which is how a consumer spots duplicates, stale events and gaps.
 """

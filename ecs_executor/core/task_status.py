@@ -40,7 +40,10 @@ _RUNNING = frozenset({"RUNNING"})
 
 
 class Phase(str, enum.Enum):
-    """Where a tracked ECS task stands, from the executor's point of view."""
+    """Where an ECS task stands, from the executor's point of view: what one description means.
+
+    Not the engine's tracking state of the try (``core.lifecycle.TryState``), which also knows launching,
+    relaunching, adopted, superseded and done."""
 
     PENDING = "pending"
     RUNNING = "running"

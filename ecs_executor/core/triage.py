@@ -1,8 +1,8 @@
-"""Decide what a failed ECS call or launch means for the task. Pure: error codes in, verdicts out.
+"""Decide what a failed ECS call or launch means for the try. Pure: error codes in, verdicts out.
 
-Retrying the wrong things wastes Airflow tries (a bad parameter never heals); not retrying the right
-things fails tasks that a second later would have run (throttling, capacity). The table lives here so
-it is reviewed and unit-tested in one place.
+Retrying the wrong things wastes launch attempts and time (a bad parameter never heals); not retrying the
+right things fails tries that a second later would have run (throttling, capacity). The table lives here
+so it is reviewed and unit-tested in one place.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class Verdict(str, enum.Enum):
     RETRY = "retry"  # try again later; does not use up a launch attempt (throttling, 5xx, network)
     REFRESH_CREDENTIALS = "refresh_credentials"  # rebuild the client, then retry; no attempt used
     RELAUNCH = "relaunch"  # transient ECS-side failure: new launch attempt, with backoff
-    FAIL = "fail"  # permanent: fail the Airflow task now with the reason
+    FAIL = "fail"  # permanent: fail the try now with the reason
 
 
 THROTTLING_CODES = frozenset(
@@ -97,7 +97,7 @@ _PERMANENT_START_MARKERS = (
 )
 # ...unless the failure was throttling or a timeout somewhere along the way, which does heal.
 _TRANSIENT_OVERRIDES = ("ThrottlingException", "Rate exceeded", "TooManyRequests", "i/o timeout", "timed out")
-# Reasons a task that never started may well start on a second try. Anything else: not relaunched.
+# Reasons a task that never started may well start on the next launch attempt. Anything else: not relaunched.
 _TRANSIENT_START_MARKERS = (
     "CannotPullContainerError",  # registry i/o, once the permanent cases above are ruled out
     "ResourceInitializationError",  # ENI, secrets or logs set-up; throttled or timed out
@@ -156,7 +156,8 @@ def classify_run_task_failure(reason: str, detail: str | None = None) -> Decisio
 
 
 def classify_stopped(status: TaskStatus, *, relaunch_spot: bool = False) -> Decision | None:
-    """A stopped task: relaunch only if the Airflow try never ran (or, opted in, Spot took it away).
+    """A stopped task: relaunch only if the Airflow try never ran, or (opted in) Spot took its capacity;
+    the tracker still never relaunches a try it saw running.
 
     None when it is not a failure.
     """

@@ -1,10 +1,10 @@
 """Events mode: ECS task state changes from SQS (an EventBridge rule fills the queue), fed to the tracker.
 
-Several receivers long-poll the queue; each message is parsed once (``ecs_events``), ordered against what
-is known of its task (duplicates and stale events never move a task backwards; a gap makes the reconciler
-describe the task at once), then deleted in one batch per receive. Messages that are not usable events
-(not JSON, other event types, other clusters) are deleted too, with a debug line: they can never become
-usable, and left in place they would come back every visibility timeout.
+Several receivers long-poll the queue; each message is parsed once (``core.state_change``), ordered
+against what is known of its task (duplicates and stale events never move a task backwards; a gap makes
+the reconciler describe the task at once), then deleted in one batch per receive. Messages that are not
+usable events (not JSON, other event types, other clusters) are deleted too, with a debug line: they can
+never become usable, and left in place they would come back every visibility timeout.
 
 An event can overtake the RunTask answer that tells us its task's ARN: such events wait here, briefly,
 for the launcher to claim the ARN (``observe_launched``). Events of tasks we do not track (another
@@ -58,10 +58,10 @@ class EventFeed:
 
     # ---- wiring ------------------------------------------------------------------------------------
 
-    def observe_launched(self, t: Tracked, task: Mapping[str, Any]) -> None:
+    def observe_launched(self, tracked: Tracked, task: Mapping[str, Any]) -> None:
         """The launcher's observe: the RunTask answer, then any event that arrived before it."""
-        self.tracker.observe(t, task)
-        early = self._early.pop(t.arn or "", None)
+        self.tracker.observe(tracked, task)
+        early = self._early.pop(tracked.arn or "", None)
         if early is not None:
             self.apply(early[0])
 
@@ -119,23 +119,23 @@ class EventFeed:
 
     def apply(self, event: TaskEvent) -> None:
         counters = self.ctx.counters
-        t = self.ctx.registry.by_arn.get(event.task_arn)
-        if t is None:
+        tracked = self.ctx.registry.by_arn.get(event.task_arn)
+        if tracked is None:
             if event.cluster_name in self._clusters or event.cluster_arn in self._clusters:
                 self._keep_early(event)
             else:
                 counters["events_dropped"] += 1
                 log.debug("Dropped event of %s: cluster %s is not ours", event.task_arn, event.cluster_arn)
             return
-        place = order(t.version, event.version)
+        place = order(tracked.version, event.version)
         if place is Order.DUPLICATE or place is Order.STALE:
             counters["events_" + place.value] += 1
             return
         if place is Order.GAP:
             counters["events_gap"] += 1
-            self.tracker.suspect(t)
+            self.tracker.suspect(tracked)
         counters["events_applied"] += 1
-        self.tracker.observe(t, event.detail)
+        self.tracker.observe(tracked, event.detail)
         if event.changed_at is not None:
             self.ctx.event_lags.append(max(0.0, time.time() - event.changed_at))
 

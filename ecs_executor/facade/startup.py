@@ -1,4 +1,5 @@
-"""How the executor refuses to start: one exception, one message, and the process ends on it."""
+"""Start-up: how the executor refuses to start (one exception, one message, and the process ends on it),
+the versions the worker image must match, the one start line, and the warm-up."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ import pytest
 
 from ecs_executor.demo.ha import HaStack
 from ecs_executor.demo.stack import CLUSTER, CONTAINER, REGION, TASK_FAMILY
-from ecs_executor.request.run_task import STARTED_BY, TaskIdentity, identity_tags
+from ecs_executor.request.run_task import STARTED_BY, TryIdentity, identity_tags
 
 DAGS = Path(__file__).parent / "dags" / "ha"
 TIS = int(os.environ.get("ECS_HA_TIS", "60"))
@@ -280,7 +280,7 @@ def test_the_orphan_sweep_stops_only_the_task_no_scheduler_tracks(stack: HaStack
         taskDefinition=TASK_FAMILY,
         launchType="EC2",
         startedBy=STARTED_BY,
-        tags=identity_tags(TaskIdentity("ha_sleepers", "plan", run_id, 1)),
+        tags=identity_tags(TryIdentity("ha_sleepers", "plan", run_id, 1)),
         overrides={"containerOverrides": [{"name": CONTAINER, "command": ["sleep", "900"]}]},
     )["tasks"][0]["taskArn"]
     while (task := ecs.describe_tasks(cluster=CLUSTER, tasks=[orphan])["tasks"][0])[

@@ -1,4 +1,5 @@
-"""Imports flow one way: executor (facade) -> messages -> engine -> AWS plumbing -> pure core.
+"""Imports flow one way: facade (executor) -> engine -> commands (check, stack) -> AWS plumbing -> messages
+-> pure core.
 
 Layers are given per package (``core``, ``request``, ``engine``, ...) and per top-level module. A module
 imports at module level only from its own layer or lower ones; the graph of every import (lazy ones too,

@@ -18,7 +18,7 @@ from botocore.validate import ParamValidator
 from ecs_executor import messages as m
 from ecs_executor.config.settings import settings_from_mapping
 from ecs_executor.engine import Engine
-from ecs_executor.request.run_task import TaskIdentity, new_launch_id
+from ecs_executor.request.run_task import TryIdentity, new_launch_id
 
 _MODEL = get_session().get_service_model("ecs")
 _METHODS = {
@@ -183,7 +183,7 @@ def launch(
 ) -> m.Launch:
     command = m.Launch(
         name,
-        TaskIdentity("dag", name, "run", 1),
+        TryIdentity("dag", name, "run", 1),
         '{"token": "secret"}',
         executor_config,
         time.monotonic() + 600,

@@ -232,7 +232,7 @@ def test_queue_given_by_name_is_looked_up(moto_url: str, queue: tuple[Any, str])
         task = launched(engine, fake, "a")
         sqs.send_message(QueueUrl=url, MessageBody=event(task, 2, "STOPPED", 0))
         seen = results_until(engine, final("a"))
-        assert engine.events is not None and engine.events.queue_url == url
+        assert engine.event_feed is not None and engine.event_feed.queue_url == url
     assert changes(seen, "a") == [Phase.SUCCESS]
 
 

@@ -22,7 +22,7 @@ from ecs_executor import messages as m
 from ecs_executor.config.settings import settings_from_mapping
 from ecs_executor.engine import Engine
 from ecs_executor.engine.orphan_sweep import TaskInstanceReader
-from ecs_executor.request.run_task import STARTED_BY, RunTaskBuilder, TaskIdentity, identity_tags, started_by
+from ecs_executor.request.run_task import STARTED_BY, RunTaskBuilder, TryIdentity, identity_tags, started_by
 from tests.conftest import executor_options
 from tests.support.fake_ecs import launch, of, results_until
 from tests.support.fault_helpers import CLUSTER, CONN_ENV, FAMILY, boto_client, connection_json
@@ -90,7 +90,7 @@ def run_directly(url: str, task_id: str, by: str = STARTED_BY) -> str:
         taskDefinition=FAMILY,
         launchType="EC2",
         startedBy=by,
-        tags=identity_tags(TaskIdentity("dag", task_id, RUN_ID, 1)),
+        tags=identity_tags(TryIdentity("dag", task_id, RUN_ID, 1)),
     )
     return str(answer["tasks"][0]["taskArn"])
 
@@ -116,8 +116,8 @@ def engine_on(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
 
 
 def sweep(engine: Engine) -> list[str]:
-    assert engine.orphans is not None
-    return engine.run_coroutine(engine.orphans.sweep_once, timeout=30)
+    assert engine.orphan_sweeper is not None
+    return engine.run_coroutine(engine.orphan_sweeper.sweep_once, timeout=30)
 
 
 def test_only_the_task_nobody_tracks_is_stopped_after_the_grace_period(
@@ -151,10 +151,10 @@ def test_only_the_task_nobody_tracks_is_stopped_after_the_grace_period(
     put_ti(airflow_db, "own_queued", "success", own_queued, queued_by=own)
 
     with engine_on(url, monkeypatch) as engine:
-        assert engine.orphans is not None
-        engine.orphans.reader = TaskInstanceReader(session_factory(airflow_db))
-        engine.orphans.grace = GRACE
-        engine.orphans.job_id = own
+        assert engine.orphan_sweeper is not None
+        engine.orphan_sweeper.reader = TaskInstanceReader(session_factory(airflow_db))
+        engine.orphan_sweeper.grace = GRACE
+        engine.orphan_sweeper.job_id = own
         launch(engine, "mine")  # dag / mine / run: tracked by this engine
         (launched,) = [r for r in results_until(engine, of(m.Launched, "mine")) if isinstance(r, m.Launched)]
         assert sweep(engine) == []  # first seen unknown now: the grace period starts
@@ -192,14 +192,14 @@ def test_a_sweep_that_cannot_read_the_db_stops_nothing(
         raise OSError("database is unreachable")
 
     with engine_on(local_ecs.url, monkeypatch) as engine:
-        assert engine.orphans is not None
-        engine.orphans.reader = TaskInstanceReader(broken)
-        engine.orphans.grace = GRACE
+        assert engine.orphan_sweeper is not None
+        engine.orphan_sweeper.reader = TaskInstanceReader(broken)
+        engine.orphan_sweeper.grace = GRACE
         assert sweep(engine) == []
         time.sleep(GRACE)
         assert sweep(engine) == []
         # The DB is back: only a read can show a task unknown, so the grace period starts now.
-        engine.orphans.reader = TaskInstanceReader(session_factory(airflow_db))
+        engine.orphan_sweeper.reader = TaskInstanceReader(session_factory(airflow_db))
         assert sweep(engine) == []
         time.sleep(GRACE)
         assert sweep(engine) == [orphan]
@@ -214,6 +214,6 @@ def test_the_executor_hands_the_schedulers_job_id_to_the_sweep(
     executor = executors(start=False)
     executor.job_id = 42
     executor.start()
-    assert executor._engine.orphans is not None and executor._engine.orphans.job_id == 42
+    assert executor._engine.orphan_sweeper is not None and executor._engine.orphan_sweeper.job_id == 42
     point_at(local_ecs.url, orphan_sweep="False")
-    assert executors()._engine.orphans is None
+    assert executors()._engine.orphan_sweeper is None

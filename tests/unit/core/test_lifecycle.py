@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ecs_executor.core.lifecycle import ALLOWED, IllegalTransition, TaskState, Tracked
-from ecs_executor.request.run_task import TaskIdentity
+from ecs_executor.core.lifecycle import ALLOWED, IllegalTransition, Tracked, TryState
+from ecs_executor.request.run_task import TryIdentity
 
-S = TaskState
+S = TryState
 
 
-def tracked(state: TaskState = S.QUEUED) -> Tracked:
-    t = Tracked("k", TaskIdentity("d", "t", "r", 1), "cluster")
+def tracked(state: TryState = S.QUEUED) -> Tracked:
+    t = Tracked("k", TryIdentity("d", "t", "r", 1), "cluster")
     t.state = state
     return t
 
@@ -35,7 +35,7 @@ def test_the_happy_path_and_a_relaunch() -> None:
         (S.ADOPTED, S.LAUNCHING),  # we never launch what we adopted
     ],
 )
-def test_illegal_transitions_are_refused(start: TaskState, to: TaskState) -> None:
+def test_illegal_transitions_are_refused(start: TryState, to: TryState) -> None:
     t = tracked(start)
     with pytest.raises(IllegalTransition):
         t.move(to)

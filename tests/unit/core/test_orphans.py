@@ -18,7 +18,7 @@ from ecs_executor.core.orphans import (
     judge,
     stop_reason,
 )
-from ecs_executor.request.run_task import TaskIdentity, identity_tags
+from ecs_executor.request.run_task import TryIdentity, identity_tags
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/main/0123456789abcdef0123456789abcdef"
 OTHER = "arn:aws:ecs:us-east-1:123456789012:task/main/fedcba9876543210fedcba9876543210"
@@ -35,7 +35,7 @@ def description(**changes: Any) -> dict[str, Any]:
         "desiredStatus": "RUNNING",
         "createdAt": WALL - 5,
         "containers": [{"name": "w", "lastStatus": "RUNNING"}],
-        "tags": [{"key": "team", "value": "x"}, *identity_tags(TaskIdentity("dag", "t", "run", 2))],
+        "tags": [{"key": "team", "value": "x"}, *identity_tags(TryIdentity("dag", "t", "run", 2))],
     }
     task.update(changes)
     return task

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ecs_executor import messages as m
-from ecs_executor.core.lifecycle import TaskState
+from ecs_executor.core.lifecycle import TryState
 from ecs_executor.core.task_status import Phase
 from tests.support.fake_ecs import FakeEcs, client_error, launch, of, results_until, running_engine
 
@@ -24,16 +24,16 @@ def test_a_launch_walks_the_lifecycle_to_done() -> None:
         launch(engine, "a")
         results_until(engine, of(m.Launched, "a"))
         (t,) = engine.ctx.registry.by_key.values()
-        assert t.state is TaskState.PENDING and t.kwargs is None and t.source is not None
+        assert t.state is TryState.PENDING and t.kwargs is None and t.source is not None
         fake.set_status(t.arn or "", "RUNNING")
         results_until(engine, lambda seen: any(isinstance(r, m.StateChanged) for r in seen))
-        assert t.state is TaskState.RUNNING and t.source is None  # a task that ran is never relaunched
+        assert t.state is TryState.RUNNING and t.source is None  # a task that ran is never relaunched
         fake.set_status(t.arn or "", "STOPPED", exit_code=0)
         done = results_until(
             engine,
             lambda seen: any(isinstance(r, m.StateChanged) and r.status.phase == Phase.SUCCESS for r in seen),
         )
-        assert t.state is TaskState.DONE and engine.tracked_count() == 0
+        assert t.state is TryState.DONE and engine.tracked_count() == 0
         assert [type(r).__name__ for r in done] == ["StateChanged"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from ecs_executor import messages as m
-from ecs_executor.core.lifecycle import TaskState
+from ecs_executor.core.lifecycle import TryState
 from tests.support.fake_ecs import FakeEcs, launch, of, results_until, running_engine
 
 
@@ -19,7 +19,7 @@ def test_adopt_tracks_the_task_on_the_cluster_its_arn_names() -> None:
         fake.set_status(launched.task_arn, "RUNNING")
         results_until(engine, lambda s: any(isinstance(r, m.StateChanged) for r in s))
         (t,) = engine.ctx.registry.by_key.values()
-        assert t.state is TaskState.RUNNING and t.cluster == "elsewhere"
+        assert t.state is TryState.RUNNING and t.cluster == "elsewhere"
     assert {r["cluster"] for r in fake.requests("describe_tasks")} == {"elsewhere"}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ecs_executor import messages as m
-from ecs_executor.core.lifecycle import TaskState
+from ecs_executor.core.lifecycle import TryState
 from tests.support.fake_ecs import FakeEcs, launch, of, results_until, running_engine
 
 
@@ -15,7 +15,7 @@ def test_revoke_stops_the_task_on_its_cluster_and_reports_nothing() -> None:
         (t,) = engine.ctx.registry.by_key.values()
         engine.channel.send(m.Stop("a", "revoked"))
         results_until(engine, lambda s: bool(fake.requests("stop_task")), timeout=5)
-        assert t.state is TaskState.STOPPING and engine.tracked_count() == 0
+        assert t.state is TryState.STOPPING and engine.tracked_count() == 0
     (stop,) = fake.requests("stop_task")
     assert stop["cluster"] == "other" and stop["task"] == t.arn
 

@@ -11,13 +11,13 @@ import pytest
 
 from ecs_executor import messages as m
 from ecs_executor.config.settings import settings_from_mapping
-from ecs_executor.core.lifecycle import TaskState, Tracked
+from ecs_executor.core.lifecycle import Tracked, TryState
 from ecs_executor.core.relaunch import RelaunchPolicy
 from ecs_executor.core.task_status import Phase
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context
 from ecs_executor.engine.tracker import Tracker
-from ecs_executor.request.run_task import TaskIdentity
+from ecs_executor.request.run_task import TryIdentity
 from tests.support.fake_ecs import OPTIONS, FakeEcs, launch, of, results_until, running_engine
 
 
@@ -253,7 +253,7 @@ def test_reconcile_finds_due_tasks_oldest_first_without_visiting_the_rest() -> N
         now = time.monotonic()
         for i in range(10_005):
             arn = f"arn:aws:ecs:us-east-1:123456789012:task/main/{i:032x}"
-            t = Tracked(f"k{i}", TaskIdentity("dag", f"k{i}", "run", 1), "main", state=TaskState.RUNNING)
+            t = Tracked(f"k{i}", TryIdentity("dag", f"k{i}", "run", 1), "main", state=TryState.RUNNING)
             t.arn, t.phase = arn, Phase.RUNNING
             # The last five were last heard of 100..104 s ago, the oldest last.
             t.heard_at = now if i < 10_000 else now - 100 - (i - 10_000)

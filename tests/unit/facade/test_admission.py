@@ -1,10 +1,10 @@
-"""facade/admission.py: an Airflow workload -> the Launch the engine gets; the event-log workaround."""
+"""facade/admission.py: an Airflow workload -> the Launch the engine gets."""
 
 from __future__ import annotations
 
 import pytest
 
-from ecs_executor.facade.admission import RetainingDeque, callback_identity, to_launch
+from ecs_executor.facade.admission import callback_identity, to_launch
 from tests.conftest import SECRET_TOKEN, make_workload
 from tests.integration.test_callbacks_metrics import make_callback
 
@@ -32,13 +32,3 @@ def test_a_callback_carries_its_dag_and_run_in_its_identity() -> None:
 def test_other_workloads_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="cannot run object workloads"):
         to_launch(object(), deadline=1.0)
-
-
-def test_drained_items_stay_alive_until_the_next_append() -> None:
-    """Airflow 3.3.2 drains task event logs in a generator SQLAlchemy holds weakly (see the docstring)."""
-    q = RetainingDeque()
-    first = object()
-    q.append(first)
-    assert q.popleft() is first and q._drained == [first]
-    q.append(object())  # the next heartbeat: the previous batch has been saved
-    assert q._drained == []

@@ -12,7 +12,7 @@ from ecs_executor.request.run_task import (
     InvalidTaskConfig,
     NoQueueProfile,
     RunTaskBuilder,
-    TaskIdentity,
+    TryIdentity,
     client_token,
     identity_tags,
     new_launch_id,
@@ -33,7 +33,7 @@ SETTINGS = settings_from_mapping(
         ),
     }
 )
-IDENT = TaskIdentity("my_dag", "my_task", "manual__2026-11-25T10:00:00+00:00", 2, 5)
+IDENT = TryIdentity("my_dag", "my_task", "manual__2026-11-25T10:00:00+00:00", 2, 5)
 LID = "5f0c" * 8  # a launch id as new_launch_id() makes them
 CMD = workload_command('{"token": "x"}')
 
@@ -150,7 +150,7 @@ def test_client_token_is_unique_per_queued_workload_and_stable_per_attempt() -> 
 def test_tags_follow_ecs_character_and_length_rules() -> None:
     assert sanitize_tag("a#b$c é", 256) == "a_b_c é"  # ECS allows Unicode letters
     assert sanitize_tag("Zürich データ ٣ 🚀", 256) == "Zürich データ ٣ _"
-    long_id = TaskIdentity("d" * 300, "t", "r", 1)
+    long_id = TryIdentity("d" * 300, "t", "r", 1)
     for tag in identity_tags(long_id):
         assert len(tag["key"]) <= 128 and len(tag["value"]) <= 256
     assert started_by("team a!") == "airflow-ecs-executor/team_a_"
