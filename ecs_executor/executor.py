@@ -19,7 +19,8 @@ from airflow.configuration import conf as airflow_conf
 from airflow.utils.state import TaskInstanceState
 
 from ecs_executor import messages as m
-from ecs_executor.config.settings import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
+from ecs_executor.config.settings import EcsExecutorConfigError, EcsExecutorSettings
+from ecs_executor.config.values import env_var_name
 from ecs_executor.core.task_status import Phase
 from ecs_executor.engine import Engine
 from ecs_executor.facade.admission import AdmittingExecutor, RetainingDeque, to_launch
