@@ -18,6 +18,8 @@ from ecs_executor.request.ecs_rules import (
 )
 
 SECTION = "aws_ecs_executor"
+#: How the engine learns of ECS task state changes: DescribeTasks polling, or ECS task state change
+#: events an EventBridge rule puts in an SQS queue.
 TrackingMode = Literal["polling", "events"]
 TRACKING_MODES: tuple[str, ...] = get_args(TrackingMode)
 #: RunTask keys only the executor sets: one task per Airflow try, found again by its token and startedBy.
