@@ -190,18 +190,18 @@ class EcsExecutor(AdmittingExecutor):
 
     def end(self) -> None:
         """Stop accepting work; wait at most shutdown_timeout for in-flight launches, then return."""
-        if self._engine is None:
-            return
-        assert self.settings is not None
-        self._stop_engine(stop_tasks=False, timeout=self.settings.shutdown_timeout + 5)
-        self._process_results(limit=None)
+        self._finish(stop_tasks=False)
 
     def terminate(self) -> None:
         """Stop every tracked ECS task (concurrently), then end."""
+        self._finish(stop_tasks=True)
+
+    def _finish(self, *, stop_tasks: bool) -> None:
+        """Stop the engine (and the ECS tasks when asked), then hand Airflow the results it still holds."""
         if self._engine is None:
             return
         assert self.settings is not None
-        self._stop_engine(stop_tasks=True, timeout=self.settings.shutdown_timeout + 5)
+        self._stop_engine(stop_tasks=stop_tasks, timeout=self.settings.shutdown_timeout + 5)
         self._process_results(limit=None)
 
     # ---- scheduler loop ------------------------------------------------------------------------------
