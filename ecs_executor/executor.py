@@ -19,7 +19,8 @@ from airflow.configuration import conf as airflow_conf
 from airflow.utils.state import TaskInstanceState
 
 from ecs_executor import messages as m
-from ecs_executor.config.settings import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
+from ecs_executor.config.settings import EcsExecutorConfigError, EcsExecutorSettings
+from ecs_executor.config.values import env_var_name
 from ecs_executor.core.task_status import Phase
 from ecs_executor.engine import Engine
 from ecs_executor.facade.admission import AdmittingExecutor, to_launch
@@ -190,18 +191,18 @@ class EcsExecutor(AdmittingExecutor):
 
     def end(self) -> None:
         """Stop accepting work; wait at most shutdown_timeout for in-flight launches, then return."""
-        if self._engine is None:
-            return
-        assert self.settings is not None
-        self._stop_engine(stop_tasks=False, timeout=self.settings.shutdown_timeout + 5)
-        self._process_results(limit=None)
+        self._finish(stop_tasks=False)
 
     def terminate(self) -> None:
         """Stop every tracked ECS task (concurrently), then end."""
+        self._finish(stop_tasks=True)
+
+    def _finish(self, *, stop_tasks: bool) -> None:
+        """Stop the engine (and the ECS tasks when asked), then hand Airflow the results it still holds."""
         if self._engine is None:
             return
         assert self.settings is not None
-        self._stop_engine(stop_tasks=True, timeout=self.settings.shutdown_timeout + 5)
+        self._stop_engine(stop_tasks=stop_tasks, timeout=self.settings.shutdown_timeout + 5)
         self._process_results(limit=None)
 
     # ---- scheduler loop ------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ lines to its failure reason. Both read through ONE process-wide reader (``shared
 GetLogEvents request of the process passes ONE limiter (``GET_LOG_EVENTS_PACER``) sized to CloudWatch
 Logs' GetLogEvents quota, which is per account and Region and shared with everything else reading logs.
 
-The container's output is only reachable through the ``awslogs`` log driver, whose stream name we can
-predict from the task definition: ``<awslogs-stream-prefix>/<container name>/<task id>``.
+The container's output is only reachable through the ``awslogs`` log driver, whose stream name is
+predicted from the task definition (request/log_location.py).
 
 Calls are synchronous boto3 (run by the API server, or by a worker thread of the engine) with short
 timeouts. A caller never waits long for the limiter: past its wait budget it gets a "skipped: rate
@@ -20,30 +20,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ecs_executor.aws.clients import AwsClients, describe_error, error_code, is_throttle
-from ecs_executor.request.arns import cluster_from_task_arn, is_task_arn, task_id_from_arn
+from ecs_executor.core.pacing import TokenBucket
+from ecs_executor.request.arns import cluster_from_task_arn, is_task_arn
+from ecs_executor.request.log_location import LogLocation, awslogs_location, awslogs_problem
 
 if TYPE_CHECKING:
     from ecs_executor.config.settings import EcsExecutorSettings
-
-__all__ = [
-    "GET_LOG_EVENTS_PACER",
-    "CallPacer",
-    "ClientSource",
-    "LogLocation",
-    "TaskLogReader",
-    "awslogs_location",
-    "awslogs_problem",
-    "cluster_from_task_arn",
-    "is_task_arn",
-    "last_lines",
-    "shared_reader",
-    "task_id_from_arn",
-]
 
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 10_000  # CloudWatch Logs GetLogEvents maximum
@@ -68,134 +54,19 @@ class ClientSource(Protocol):
     def client(self, service: str, region_name: str | None = None) -> Any: ...
 
 
-class CallPacer:
-    """Thread-safe token bucket that books turns: callers sleep for their own turn, outside the lock.
-
-    ``try_acquire(max_wait)`` reserves the next free turn if it comes within ``max_wait`` seconds
-    (then sleeps until it) and returns True; otherwise it reserves nothing and returns False at once.
-    Turns are spaced ``1/rate`` apart once the burst is spent, so the calls sent in any interval of
-    ``T`` seconds never exceed ``burst + rate * T``, however many threads ask.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        if rate <= 0 or burst <= 0:
-            raise ValueError("rate and burst must be positive")
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._tokens = float(burst)  # negative: turns already booked
-        self._stamp = clock()
-
-    def _refill(self) -> float:
-        now = self._clock()
-        self._tokens = min(float(self.burst), self._tokens + max(0.0, now - self._stamp) * self.rate)
-        self._stamp = max(self._stamp, now)
-        return now
-
-    def try_acquire(self, max_wait: float = 0.0) -> bool:
-        with self._lock:
-            self._refill()
-            wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self.rate
-            if wait > max_wait + 1e-9:
-                return False
-            self._tokens -= 1.0
-        if wait > 0:
-            self._sleep(wait)
-        return True
-
-    def throttled(self) -> None:
-        """The service refused a call for its rate (others share the quota): spend what is saved."""
-        with self._lock:
-            self._refill()
-            self._tokens = min(self._tokens, 0.0)
+def log_events_pacer(
+    rate: float = GET_LOG_EVENTS_RATE,
+    burst: int = GET_LOG_EVENTS_BURST,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> TokenBucket:
+    """A bucket for threads that read CloudWatch Logs: a fixed quota (a throttle empties the bucket but
+    never lowers the rate), booked under a lock."""
+    return TokenBucket(rate, burst, clock, min_rate=rate, guard=threading.Lock())
 
 
 # One per process: the quota is per account and Region, whoever in this process reads.
-GET_LOG_EVENTS_PACER = CallPacer(GET_LOG_EVENTS_RATE, GET_LOG_EVENTS_BURST)
-
-
-# ---- pure -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LogLocation:
-    """Where one container of one ECS task writes its output in CloudWatch Logs."""
-
-    group: str
-    stream: str
-    region: str | None = None
-
-    @property
-    def source(self) -> str:
-        return f"CloudWatch Logs {self.group}/{self.stream}"
-
-
-def _container(task_definition: Mapping[str, Any], container_name: str) -> Mapping[str, Any] | None:
-    for container in task_definition.get("containerDefinitions") or []:
-        if container.get("name") == container_name:
-            return container
-    return None
-
-
-def awslogs_problem(task_definition: Mapping[str, Any], container_name: str) -> str | None:
-    """Why the container's CloudWatch stream cannot be located; None when it can."""
-    container = _container(task_definition, container_name)
-    if container is None:
-        names = [str(c.get("name")) for c in task_definition.get("containerDefinitions") or []]
-        return f"the task definition has no container named {container_name!r} (it has: {', '.join(names)})"
-    config = container.get("logConfiguration") or {}
-    driver = config.get("logDriver")
-    if driver != "awslogs":
-        return (
-            f"container {container_name!r} uses the {driver or 'default (json-file)'} log driver, not "
-            "awslogs; live logs are read from CloudWatch Logs only"
-        )
-    options = config.get("options") or {}
-    if not options.get("awslogs-group"):
-        return f"container {container_name!r} sets no awslogs-group"
-    if not options.get("awslogs-stream-prefix"):
-        return (
-            f"container {container_name!r} sets no awslogs-stream-prefix, so its CloudWatch stream name "
-            "cannot be derived from the task ARN"
-        )
-    return None
-
-
-def awslogs_location(
-    task_definition: Mapping[str, Any], container_name: str, task_arn: str
-) -> LogLocation | None:
-    """The CloudWatch Logs group and stream of ``container_name`` in the task ``task_arn``.
-
-    ECS names awslogs streams ``<awslogs-stream-prefix>/<container name>/<task id>``. Without a prefix
-    the stream is named after the Docker container ID, which is neither in the task definition nor
-    known before the container starts, so no location can be predicted: None. None also when the
-    container does not exist or does not use the ``awslogs`` driver. ``region`` is ``awslogs-region``
-    (None: the task's own Region).
-    """
-    if awslogs_problem(task_definition, container_name) is not None:
-        return None
-    task_id = task_id_from_arn(task_arn)
-    if not task_id:
-        return None
-    container = _container(task_definition, container_name) or {}
-    options = container["logConfiguration"]["options"]
-    return LogLocation(
-        group=str(options["awslogs-group"]),
-        stream=f"{options['awslogs-stream-prefix']}/{container_name}/{task_id}",
-        region=options.get("awslogs-region") or None,
-    )
-
-
-# ---- reading ---------------------------------------------------------------------------------------
+GET_LOG_EVENTS_PACER = log_events_pacer()
 
 
 class _Unavailable(Exception):
@@ -242,11 +113,13 @@ class TaskLogReader:
         *,
         clients: ClientSource | None = None,
         cache_size: int = CACHE_SIZE,
-        pacer: CallPacer | None = None,
+        pacer: TokenBucket | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.settings = settings
         self.clients: ClientSource = clients or AwsClients.for_settings(settings)
         self.pacer = pacer or GET_LOG_EVENTS_PACER
+        self._sleep = sleep
         self._task_definitions = _LRU(cache_size)
         self._definition_of_task = _LRU(cache_size)
 
@@ -348,11 +221,14 @@ class TaskLogReader:
     def _get_events(self, location: LogLocation, limit: int, max_wait: float) -> list[str]:
         limit = min(max(1, int(limit)), MAX_LIMIT)
         logs = self.clients.client("logs", location.region)
-        if not self.pacer.try_acquire(max_wait):
+        wait = self.pacer.book(max_wait)
+        if wait is None:
             raise _Unavailable(
                 f"skipped: rate limit (this process reads CloudWatch Logs at most {self.pacer.rate:g} "
                 "times a second, GetLogEvents' quota per account and Region); reload to try again"
             )
+        if wait > 0:
+            self._sleep(wait)
         try:
             answer = logs.get_log_events(
                 logGroupName=location.group,
@@ -392,20 +268,3 @@ def shared_reader(settings: EcsExecutorSettings) -> TaskLogReader:
         if reader is None:
             reader = _SHARED[key] = TaskLogReader(settings)
         return reader
-
-
-def last_lines(
-    settings: EcsExecutorSettings,
-    task_arn: str,
-    limit: int = 20,
-    *,
-    task_definition_arn: str | None = None,
-    reader: TaskLogReader | None = None,
-) -> list[str]:
-    """Last CloudWatch lines of a task (e.g. a crashed one) for a failure message; ``[]`` if unavailable.
-
-    Blocking: from async code call it through ``asyncio.to_thread``. Uses the shared reader unless one
-    is passed.
-    """
-    reader = reader or shared_reader(settings)
-    return reader.last_lines(task_arn, limit, task_definition_arn=task_definition_arn)

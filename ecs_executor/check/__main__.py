@@ -2,6 +2,6 @@
 
 import sys
 
-from ecs_executor.check.run.report import main
+from ecs_executor.check.report import main
 
 sys.exit(main())

@@ -8,7 +8,7 @@ from typing import Any
 
 from ecs_executor.aws.clients import describe_error, error_code
 from ecs_executor.check.rows import ACCESS_DENIED_CODES, CheckResult, Probe, create_cluster_fix, skip, warn
-from ecs_executor.config.settings import FARGATE_CAPACITY_PROVIDERS
+from ecs_executor.request.ecs_rules import FARGATE_CAPACITY_PROVIDERS
 
 
 def network_mode_results(p: Probe, td: dict[str, Any], network_mode: str) -> list[CheckResult]:

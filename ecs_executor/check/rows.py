@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ecs_executor.aws.container_logs import ClientSource
-from ecs_executor.config.settings import EcsExecutorSettings, env_var_name
+from ecs_executor.config.settings import EcsExecutorSettings
+from ecs_executor.config.values import option_label
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 ACCESS_DENIED_CODES = frozenset(
@@ -58,7 +59,7 @@ class Probe:
         self._memo: dict[str, Any] = {}
 
     def opt(self, option: str) -> str:
-        return f"{option} ({env_var_name(option, self.team_name)})"
+        return option_label(option, self.team_name)
 
     def seed(self, key: str, call: Callable[[], Any]) -> None:
         """Store an answer fetched elsewhere (the engine's own async ECS calls) as if ``_once`` had."""

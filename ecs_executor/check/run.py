@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ecs_executor.aws.clients import AwsClients, describe_error
-from ecs_executor.aws.container_logs import awslogs_location, awslogs_problem
 from ecs_executor.check.event_wiring import check_events
 from ecs_executor.check.network import (
     check_capacity_providers,
@@ -35,6 +34,7 @@ from ecs_executor.check.rows import (
 )
 from ecs_executor.config.settings import EcsExecutorSettings
 from ecs_executor.request.ecs_rules import signing_key_variables
+from ecs_executor.request.log_location import awslogs_location, awslogs_problem
 
 
 def _check_credentials(p: Probe) -> list[CheckResult]:

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ecs_executor.config.values import env_var_name, run_task_param_problems
+from ecs_executor.config.values import (
+    env_var_name,
+    option_label,
+    overrides_our_command,
+    run_task_param_problems,
+)
 from ecs_executor.request.layering import base_request, options_kwargs, profile_request
 
 if TYPE_CHECKING:
@@ -23,7 +28,7 @@ def describe_errors(exc: ValidationError, raw: Mapping[str, Any], team_name: str
         field = str(loc[0]) if loc else ""
         option = field
         msg = err["msg"].removeprefix("Value error, ")
-        where = f"{option} ({env_var_name(option, team_name)})"
+        where = option_label(option, team_name)
         if field == "region_name":
             where = f"{option} (or region; {env_var_name(option, team_name)})"
         if len(loc) == 1 and err["type"] == "missing":
@@ -46,7 +51,7 @@ def cross_field_problems(s: EcsExecutorSettings, team_name: str | None = None) -
     """Problems that involve more than one option; each names the options and what is allowed."""
 
     def opt(name: str) -> str:
-        return f"{name} ({env_var_name(name, team_name)})"
+        return option_label(name, team_name)
 
     problems: list[str] = []
     rtk = s.run_task_kwargs
@@ -82,13 +87,11 @@ def cross_field_problems(s: EcsExecutorSettings, team_name: str | None = None) -
         )
 
     problems += _fargate_only_problems(base, opt)
-    for override in rtk.get("overrides", {}).get("containerOverrides", []) or []:
-        ours = isinstance(override, Mapping) and override.get("name") == s.container_name
-        if ours and "command" in override:
-            problems.append(
-                f"{opt('run_task_kwargs')} sets the command of container {s.container_name!r}; the "
-                "executor sets that command for every task, remove it"
-            )
+    if overrides_our_command(rtk, s.container_name):
+        problems.append(
+            f"{opt('run_task_kwargs')} sets the command of container {s.container_name!r}; the "
+            "executor sets that command for every task, remove it"
+        )
     problem = run_task_param_problems(base)
     if problem and not problems:
         problems.append(
@@ -133,13 +136,8 @@ def _profile_problems(s: EcsExecutorSettings, option: str) -> list[str]:
         layered = profile_request(s, profile)
         if layered.get("launchType") in ("EC2", "EXTERNAL") and "platformVersion" in layered:
             problems.append(f"{where}: platform_version applies only to Fargate, not {layered['launchType']}")
-        for override in (layered.get("overrides") or {}).get("containerOverrides") or []:
-            if (
-                isinstance(override, Mapping)
-                and override.get("name") == s.container_name
-                and "command" in override
-            ):
-                problems.append(f"{where} sets the command of container {s.container_name!r}; remove it")
+        if overrides_our_command(layered, s.container_name):
+            problems.append(f"{where} sets the command of container {s.container_name!r}; remove it")
         problem = run_task_param_problems(layered)
         if problem:
             problems.append(

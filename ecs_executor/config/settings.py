@@ -21,6 +21,7 @@ from ecs_executor.config.values import (
     SECTION,
     CapacityProviderItem,
     QueueProfile,
+    TrackingMode,
     check_ids,
     check_queue,
     check_run_task_kwargs_keys,
@@ -28,21 +29,14 @@ from ecs_executor.config.values import (
     parse_json,
     split_ids,
 )
-from ecs_executor.config.values import env_var_name as env_var_name  # re-exported
-from ecs_executor.config.values import run_task_param_problems as run_task_param_problems  # re-exported
 from ecs_executor.request.ecs_rules import (
-    FARGATE_CAPACITY_PROVIDERS as FARGATE_CAPACITY_PROVIDERS,  # re-exported
+    EC2_RUN_TASK_RATE,
+    FARGATE_RUN_TASK_RATE,
+    MAX_SECURITY_GROUPS,
+    MAX_SUBNETS,
+    RUN_TASK_BURST,
 )
-from ecs_executor.request.ecs_rules import MAX_SECURITY_GROUPS, MAX_SUBNETS
 from ecs_executor.request.layering import base_request, profile_request, targets_fargate
-from ecs_executor.request.layering import deep_merge as deep_merge  # re-exported
-from ecs_executor.request.layering import merge_named_list as merge_named_list  # re-exported
-
-# Client-side RunTask token bucket defaults, sized to ECS's "cluster resource modify" bucket
-# (burst 100, refill 40/s) and Fargate's RunTask limit (20/s).
-EC2_RUN_TASK_RATE = 40.0
-FARGATE_RUN_TASK_RATE = 20.0
-RUN_TASK_BURST = 100
 
 
 class ConfLike(Protocol):
@@ -194,7 +188,7 @@ class EcsExecutorSettings(BaseSettings):
         "its container ran. A try seen running is never relaunched: Airflow's Execution API refuses to "
         "start a running try again, so Airflow's own retries decide.",
     )
-    tracking_mode: Literal["polling", "events"] | None = Field(
+    tracking_mode: TrackingMode | None = Field(
         default=None,
         description="How the engine learns ECS task states. 'polling': DescribeTasks over every tracked task "
         "each poll_interval. 'events': ECS task state change events from an SQS queue (events_queue), fed by "
@@ -337,7 +331,7 @@ class EcsExecutorSettings(BaseSettings):
         return targets_fargate(self.base_run_task_kwargs()) is not False
 
     @property
-    def effective_tracking_mode(self) -> Literal["polling", "events"]:
+    def effective_tracking_mode(self) -> TrackingMode:
         if self.tracking_mode is not None:
             return self.tracking_mode
         return "events" if self.events_queue else "polling"

@@ -5,19 +5,51 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ecs_executor.request.ecs_rules import MAX_SECURITY_GROUPS, MAX_SUBNETS, request_problems
+from ecs_executor.request.ecs_rules import (
+    MAX_CAPACITY_BASE,
+    MAX_CAPACITY_WEIGHT,
+    MAX_SECURITY_GROUPS,
+    MAX_SUBNETS,
+    request_problems,
+)
 
 SECTION = "aws_ecs_executor"
+#: How the engine learns of ECS task state changes: DescribeTasks polling, or ECS task state change
+#: events an EventBridge rule puts in an SQS queue.
+TrackingMode = Literal["polling", "events"]
+TRACKING_MODES: tuple[str, ...] = get_args(TrackingMode)
+#: RunTask keys only the executor sets: one task per Airflow try, found again by its token and startedBy.
+EXECUTOR_OWNED_KEYS = ("count", "clientToken", "startedBy")
 
 
 def env_var_name(option: str, team_name: str | None = None) -> str:
     """The environment variable Airflow reads for ``option`` (team-scoped when a team is given)."""
     team = f"{team_name.upper()}___" if team_name else ""
     return f"AIRFLOW__{team}{SECTION.upper()}__{option.upper()}"
+
+
+def option_label(option: str, team_name: str | None = None) -> str:
+    """``option (ENV_VAR)``: how messages name an option, so users find it in either place."""
+    return f"{option} ({env_var_name(option, team_name)})"
+
+
+def executor_owned_keys(kwargs: Mapping[str, Any]) -> list[str]:
+    """The keys of ``kwargs`` that only the executor may set (EXECUTOR_OWNED_KEYS), in that order."""
+    return [key for key in EXECUTOR_OWNED_KEYS if key in kwargs]
+
+
+def overrides_our_command(kwargs: Mapping[str, Any], container_name: str) -> bool:
+    """Whether RunTask ``kwargs`` override the command of our container: the executor runs the task there."""
+    overrides = kwargs.get("overrides") or {}
+    items = (overrides.get("containerOverrides") or []) if isinstance(overrides, Mapping) else []
+    return any(
+        isinstance(item, Mapping) and item.get("name") == container_name and "command" in item
+        for item in items
+    )
 
 
 def run_task_param_problems(kwargs: Mapping[str, Any]) -> str | None:
@@ -59,8 +91,8 @@ class CapacityProviderItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     capacityProvider: str = Field(min_length=1)
-    weight: int | None = Field(default=None, ge=0, le=1000)
-    base: int | None = Field(default=None, ge=0, le=100000)
+    weight: int | None = Field(default=None, ge=0, le=MAX_CAPACITY_WEIGHT)
+    base: int | None = Field(default=None, ge=0, le=MAX_CAPACITY_BASE)
 
 
 def launch_type_value(value: Any) -> Any:
@@ -115,7 +147,7 @@ class QueueProfile(BaseModel):
 
 def check_run_task_kwargs_keys(value: dict[str, Any]) -> dict[str, Any]:
     # Only what no layering can fix is refused here; the whole request is checked once layered.
-    bad = [k for k in ("count", "clientToken", "startedBy") if k in value]
+    bad = executor_owned_keys(value)
     if bad:
         raise ValueError(f"must not set {', '.join(bad)}: the executor sets these for every task")
     return value

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ecs_executor.request.ecs_rules import MAX_STOP_REASON
 from ecs_executor.request.run_task import TAG_PREFIX
 
 LIVE_TI_STATES = frozenset({"queued", "running", "restarting"})
 # ECS is already stopping these (or our container has exited): nothing to stop.
 FINISHING_STATUSES = frozenset({"DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"})
-MAX_STOP_REASON = 255  # StopTask's ``reason``: up to 255 characters
 
 TiKey = tuple[str, str, str, int]  # dag_id, task_id, run_id, map_index
 

@@ -8,14 +8,20 @@ per second. The rate grows back by 10 % a second, 40 % once 5 s pass without a c
 found within a few rounds; sporadic throttles cost about their share of calls per round.
 One bucket per ECS budget (the engine's: RunTask and StopTask; DescribeTasks and ListTasks): a throttled
 RunTask never slows DescribeTasks (botocore's adaptive mode slows the whole client, docs/benchmarks.md).
+
+The same bucket paces threads that must not queue (CloudWatch Logs reads): ``book()`` reserves a turn
+only if it comes soon enough and leaves the sleeping to the caller; a ``min_rate`` equal to the rate
+makes a fixed quota, and a ``guard`` lock makes booking thread-safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 # After a cut the rate grows back by this fraction of itself per second: slowly while close to the
 # limit just found (a sawtooth that overshoots less; docs/benchmarks.md), then fast, so a passing squeeze
@@ -35,7 +41,11 @@ GROWTH_HORIZON = 60.0
 
 
 class TokenBucket:
-    """Continuous-refill bucket; ``acquire()`` waits first come, first served at the current rate."""
+    """Continuous-refill bucket; ``acquire()`` waits first come, first served at the current rate.
+
+    ``guard`` is held while ``book()`` or ``throttled()`` changes the bucket: a ``threading.Lock`` when
+    several threads share it (the event loop needs none).
+    """
 
     def __init__(
         self,
@@ -45,6 +55,7 @@ class TokenBucket:
         *,
         min_rate: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        guard: contextlib.AbstractContextManager[Any] | None = None,
     ):
         if rate <= 0 or burst <= 0:
             raise ValueError("rate and burst must be positive")
@@ -55,6 +66,7 @@ class TokenBucket:
         self.cuts = 0
         self._clock = clock
         self._sleep = sleep
+        self._guard = guard if guard is not None else contextlib.nullcontext()
         self._tokens = float(burst)
         self._stamp = clock()
         self._last_cut = float("-inf")
@@ -106,6 +118,21 @@ class TokenBucket:
         finally:
             self._waiting -= 1
 
+    def book(self, max_wait: float = 0.0) -> float | None:
+        """Reserve the next turn if it comes within ``max_wait`` seconds: the seconds until it (the caller
+        sleeps them, outside any lock). None, reserving nothing, when it is further away.
+
+        Turns are spaced ``1/rate`` apart once the burst is spent (tokens go negative: turns booked), so
+        the calls sent in any ``T`` seconds never exceed ``burst + rate * T``, however many ask.
+        """
+        with self._guard:
+            self._refill()
+            wait = 0.0 if self._tokens >= 1.0 - EPSILON else (1.0 - self._tokens) / self.rate
+            if wait > max_wait + EPSILON:
+                return None
+            self._tokens -= 1.0
+            return wait
+
     def accepted(self) -> None:
         """A call paid for by this bucket was not throttled (whatever else became of it)."""
         self._answers.append((self._clock(), False))
@@ -116,16 +143,17 @@ class TokenBucket:
         Every throttle re-reads the window, so the answers to one burst lower the rate as they arrive;
         a round (CUT_SPACING) lowers it by at most MAX_CUT, since they were all sent at the old rate.
         """
-        self._refill()
-        now = self._clock()
-        self._answers.append((now, True))
-        if now - self._last_cut >= CUT_SPACING:
-            self._last_cut = now
-            self._round_rate = self.rate
-            self.cuts += 1
-        recent = [throttled for t, throttled in self._answers if now - t <= WINDOW]
-        accepted = recent.count(False)
-        share = (len(recent) - accepted) / len(recent)
-        floor = max(self._round_rate / MAX_CUT, self.min_rate)
-        self.rate = min(self.rate, max(self._round_rate * (1 - share), accepted / WINDOW, floor))
-        self._tokens = min(self._tokens, 0.0)
+        with self._guard:
+            self._refill()
+            now = self._clock()
+            self._answers.append((now, True))
+            if now - self._last_cut >= CUT_SPACING:
+                self._last_cut = now
+                self._round_rate = self.rate
+                self.cuts += 1
+            recent = [throttled for t, throttled in self._answers if now - t <= WINDOW]
+            accepted = recent.count(False)
+            share = (len(recent) - accepted) / len(recent)
+            floor = max(self._round_rate / MAX_CUT, self.min_rate)
+            self.rate = min(self.rate, max(self._round_rate * (1 - share), accepted / WINDOW, floor))
+            self._tokens = min(self._tokens, 0.0)

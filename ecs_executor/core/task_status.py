@@ -18,7 +18,7 @@ EXIT_DAG_SYNC_FAILED = 66
 EXIT_VERSION_UNREADABLE = 70
 EXIT_VERSION_MISMATCH = 78
 
-_EXIT_MEANINGS = {
+EXIT_MEANINGS = {
     EXIT_VERSION_MISMATCH: "worker image's Python/Airflow version does not match the scheduler's "
     "(entrypoint.sh version check; rebuild the image with matching versions)",
     EXIT_DAG_SYNC_FAILED: "entrypoint.sh could not sync DAGs from S3 (check s3_url and the task role)",
@@ -32,8 +32,6 @@ _EXIT_MEANINGS = {
     139: "segmentation fault in the worker",
     143: "terminated with SIGTERM",
 }
-
-EXIT_MEANINGS = _EXIT_MEANINGS
 
 _PENDING = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
 _RUNNING = frozenset({"RUNNING"})
@@ -69,15 +67,6 @@ class TaskStatus:
     # STOPPING, DEPROVISIONING): the executor reports it and keeps watching the task until STOPPED.
     task_stopped: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase.value,
-            "reason": self.reason,
-            "exit_code": self.exit_code,
-            "stop_code": self.stop_code,
-            "task_stopped": self.task_stopped,
-        }
-
 
 def _container(task: Mapping[str, Any], container_name: str) -> Mapping[str, Any] | None:
     containers = task.get("containers") or []
@@ -88,7 +77,7 @@ def _container(task: Mapping[str, Any], container_name: str) -> Mapping[str, Any
 
 
 def describe_exit(code: int) -> str:
-    meaning = _EXIT_MEANINGS.get(code)
+    meaning = EXIT_MEANINGS.get(code)
     return f"exited with code {code}" + (f": {meaning}" if meaning else "")
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecs_executor.config.values import TRACKING_MODES
+
 CLUSTER = "airflow-local"
 CONTAINER = "airflow-worker"
 TASK_FAMILY = "airflow-worker"
@@ -33,9 +35,6 @@ OUR_EXECUTOR = "ecs_executor.EcsExecutor"
 DEFAULT_COMPONENTS = ("api-server", "scheduler", "dag-processor")
 # Deferrable operators and sensors need a triggerer; the default stack leaves it out to save memory.
 WITH_TRIGGERER = (*DEFAULT_COMPONENTS, "triggerer")
-# How the executor learns of task state changes: DescribeTasks polling, or ECS task state change events
-# that the local endpoint publishes to an SQS queue (moto), as an EventBridge rule would.
-TRACKING_MODES = ("polling", "events")
 EVENTS_QUEUE = "ecs-task-state-changes"
 #: The local ECS endpoint's timing profile for stacks built without ``timing=`` (how the end-to-end tests
 #: are switched to ``fargate``: ``ECS_EXECUTOR_TEST_TIMING=fargate pytest tests/e2e/test_airflow.py``).

@@ -17,12 +17,10 @@ from ecs_executor import messages as m
 from ecs_executor.aws.clients import is_throttle, throttled_response
 from ecs_executor.core.pacing import TokenBucket
 from ecs_executor.engine.context import Context
+from ecs_executor.request.ecs_rules import DESCRIBE_BURST, DESCRIBE_RATE
 
 ClientFactory = Callable[[], Awaitable[tuple[Any, contextlib.AsyncExitStack]]]
 
-# ECS "cluster resource read" bucket (DescribeTasks, ListTasks): burst 100, refill 20/s.
-DESCRIBE_RATE = 20.0
-DESCRIBE_BURST = 100
 # A replaced client (credential refresh) stays open this long for the calls still using it.
 CLIENT_RETIRE_SECONDS = 90.0
 # How long a cluster-modify call that must happen (settle, stop) keeps trying.

@@ -19,6 +19,29 @@ from ecs_executor.core.lifecycle import Tracked, TryState
 from ecs_executor.core.relaunch import RelaunchPolicy
 from ecs_executor.engine.airflow_db import TryStateReader
 
+#: The engine's counters, each with the metric name the facade sends it under (None: not sent).
+COUNTERS: dict[str, str | None] = {
+    "run_task_calls": "run_task_calls",
+    "run_task_retries": "run_task_retries",
+    "describe_calls": "describe_calls",
+    "throttled": "throttles",
+    "credential_refreshes": "credential_refreshes",
+    "relaunches": None,
+    "relaunches_capacity": "relaunches.capacity",
+    "spot_interruptions": "spot_interruptions",
+    # events mode
+    "events_received": "events.received",
+    "events_applied": "events.applied",
+    "events_duplicate": "events.duplicate",
+    "events_stale": "events.stale",
+    "events_gap": "events.gap",
+    "events_unknown": "events.unknown",
+    "events_dropped": "events.dropped",
+    "reconcile_describes": "reconcile_describes",
+    # the orphan sweep
+    "orphans_stopped": "orphans_stopped",
+}
+
 
 class Registry:
     """The tries the engine tracks, by Airflow key and by ECS task ARN.
@@ -91,27 +114,7 @@ class Context:
     registry: Registry = field(default_factory=Registry)
     rng: random.Random = field(default_factory=random.Random)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
-    counters: dict[str, int] = field(
-        default_factory=lambda: {
-            "run_task_calls": 0,
-            "run_task_retries": 0,
-            "describe_calls": 0,
-            "throttled": 0,
-            "credential_refreshes": 0,
-            "relaunches": 0,
-            "relaunches_capacity": 0,
-            "spot_interruptions": 0,
-            # events mode
-            "events_received": 0,
-            "events_applied": 0,
-            "events_duplicate": 0,
-            "events_stale": 0,
-            "events_gap": 0,
-            "events_unknown": 0,
-            "events_dropped": 0,
-            "reconcile_describes": 0,
-        }
-    )
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     capacity_waiting: set[Hashable] = field(default_factory=set)
     # Events mode: seconds from an ECS change to its result being queued for the executor, since the
     # facade last took them (it swaps the list out each heartbeat).

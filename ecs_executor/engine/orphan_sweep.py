@@ -27,11 +27,12 @@ from ecs_executor.core.orphans import (
 from ecs_executor.core.triage import Verdict
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context
+from ecs_executor.request.ecs_rules import MAX_DESCRIBE_TASKS, MAX_LIST_RESULTS
 
 log = logging.getLogger(__name__)
 
-PAGE = 100  # ListTasks page size and DescribeTasks ARNs per call: ECS's limits
-COUNTER = "orphans_stopped"
+# Task instances read per DB query: one DescribeTasks answer's worth.
+DB_BATCH = MAX_DESCRIBE_TASKS
 
 SessionFactory = Callable[[], Any]  # a context manager yielding an Airflow (SQLAlchemy) session
 
@@ -53,8 +54,8 @@ class TaskInstanceReader:
         unique = list(dict.fromkeys(keys))
         factory = self._session_factory or _airflow_session
         with factory() as session:
-            for i in range(0, len(unique), PAGE):
-                batch = [TaskInstanceKey(d, t, r, 0, m) for d, t, r, m in unique[i : i + PAGE]]
+            for i in range(0, len(unique), DB_BATCH):
+                batch = [TaskInstanceKey(d, t, r, 0, m) for d, t, r, m in unique[i : i + DB_BATCH]]
                 condition = TI.filter_for_tis(batch)
                 if condition is None:
                     continue
@@ -133,8 +134,8 @@ class OrphanSweeper:
         for cluster in clusters:
             arns = await self._list(cluster)
             untracked = [a for a in arns if a not in self._tracked() and a not in found]
-            for i in range(0, len(untracked), PAGE):
-                for task in await self._describe(cluster, untracked[i : i + PAGE]):
+            for i in range(0, len(untracked), MAX_DESCRIBE_TASKS):
+                for task in await self._describe(cluster, untracked[i : i + MAX_DESCRIBE_TASKS]):
                     c = candidate(task, cluster, self.ctx.settings.container_name)
                     found[c.arn] = c
         self.clock.keep_only(found)
@@ -175,7 +176,11 @@ class OrphanSweeper:
         token: str | None = None
         while True:
             await self.calls.describe_bucket.acquire()  # ListTasks spends ECS's cluster read bucket
-            kwargs: dict[str, Any] = {"cluster": cluster, "startedBy": self.started_by, "maxResults": PAGE}
+            kwargs: dict[str, Any] = {
+                "cluster": cluster,
+                "startedBy": self.started_by,
+                "maxResults": MAX_LIST_RESULTS,
+            }
             if token:
                 kwargs["nextToken"] = token
             try:
@@ -227,7 +232,7 @@ class OrphanSweeper:
             log.warning("StopTask %s (orphan) kept failing; it may still be running", c.arn)
             return None
         self.clock.forget(c.arn)
-        self.ctx.counters[COUNTER] = self.ctx.counters.get(COUNTER, 0) + 1
+        self.ctx.counters["orphans_stopped"] += 1
         return c.arn
 
     def _warn_once(self, cluster: str, call: str, exc: BaseException) -> None:

@@ -11,6 +11,7 @@ from ecs_executor.core.lifecycle import Tracked, TryState
 from ecs_executor.core.triage import Verdict
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context
+from ecs_executor.request.ecs_rules import MAX_STOP_REASON
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Stopper:
                 lambda exc: classify_exception(exc).verdict == Verdict.FAIL,
                 cluster=cluster,
                 task=arn,
-                reason=reason[:255],
+                reason=reason[:MAX_STOP_REASON],
             )
         except Exception as exc:
             log.warning("StopTask %s failed: %s", arn, classify_exception(exc).reason)

@@ -23,10 +23,10 @@ from ecs_executor.core.task_status import Phase, TaskStatus, task_status
 from ecs_executor.core.triage import Decision, Verdict, classify_stopped
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context, CrashLines
+from ecs_executor.request.ecs_rules import MAX_DESCRIBE_TASKS
 
 log = logging.getLogger(__name__)
 
-DESCRIBE_CHUNK = 100  # ECS DescribeTasks limit
 # DescribeTasks calls in flight at once. The 20/s refill is the limit anyway (docs/benchmarks.md); fewer
 # responses parsed at a time keeps a sweep's garbage, and so the RSS high-water mark, independent of the
 # number of tracked tasks.
@@ -86,8 +86,8 @@ class Tracker:
         calls = []
         for cluster, arns in grouped.items():
             calls += [
-                self._describe(cluster, arns[i : i + DESCRIBE_CHUNK])
-                for i in range(0, len(arns), DESCRIBE_CHUNK)
+                self._describe(cluster, arns[i : i + MAX_DESCRIBE_TASKS])
+                for i in range(0, len(arns), MAX_DESCRIBE_TASKS)
             ]
         await asyncio.gather(*calls)
 
@@ -256,11 +256,7 @@ class Tracker:
             decision = classify_stopped(status, relaunch_spot=self.ctx.settings.relaunch_on_spot_interruption)
             if decision is not None and decision.kind == FailureKind.SPOT:
                 self.ctx.counters["spot_interruptions"] += 1
-            if (
-                decision is not None
-                and decision.verdict == Verdict.RELAUNCH
-                and self._may_relaunch(tracked, decision)
-            ):
+            if decision is not None and decision.verdict == Verdict.RELAUNCH and self._may_relaunch(tracked):
                 self.ctx.registry.untrack_arn(tracked)
                 tracked.phase = None
                 tracked.launch_future = self.ctx.spawn(self._relaunch(tracked, decision))
@@ -286,7 +282,7 @@ class Tracker:
         elif phase == Phase.PENDING and tracked.state is TryState.ADOPTED:
             tracked.move(TryState.PENDING)
 
-    def _may_relaunch(self, tracked: Tracked, decision: Decision) -> bool:
+    def _may_relaunch(self, tracked: Tracked) -> bool:
         # A try we saw RUNNING is never relaunched (its source is gone): Airflow's Execution API refuses to
         # start a try that is already running (409 invalid_state), Spot interruption included.
         return tracked.source is not None and not tracked.stopping and tracked.state is not TryState.RUNNING

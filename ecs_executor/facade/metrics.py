@@ -9,25 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-# Engine counters exported as counters (deltas since the last heartbeat).
-ENGINE_COUNTERS = {
-    "throttled": "throttles",
-    "run_task_calls": "run_task_calls",
-    "run_task_retries": "run_task_retries",
-    "describe_calls": "describe_calls",
-    "credential_refreshes": "credential_refreshes",
-    "relaunches_capacity": "relaunches.capacity",
-    "spot_interruptions": "spot_interruptions",
-    "events_received": "events.received",
-    "events_applied": "events.applied",
-    "events_duplicate": "events.duplicate",
-    "events_stale": "events.stale",
-    "events_gap": "events.gap",
-    "events_unknown": "events.unknown",
-    "events_dropped": "events.dropped",
-    "reconcile_describes": "reconcile_describes",
-    "orphans_stopped": "orphans_stopped",
-}
+from ecs_executor.engine.context import COUNTERS
+
+# Engine counters sent as counters (deltas since the last heartbeat).
+ENGINE_COUNTERS = {key: name for key, name in COUNTERS.items() if name is not None}
 
 
 class ExecutorMetrics:

@@ -45,9 +45,22 @@ MAX_RUN_COUNT = 10
 #: Clusters per DescribeClusters call; ListTasks page size.
 MAX_DESCRIBE_CLUSTERS = 100
 MAX_LIST_RESULTS = 100
+#: StopTask ``reason`` length.
+MAX_STOP_REASON = 255
 #: awsvpcConfiguration limits.
 MAX_SUBNETS = 16
 MAX_SECURITY_GROUPS = 5
+#: A capacity provider strategy item's ``weight`` and ``base``.
+MAX_CAPACITY_WEIGHT = 1000
+MAX_CAPACITY_BASE = 100000
+#: ECS's per-account API buckets (burst, refill per second): "cluster resource modify" (RunTask,
+#: StartTask, StopTask), Fargate's own RunTask refill, and "cluster resource read" (DescribeTasks,
+#: ListTasks).
+RUN_TASK_BURST = 100
+EC2_RUN_TASK_RATE = 40.0
+FARGATE_RUN_TASK_RATE = 20.0
+DESCRIBE_BURST = 100
+DESCRIBE_RATE = 20.0
 #: The capacity providers that put a task on Fargate.
 FARGATE_CAPACITY_PROVIDERS = frozenset({"FARGATE", "FARGATE_SPOT"})
 
@@ -79,11 +92,6 @@ def _validator() -> Any:
     from botocore.validate import ParamValidator
 
     return ParamValidator()
-
-
-def operation_names() -> frozenset[str]:
-    """Every operation ECS's model knows."""
-    return frozenset(_service_model().operation_names)
 
 
 def request_problems(operation: str, params: Mapping[str, Any]) -> str | None:

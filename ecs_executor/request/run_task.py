@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ecs_executor.config.settings import EcsExecutorSettings, run_task_param_problems
+from ecs_executor.config.settings import EcsExecutorSettings
+from ecs_executor.config.values import executor_owned_keys, overrides_our_command, run_task_param_problems
 from ecs_executor.request.ecs_rules import (
     MAX_CLIENT_TOKEN,
     MAX_OVERRIDES_CHARS,
+    MAX_STARTED_BY,
     MAX_TAG_KEY,
     MAX_TAG_VALUE,
     MAX_TAGS,
@@ -34,8 +36,6 @@ STARTED_BY = "airflow-ecs-executor"
 TAG_PREFIX = "airflow:"
 _STARTED_BY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_/-]")
 WORKLOAD_COMMAND = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
-# Keys that only the executor may set: one task per Airflow try, tracked by us.
-_FORBIDDEN_KEYS = ("count", "clientToken", "startedBy")
 
 
 class InvalidTaskConfig(ValueError):
@@ -70,7 +70,7 @@ class TryIdentity:
 def started_by(team_name: str | None) -> str:
     """The startedBy value of every task we launch, so ListTasks finds our (orphaned) tasks."""
     value = STARTED_BY if not team_name else f"{STARTED_BY}/{team_name}"
-    return _STARTED_BY_BAD_CHARS.sub("_", value)[:128]
+    return _STARTED_BY_BAD_CHARS.sub("_", value)[:MAX_STARTED_BY]
 
 
 def new_launch_id() -> str:
@@ -86,16 +86,11 @@ def client_token(launch_id: str, attempt: int) -> str:
     return launch_id[: MAX_CLIENT_TOKEN - len(suffix)] + suffix
 
 
-def sanitize_tag(text: str, limit: int) -> str:
-    """ECS tags allow Unicode letters, digits and spaces and _ . : / = + - @ only (ecs_rules)."""
-    return sanitize_tag_text(text, limit)
-
-
 def identity_tags(identity: TryIdentity) -> list[dict[str, str]]:
     return [
         {
-            "key": sanitize_tag(TAG_PREFIX + name, MAX_TAG_KEY),
-            "value": sanitize_tag(str(value), MAX_TAG_VALUE),
+            "key": sanitize_tag_text(TAG_PREFIX + name, MAX_TAG_KEY),
+            "value": sanitize_tag_text(str(value), MAX_TAG_VALUE),
         }
         for name, value in identity.to_dict().items()
     ]
@@ -201,18 +196,16 @@ def _check_executor_config(executor_config: Mapping[str, Any], container_name: s
         raise InvalidTaskConfig(
             f"executor_config must be a dict of RunTask arguments, got {type(executor_config).__name__}"
         )
-    bad = [k for k in _FORBIDDEN_KEYS if k in executor_config]
+    bad = executor_owned_keys(executor_config)
     if bad:
         raise InvalidTaskConfig(
             f"executor_config must not set {', '.join(bad)}: the executor sets these for every task"
         )
-    overrides = executor_config.get("overrides") or {}
-    for item in (overrides.get("containerOverrides") or []) if isinstance(overrides, Mapping) else []:
-        if isinstance(item, Mapping) and item.get("name") == container_name and "command" in item:
-            raise InvalidTaskConfig(
-                f"executor_config must not override the command of container {container_name!r}; "
-                "the executor runs the Airflow task there"
-            )
+    if overrides_our_command(executor_config, container_name):
+        raise InvalidTaskConfig(
+            f"executor_config must not override the command of container {container_name!r}; "
+            "the executor runs the Airflow task there"
+        )
 
 
 def _merge_tags(user: list[Any], ours: list[dict[str, str]]) -> list[Any]:

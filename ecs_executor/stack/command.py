@@ -18,6 +18,7 @@ from ecs_executor.aws.clients import AwsClients, describe_error, error_code
 from ecs_executor.aws.container_logs import ClientSource
 from ecs_executor.check.report import quiet_aws_loggers
 from ecs_executor.stack.options import (
+    ARGUMENTS,
     MAX_EVENT_QUEUES,
     Format,
     StackConfigError,
@@ -79,20 +80,9 @@ def config_from_stack(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of ``python -m ecs_executor config-from-stack``; cli.py gives Airflow the same."""
-    parser.add_argument("stack", help="name or ID of a stack deployed from deploy/ecs-executor.yaml")
-    parser.add_argument("--region", default=None, help="the stack's Region (default: AWS_REGION)")
-    parser.add_argument("--format", choices=("ini", "env"), default="ini", help="airflow.cfg or env vars")
-    parser.add_argument(
-        "--scheduler",
-        type=int,
-        default=1,
-        help=f"with event tracking, which scheduler's queue (1-{MAX_EVENT_QUEUES}; one per scheduler)",
-    )
-    parser.add_argument("--team", default=None, help="write the options for this team (multi-team)")
-    parser.add_argument(
-        "--conn-id", default="aws_default", help="Airflow AWS connection to read the stack with"
-    )
+    """The arguments of ``python -m ecs_executor config-from-stack`` (stack/options.ARGUMENTS)."""
+    for flags, keywords in ARGUMENTS:
+        parser.add_argument(*flags, **keywords)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:

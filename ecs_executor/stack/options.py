@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from ecs_executor.config.settings import EcsExecutorConfigError, EcsExecutorSettings, settings_from_mapping
-from ecs_executor.config.values import SECTION, env_var_name
+from ecs_executor.config.values import SECTION, TRACKING_MODES, env_var_name
 
 Format = Literal["ini", "env"]
 
@@ -29,8 +29,24 @@ OPTION_OUTPUTS: dict[str, str] = {
 }
 #: Event-driven tracking: one queue (and rule) per scheduler, ``EventsQueue1`` .. ``EventsQueue5``.
 MAX_EVENT_QUEUES = 5
-TRACKING_MODES = ("polling", "events")
 EXECUTOR_PATH = "ecs_executor.EcsExecutor"
+#: The command's arguments, (flags, argparse keywords): ``python -m ecs_executor config-from-stack``
+#: (stack/command.py) and ``airflow ecs-executor config-from-stack`` (cli.py) take the same ones.
+ARGUMENTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("stack",), {"help": "name or ID of a stack deployed from deploy/ecs-executor.yaml"}),
+    (("--region",), {"default": None, "help": "the stack's Region (default: AWS_REGION)"}),
+    (("--format",), {"choices": ("ini", "env"), "default": "ini", "help": "airflow.cfg or env vars"}),
+    (
+        ("--scheduler",),
+        {
+            "type": int,
+            "default": 1,
+            "help": f"with event tracking, which scheduler's queue (1-{MAX_EVENT_QUEUES}; one per scheduler)",
+        },
+    ),
+    (("--team",), {"default": None, "help": "write the options for this team (multi-team)"}),
+    (("--conn-id",), {"default": "aws_default", "help": "Airflow AWS connection to read the stack with"}),
+)
 
 
 class StackConfigError(Exception):

@@ -460,14 +460,14 @@ def test_python_dash_m_invocation(aws, moto_url, network):
         {"conn_type": "aws", "extra": {"endpoint_url": moto_url, "region_name": REGION}}
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "ecs_executor.check.run"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "ecs_executor.check"], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all checks passed" in proc.stdout
 
     env["AIRFLOW__AWS_ECS_EXECUTOR__CLUSTER"] = "no-such-cluster"
     proc = subprocess.run(
-        [sys.executable, "-m", "ecs_executor.check.run"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "ecs_executor.check"], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 1
     assert "does not exist" in proc.stdout

@@ -1,4 +1,4 @@
-"""Live CloudWatch logs for the UI: pure stream-name logic, then TaskLogReader against moto (server mode)."""
+"""Live CloudWatch logs for the UI: TaskLogReader on fakes, then against moto (server mode)."""
 
 from __future__ import annotations
 
@@ -16,96 +16,18 @@ from botocore.exceptions import ClientError
 from ecs_executor.aws.clients import AwsClients
 from ecs_executor.aws.container_logs import (
     GET_LOG_EVENTS_PACER,
-    CallPacer,
-    LogLocation,
     TaskLogReader,
-    awslogs_location,
-    awslogs_problem,
-    cluster_from_task_arn,
-    last_lines,
+    log_events_pacer,
     shared_reader,
-    task_id_from_arn,
 )
+from ecs_executor.request.arns import task_id_from_arn
 from tests.conftest import CONTAINER, REGION, executor_settings
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef"
-OLD_ARN = "arn:aws:ecs:us-east-1:123456789012:task/0123456789abcdef0123456789abcdef"
-
-
-def _td(log_configuration: dict[str, Any] | None, name: str = CONTAINER) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": name, "image": "img", "memory": 512}
-    if log_configuration is not None:
-        container["logConfiguration"] = log_configuration
-    return {"containerDefinitions": [{"name": "sidecar", "image": "x"}, container]}
 
 
 def _awslogs(**options: str) -> dict[str, Any]:
     return {"logDriver": "awslogs", "options": options}
-
-
-# ---- pure ------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("task_definition", "task_arn", "expected"),
-    [
-        (
-            _td(_awslogs(**{"awslogs-group": "/ecs/af", "awslogs-stream-prefix": "ecs"})),
-            ARN,
-            LogLocation("/ecs/af", f"ecs/{CONTAINER}/0123456789abcdef0123456789abcdef"),
-        ),
-        (
-            _td(
-                _awslogs(
-                    **{"awslogs-group": "g", "awslogs-stream-prefix": "p", "awslogs-region": "eu-west-1"}
-                )
-            ),
-            OLD_ARN,
-            LogLocation("g", f"p/{CONTAINER}/0123456789abcdef0123456789abcdef", "eu-west-1"),
-        ),
-        (_td(_awslogs(**{"awslogs-group": "g"})), ARN, None),  # no prefix: stream name unpredictable
-        (_td(_awslogs(**{"awslogs-stream-prefix": "p"})), ARN, None),  # no group
-        (_td({"logDriver": "json-file", "options": {}}), ARN, None),
-        (_td({"logDriver": "awsfirelens", "options": {"Name": "cloudwatch"}}), ARN, None),
-        (_td(None), ARN, None),
-        (_td(_awslogs(**{"awslogs-group": "g", "awslogs-stream-prefix": "p"}), name="other"), ARN, None),
-        ({}, ARN, None),
-    ],
-)
-def test_awslogs_location(task_definition: dict[str, Any], task_arn: str, expected: LogLocation | None):
-    assert awslogs_location(task_definition, CONTAINER, task_arn) == expected
-
-
-def test_location_source_names_group_and_stream():
-    assert LogLocation("g", "p/c/id").source == "CloudWatch Logs g/p/c/id"
-
-
-@pytest.mark.parametrize(
-    ("task_definition", "fragment"),
-    [
-        (_td(None), "default (json-file) log driver"),
-        (_td({"logDriver": "splunk"}), "splunk log driver"),
-        (_td(_awslogs(**{"awslogs-group": "g"})), "no awslogs-stream-prefix"),
-        (_td(_awslogs(**{"awslogs-stream-prefix": "p"})), "no awslogs-group"),
-        (_td(None, name="web"), "no container named 'airflow-worker' (it has: sidecar, web)"),
-    ],
-)
-def test_awslogs_problem_explains(task_definition: dict[str, Any], fragment: str):
-    assert fragment in (awslogs_problem(task_definition, CONTAINER) or "")
-
-
-def test_awslogs_problem_none_when_locatable():
-    td = _td(_awslogs(**{"awslogs-group": "g", "awslogs-stream-prefix": "p"}))
-    assert awslogs_problem(td, CONTAINER) is None
-
-
-@pytest.mark.parametrize(
-    ("arn", "cluster", "task_id"),
-    [(ARN, "prod", "0123456789abcdef0123456789abcdef"), (OLD_ARN, None, "0123456789abcdef0123456789abcdef")],
-)
-def test_arn_parts(arn: str, cluster: str | None, task_id: str):
-    assert cluster_from_task_arn(arn) == cluster
-    assert task_id_from_arn(arn) == task_id
 
 
 def test_module_does_not_import_airflow_at_top_level():
@@ -168,7 +90,17 @@ class _EchoLogs:
         return {"events": [{"message": "one\n"}, {"message": "two"}]}
 
 
-AWSLOGS_TD = _td(_awslogs(**{"awslogs-group": "g", "awslogs-stream-prefix": "p"}))
+AWSLOGS_TD = {
+    "containerDefinitions": [
+        {"name": "sidecar", "image": "x"},
+        {
+            "name": CONTAINER,
+            "image": "img",
+            "memory": 512,
+            "logConfiguration": _awslogs(**{"awslogs-group": "g", "awslogs-stream-prefix": "p"}),
+        },
+    ]
+}
 
 
 def test_init_does_no_io():
@@ -307,7 +239,7 @@ def test_reads_the_latest_lines_of_a_running_task(aws, deployment):
     assert lines == [f"line {i}" for i in range(50, 250)]  # the last 200, oldest first
     assert reader.read(arn, limit=3) == (sources, ["line 247", "line 248", "line 249"])
     assert reader.last_lines(arn, 2) == ["line 248", "line 249"]
-    assert last_lines(executor_settings(cluster), arn, 1) == ["line 249"]
+    assert shared_reader(executor_settings(cluster)).last_lines(arn, 1) == ["line 249"]
 
 
 def test_last_lines_can_skip_describe_tasks(aws, deployment):
@@ -426,35 +358,6 @@ def _in_threads(count: int, work: Callable[[], Any]) -> list[Any]:
         return list(pool.map(lambda _: work(), range(count)))
 
 
-def test_pacer_books_turns_within_the_rate_across_threads():
-    clock = FrozenClock()
-    pacer = CallPacer(10.0, 10, clock=clock, sleep=clock.sleep)
-    granted = _in_threads(50, lambda: pacer.try_acquire(max_wait=2.0))
-    # The burst at once, then one turn every 1/rate s up to the 2 s wait budget; the rest are refused.
-    assert granted.count(True) == 10 + 20
-    sends = sorted([0.0] * (30 - len(clock.waits)) + clock.waits)
-    for start in sends:
-        in_one_second = [t for t in sends if start <= t < start + 1.0 - 1e-9]
-        assert len(in_one_second) <= 10 + 10
-    assert max(sends) <= 2.0 + 1e-9
-
-
-def test_pacer_without_wait_budget_never_sleeps():
-    clock = FrozenClock()
-    pacer = CallPacer(10.0, 3, clock=clock, sleep=clock.sleep)
-    assert [pacer.try_acquire(0.0) for _ in range(5)] == [True, True, True, False, False]
-    assert clock.waits == []
-    clock.now += 0.1  # one token refilled
-    assert pacer.try_acquire(0.0) and not pacer.try_acquire(0.0)
-
-
-def test_a_throttled_answer_spends_the_saved_tokens():
-    clock = FrozenClock()
-    pacer = CallPacer(10.0, 10, clock=clock, sleep=clock.sleep)
-    pacer.throttled()
-    assert not pacer.try_acquire(0.0)
-
-
 def test_readers_share_the_process_pacer_and_one_reader_per_settings():
     settings = executor_settings("prod")
     assert TaskLogReader(settings).pacer is GET_LOG_EVENTS_PACER
@@ -469,7 +372,8 @@ def test_a_caller_past_its_wait_budget_is_told_it_was_skipped():
     reader = TaskLogReader(
         executor_settings("prod"),
         clients=_FakeClients(ecs=_FakeEcs(AWSLOGS_TD), logs=logs),
-        pacer=CallPacer(1.0, 1, clock=clock, sleep=clock.sleep),
+        pacer=log_events_pacer(1.0, 1, clock=clock),
+        sleep=clock.sleep,
     )
     # The UI waits up to READ_MAX_WAIT (2 s): turns now, at +1 s and at +2 s; +3 s is too far.
     for _ in range(3):
@@ -489,7 +393,7 @@ def test_throttled_get_log_events_is_one_line_and_slows_the_pacer():
             )
 
     clock = FrozenClock()
-    pacer = CallPacer(10.0, 10, clock=clock, sleep=clock.sleep)
+    pacer = log_events_pacer(10.0, 10, clock=clock)
     reader = TaskLogReader(
         executor_settings("prod"),
         clients=_FakeClients(ecs=_FakeEcs(AWSLOGS_TD), logs=ThrottledLogs()),
@@ -497,7 +401,7 @@ def test_throttled_get_log_events_is_one_line_and_slows_the_pacer():
     )
     sources, lines = reader.read(ARN)
     assert sources == [] and "ThrottlingException" in lines[0]
-    assert not pacer.try_acquire(0.0)
+    assert pacer.book(0.0) is None and pacer.rate == 10.0  # emptied, at the same fixed rate
 
 
 def test_many_concurrent_readers_stay_within_the_limiter_on_moto(aws, deployment):
@@ -506,7 +410,7 @@ def test_many_concurrent_readers_stay_within_the_limiter_on_moto(aws, deployment
     _put_lines(aws["logs"], group, f"airflow/{CONTAINER}/{task_id_from_arn(arn)}", ["hello"])
     clock = FrozenClock()
     reader = TaskLogReader(
-        executor_settings(cluster), pacer=CallPacer(1.0, 5, clock=clock, sleep=clock.sleep)
+        executor_settings(cluster), pacer=log_events_pacer(1.0, 5, clock=clock), sleep=clock.sleep
     )
     sent: list[str] = []
     logs = reader.clients.client("logs", REGION)

@@ -169,7 +169,13 @@ def running_engine(fake: FakeEcs, sqs_factory: Any = None, **options: Any) -> It
     async def factory() -> tuple[Any, contextlib.AsyncExitStack]:
         return fake, contextlib.AsyncExitStack()
 
-    engine = Engine(settings, m.Channel(), client_factory=factory, sqs_factory=sqs_factory)
+    with started(Engine(settings, m.Channel(), client_factory=factory, sqs_factory=sqs_factory)) as engine:
+        yield engine
+
+
+@contextlib.contextmanager
+def started(engine: Engine) -> Iterator[Engine]:
+    """``engine`` running for the block; then shut down, its thread joined."""
     engine.start()
     try:
         yield engine

@@ -24,7 +24,7 @@ from ecs_executor.engine import Engine
 from ecs_executor.engine.orphan_sweep import TaskInstanceReader
 from ecs_executor.request.run_task import STARTED_BY, RunTaskBuilder, TryIdentity, identity_tags, started_by
 from tests.conftest import executor_options
-from tests.support.fake_ecs import launch, of, results_until
+from tests.support.fake_ecs import launch, of, results_until, started
 from tests.support.fault_helpers import CLUSTER, CONN_ENV, FAMILY, boto_client, connection_json
 
 GRACE = 2.0
@@ -106,13 +106,8 @@ def engine_on(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     # The loop's own sweeps wait an hour: the test drives sweep_once itself.
     options = {"orphan_sweep": "True", "orphan_sweep_interval": "3600", "launch_type": "EC2"}
     settings = settings_from_mapping(executor_options(CLUSTER, task_definition=FAMILY, **options))
-    engine = Engine(settings, m.Channel(), builder=RunTaskBuilder(settings))
-    engine.start()
-    try:
+    with started(Engine(settings, m.Channel(), builder=RunTaskBuilder(settings))) as engine:
         yield engine
-    finally:
-        engine.channel.send(m.Shutdown())
-        assert engine.join(10)
 
 
 def sweep(engine: Engine) -> list[str]:

@@ -7,14 +7,10 @@ from typing import Any
 
 import pytest
 
-from ecs_executor.config.settings import (
-    EC2_RUN_TASK_RATE,
-    FARGATE_RUN_TASK_RATE,
-    EcsExecutorConfigError,
-    deep_merge,
-    env_var_name,
-    settings_from_mapping,
-)
+from ecs_executor.config.settings import EcsExecutorConfigError, settings_from_mapping
+from ecs_executor.config.values import env_var_name
+from ecs_executor.request.ecs_rules import EC2_RUN_TASK_RATE, FARGATE_RUN_TASK_RATE
+from ecs_executor.request.layering import deep_merge
 
 BASE = {"cluster": "c", "container_name": "w", "region_name": "eu-west-1", "task_definition": "td"}
 

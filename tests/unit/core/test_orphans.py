@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from ecs_executor.core.orphans import (
-    MAX_STOP_REASON,
     Candidate,
     GraceClock,
     TiRow,
@@ -18,6 +17,7 @@ from ecs_executor.core.orphans import (
     judge,
     stop_reason,
 )
+from ecs_executor.request.ecs_rules import MAX_STOP_REASON
 from ecs_executor.request.run_task import TryIdentity, identity_tags
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/main/0123456789abcdef0123456789abcdef"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -203,3 +205,31 @@ async def test_a_long_idle_period_after_a_cut_does_not_overflow() -> None:
     assert bucket.current_rate() == 40 and bucket.available() == 100
     await bucket.acquire()
     assert bucket.rate == 40
+
+
+def test_book_gives_turns_within_the_rate_across_threads() -> None:
+    clock = Clock()
+    bucket = TokenBucket(10.0, 10, clock, guard=threading.Lock())
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        waits = list(pool.map(lambda _: bucket.book(max_wait=2.0), range(50)))
+    sends = sorted(w for w in waits if w is not None)
+    # The burst at once, then one turn every 1/rate s up to the 2 s wait budget; the rest are refused.
+    assert len(sends) == 10 + 20
+    for start in sends:
+        assert len([t for t in sends if start <= t < start + 1.0 - 1e-9]) <= 10 + 10
+    assert max(sends) <= 2.0 + 1e-9
+
+
+def test_book_without_wait_budget_books_only_the_tokens_there() -> None:
+    clock = Clock()
+    bucket = TokenBucket(10.0, 3, clock)
+    assert [bucket.book(0.0) for _ in range(5)] == [0.0, 0.0, 0.0, None, None]
+    clock.now += 0.1  # one token refilled
+    assert bucket.book(0.0) == 0.0 and bucket.book(0.0) is None
+
+
+def test_a_throttle_on_a_fixed_quota_spends_the_saved_tokens_and_keeps_the_rate() -> None:
+    clock = Clock()
+    bucket = TokenBucket(10.0, 10, clock, min_rate=10.0)
+    bucket.throttled()
+    assert bucket.book(0.0) is None and bucket.rate == 10.0

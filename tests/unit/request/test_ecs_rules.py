@@ -75,6 +75,8 @@ def test_is_type_problem() -> None:
         ("rocket🚀", "rocket_"),
         ("a<b>c,d", "a_b_c_d"),
         ("tab\there", "tab_here"),  # a control character, not a separator
+        ("a#b$c é", "a_b_c é"),
+        ("Zürich データ ٣ 🚀", "Zürich データ ٣ _"),
     ],
 )
 def test_sanitize_tag_text(text: str, expected: str) -> None:
