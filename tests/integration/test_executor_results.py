@@ -18,6 +18,7 @@ from ecs_executor import messages as m
 from ecs_executor.core.task_status import Phase, TaskStatus
 from ecs_executor.facade.admission import MAX_ADMITTED_PER_HEARTBEAT
 from tests.conftest import Driver, make_workload
+from tests.support.executor_view import EngineEnd, arns, view
 from tests.support.fault_helpers import FakeTI
 
 RUNNING, SUCCESS = TaskInstanceState.RUNNING, TaskInstanceState.SUCCESS
@@ -49,20 +50,26 @@ def executor() -> Any:
     return EcsExecutor(parallelism=20_000)
 
 
+@pytest.fixture
+def end(executor: Any) -> EngineEnd:
+    """The engine's end of the facade's channel: results are sent as the engine sends them."""
+    return EngineEnd(executor)
+
+
 def beat(executor: Any) -> dict[Any, tuple[Any, Any]]:
     executor.heartbeat()
     return executor.get_event_buffer()
 
 
 def test_a_final_state_behind_ten_thousand_notices_reaches_the_event_buffer_at_the_first_heartbeat(
-    executor: Any,
+    executor: Any, end: EngineEnd
 ) -> None:
     for i in range(10_001):
         executor.running.add(key(i))
     for i in range(10_000):
-        executor._channel.put_result(m.Launched(key(i), arn(i), 1))
-    executor._arns[key(10_000)] = arn(10_000)
-    executor._channel.put_result(ended(key(10_000), arn(10_000)))
+        end.send(m.Launched(key(i), arn(i), 1))
+    executor.try_adopt_task_instances([FakeTI(key(10_000), arn(10_000))])
+    end.send(ended(key(10_000), arn(10_000)))
 
     events = beat(executor)
 
@@ -76,73 +83,74 @@ def test_a_final_state_behind_ten_thousand_notices_reaches_the_event_buffer_at_t
     assert reported == [key(i) for i in range(10_000)]
 
 
-def test_a_launched_overtaken_by_its_own_final_is_ignored(executor: Any) -> None:
+def test_a_launched_overtaken_by_its_own_final_is_ignored(executor: Any, end: EngineEnd) -> None:
     """The try ended before the facade applied its Launched: it is reported once, and the late Launched does
     not put it back into ``running`` or the event buffer."""
     for i in range(NOTICES_PER_BEAT + 1):
         executor.running.add(key(i))
     for i in range(NOTICES_PER_BEAT):
-        executor._channel.put_result(running(key(i), arn(i)))
+        end.send(running(key(i), arn(i)))
     late = key(NOTICES_PER_BEAT)
-    executor._channel.put_result(m.Launched(late, arn(99_999), 1))
-    executor._channel.put_result(ended(late, arn(99_999)))
+    end.send(m.Launched(late, arn(99_999), 1))
+    end.send(ended(late, arn(99_999)))
 
     first = beat(executor)
     second = beat(executor)
 
     assert first[late] == (SUCCESS, arn(99_999))
-    assert late not in second and late not in executor.running and late not in executor._arns
+    assert late not in second and late not in executor.running and view(executor).arn(late) is None
 
 
-def test_a_relaunched_trys_final_waits_for_its_relaunching_and_launched(executor: Any) -> None:
+def test_a_relaunched_trys_final_waits_for_its_relaunching_and_launched(
+    executor: Any, end: EngineEnd
+) -> None:
     """The facade knows the try by its first ECS task; the final is about the relaunched one. It is applied
     once the notices sent before it (Relaunching, the new Launched) are: never dropped as another task's."""
     k = key(0)
     executor.running.add(k)
-    executor._channel.put_result(m.Launched(k, arn(1), 1))
+    end.send(m.Launched(k, arn(1), 1))
     assert beat(executor)[k] == (RUNNING, arn(1))
     others = [key(i) for i in range(1, NOTICES_PER_BEAT + 1)]
     for i, other in enumerate(others, start=1):
         executor.running.add(other)
-        executor._channel.put_result(running(other, arn(1000 + i)))
-    executor._channel.put_result(m.Relaunching(k, "capacity", 2, 0.0))
-    executor._channel.put_result(m.Launched(k, arn(2), 2))
-    executor._channel.put_result(ended(k, arn(2)))
+        end.send(running(other, arn(1000 + i)))
+    end.send(m.Relaunching(k, "capacity", 2, 0.0))
+    end.send(m.Launched(k, arn(2), 2))
+    end.send(ended(k, arn(2)))
 
     first = beat(executor)  # the notices before the final are not all applied yet: it waits
     assert k not in first and k in executor.running
     second = beat(executor)
 
     assert second[k] == (SUCCESS, arn(2))
-    assert k not in executor.running and not executor._intake.parked
+    assert k not in executor.running and view(executor).parked == ()
 
 
 def test_the_end_of_an_ecs_task_the_try_no_longer_runs_in_is_dropped_after_the_notices_before_it(
-    executor: Any,
+    executor: Any, end: EngineEnd
 ) -> None:
     k = key(0)
     executor.running.add(k)
-    executor._channel.put_result(m.Launched(k, arn(1), 1))
-    executor._channel.put_result(m.Relaunching(k, "capacity", 2, 0.0))
-    executor._channel.put_result(m.Launched(k, arn(2), 2))
+    end.send(m.Launched(k, arn(1), 1))
+    end.send(m.Relaunching(k, "capacity", 2, 0.0))
+    end.send(m.Launched(k, arn(2), 2))
     beat(executor)
-    executor._channel.put_result(ended(k, arn(1)))  # about the first task, which is gone
+    end.send(ended(k, arn(1)))  # about the first task, which is gone
 
     assert k not in beat(executor) and k in executor.running
 
 
-def test_finals_of_other_keys_do_not_wait_behind_a_parked_one(executor: Any) -> None:
+def test_finals_of_other_keys_do_not_wait_behind_a_parked_one(executor: Any, end: EngineEnd) -> None:
     parked, other = key(0), key(1)
     for k in (parked, other):
         executor.running.add(k)
-    executor._arns[parked] = arn(1)
-    executor._arns[other] = arn(3)
+    executor.try_adopt_task_instances([FakeTI(parked, arn(1)), FakeTI(other, arn(3))])
     for i in range(2, NOTICES_PER_BEAT + 2):
-        executor._channel.put_result(running(key(i), arn(i)))  # not running: ignored, but in the way
-    executor._channel.put_result(m.Relaunching(parked, "capacity", 2, 0.0))
-    executor._channel.put_result(m.Launched(parked, arn(2), 2))
-    executor._channel.put_result(ended(parked, arn(2)))
-    executor._channel.put_result(ended(other, arn(3)))
+        end.send(running(key(i), arn(i)))  # not running: ignored, but in the way
+    end.send(m.Relaunching(parked, "capacity", 2, 0.0))
+    end.send(m.Launched(parked, arn(2), 2))
+    end.send(ended(parked, arn(2)))
+    end.send(ended(other, arn(3)))
 
     first = beat(executor)
 
@@ -163,25 +171,26 @@ def test_a_try_queued_again_before_its_previous_launched_was_applied(local_ecs, 
     k = first.ti.key
     executor.queue_workload(first, session=None)
     executor.trigger_tasks(executor.parallelism)  # the Launch goes out; no heartbeat applies results yet
-    driver_wait(lambda: not executor._channel.notices.empty())
-    _, old = executor._channel.notices.get_nowait()
+    end = EngineEnd(executor)
+    driver_wait(end.has_notices)
+    old = end.take_notice()
     assert isinstance(old, m.Launched) and old.key == k
     # Sent again behind a backlog of notices (about keys not running here: ignored, but in the way).
     for i in range(1, NOTICES_PER_BEAT + 1):
-        executor._channel.put_result(running(key(i), arn(i)))
-    executor._channel.put_result(old)
+        end.send(running(key(i), arn(i)))
+    end.send(old)
     local_ecs.configure(latency_ms=2000)  # the new queueing's Launched comes after all of that
     executor.queue_workload(make_workload("again"), session=None)
     executor.trigger_tasks(executor.parallelism)
-    assert executor._superseded[k] == executor_module.UNANNOUNCED
+    assert view(executor).superseded[k] == executor_module.UNANNOUNCED
     # The previous ECS task's end, decided just before the re-queue reached the engine.
-    executor._channel.put_result(ended(k, old.task_arn))
-    driver.until(lambda: executor._arns.get(k, old.task_arn) != old.task_arn, timeout=30)
+    end.send(ended(k, old.task_arn))
+    driver.until(lambda: arns(executor).get(k, old.task_arn) != old.task_arn, timeout=30)
     local_ecs.configure(latency_ms=0)
 
-    assert k in executor.running and not executor._intake.parked
+    assert k in executor.running and view(executor).parked == ()
     assert all(state != SUCCESS for state, _ in driver.events.get(k, []))
-    new_arn = executor._arns[k]
+    new_arn = arns(executor)[k]
     local_ecs.finish_task(new_arn, 0)
     driver.until(lambda: k in driver.final_states(), timeout=30)
     assert driver.events[k][-1] == (SUCCESS, new_arn)
@@ -214,10 +223,10 @@ def test_a_backlog_is_admitted_a_bounded_share_per_heartbeat(local_ecs, point_at
 
     assert len(executor.running) == bound and len(executor.queued_tasks) == 9_999 - bound
     assert {w.ti.key for w in urgent} <= executor.running and revoked.ti.key not in executor.running
-    assert [k.task_id for k in list(executor._queued_seq)[3:]] == [f"w{i}" for i in range(bound - 3)]
+    assert [k.task_id for k in view(executor).queued_order[3:]] == [f"w{i}" for i in range(bound - 3)]
     executor.heartbeat()
     assert len(executor.running) == 2 * bound
-    assert [k.task_id for k in list(executor._queued_seq)[bound:]] == [
+    assert [k.task_id for k in view(executor).queued_order[bound:]] == [
         f"w{i}" for i in range(bound - 3, 2 * bound - 3)
     ]
 

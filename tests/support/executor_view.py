@@ -42,6 +42,7 @@ class ExecutorView:
     queued_order: tuple[Hashable, ...]  # tries in flight, in the order they were last queued
     task_events: tuple[TaskEvent, ...]
     engine_alive: bool
+    engine_crash: BaseException | None  # what ended the current engine's thread, if anything did
     engine_restarts: int  # restarts within the facade's restart window
     counters: Mapping[str, int] = field(default_factory=dict)  # the engine's counters
     tracked: int = 0  # ECS tasks the engine tracks
@@ -67,6 +68,7 @@ def view(executor: EcsExecutor) -> ExecutorView:
         queued_order=tuple(ex._queued_seq),
         task_events=tuple(TaskEvent(log.task_id, log.event, str(log.extra)) for log in ex._task_event_logs),
         engine_alive=engine is not None and engine.is_alive(),
+        engine_crash=engine.crash if engine is not None else None,
         engine_restarts=len(ex._restarts),
         counters=MappingProxyType(dict(engine.counters)) if engine is not None else MappingProxyType({}),
         tracked=engine.tracked_count() if engine is not None else 0,
@@ -78,11 +80,22 @@ def arns(executor: EcsExecutor) -> dict[Hashable, str]:
     return dict(executor._arns)  # type: ignore[attr-defined]
 
 
+def event_logs(executor: EcsExecutor, task_id: str) -> list[tuple[str, str]]:
+    """(event, extra) of every task event log line for ``task_id`` (``view``'s ``events_for``, cheaply)."""
+    logs = executor._task_event_logs  # type: ignore[attr-defined]
+    return [(log.event, str(log.extra)) for log in logs if log.task_id == task_id]
+
+
 def engine_of(executor: EcsExecutor) -> Engine:
     """The executor's current engine, for tests of the engine's own parts (its buckets, tracker, loop)."""
     engine = executor._engine  # type: ignore[attr-defined]
     assert engine is not None, "the executor was not started"
     return engine  # type: ignore[no-any-return]
+
+
+def engine_loop(executor: EcsExecutor) -> Any:
+    """The engine thread's asyncio loop (None until the thread runs it)."""
+    return engine_of(executor)._loop  # type: ignore[attr-defined]
 
 
 # ---- acting on the facade's channel ---------------------------------------------------------------
@@ -158,7 +171,7 @@ def kill_engine(executor: EcsExecutor, how: str = "crash", timeout: float = 10.0
         engine._handle = boom  # instance attribute shadows the method on the engine thread
         executor._channel.send(object())  # type: ignore[attr-defined]  # any command wakes the loop
     elif how == "stop":
-        loop = engine._loop
+        loop = engine_loop(executor)
         loop.call_soon_threadsafe(loop.stop)
     else:
         raise ValueError(how)

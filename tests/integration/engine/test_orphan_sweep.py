@@ -24,6 +24,7 @@ from ecs_executor.engine import Engine
 from ecs_executor.engine.orphan_sweep import TaskInstanceReader
 from ecs_executor.request.run_task import STARTED_BY, RunTaskBuilder, TaskIdentity, identity_tags, started_by
 from tests.conftest import executor_options
+from tests.support.executor_view import engine_of
 from tests.support.fake_ecs import launch, of, results_until
 from tests.support.fault_helpers import CLUSTER, CONN_ENV, FAMILY, boto_client, connection_json
 
@@ -214,6 +215,12 @@ def test_the_executor_hands_the_schedulers_job_id_to_the_sweep(
     executor = executors(start=False)
     executor.job_id = 42
     executor.start()
-    assert executor._engine.orphans is not None and executor._engine.orphans.job_id == 42
+    orphans = engine_of(executor).orphans
+    assert orphans is not None and orphans.job_id == 42
+
+
+def test_no_orphan_sweep_unless_asked(
+    local_ecs: Any, point_at: Callable[..., None], executors: Callable[..., Any]
+) -> None:
     point_at(local_ecs.url, orphan_sweep="False")
-    assert executors()._engine.orphans is None
+    assert engine_of(executors()).orphans is None
