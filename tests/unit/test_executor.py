@@ -18,7 +18,7 @@ from airflow.utils.state import TaskInstanceState
 from ecs_executor import EcsExecutor
 from ecs_executor import messages as m
 from ecs_executor.core.task_status import Phase, TaskStatus
-from ecs_executor.executor import MAX_ENGINE_RESTARTS, UNANNOUNCED
+from ecs_executor.executor import MAX_ENGINE_RESTARTS, MAX_RESULTS_PER_SYNC, UNANNOUNCED
 from ecs_executor.facade.startup import ExecutorStartupError
 from tests.conftest import executor_env, executor_settings, make_workload
 from tests.support.executor_view import EngineEnd, replace_engine, view
@@ -33,6 +33,7 @@ ELSEWHERE_ARN = "arn:aws:ecs:us-east-1:123456789012:task/elsewhere/0000000000000
 EXITED_0 = TaskStatus(Phase.SUCCESS, "container exited with code 0", 0, "EssentialContainerExited", False)
 EXITED_1 = TaskStatus(Phase.FAILED, "container exited with code 1", 1, "EssentialContainerExited")
 RUNNING_STATUS = TaskStatus(Phase.RUNNING, "running")
+NOTICES_PER_BEAT = MAX_RESULTS_PER_SYNC
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def engines(monkeypatch: pytest.MonkeyPatch) -> StubEngines:
 
 @pytest.fixture
 def executor(engines: StubEngines) -> Iterator[EcsExecutor]:
-    executor = EcsExecutor(parallelism=8)
+    executor = EcsExecutor(parallelism=20_000)  # room for a backlog of ten thousand tries
     executor.start()
     yield executor
     executor.end()
@@ -484,3 +485,119 @@ def test_an_engine_that_ends_while_the_executor_ends_is_not_restarted(
     executor.end()
     executor.heartbeat()
     assert len(engines.built) == 1
+
+
+# ---- the order results are applied in: a try's end never waits behind notices -------------------------
+
+
+def try_key(i: int) -> TaskInstanceKey:
+    return TaskInstanceKey("dag", f"t{i}", "run", 1, -1)
+
+
+def task_arn(i: int) -> str:
+    return f"arn:aws:ecs:us-east-1:123456789012:task/main/{i:032x}"
+
+
+def ended(key: Any, arn: str) -> m.StateChanged:
+    return m.StateChanged(key, arn, EXITED_0)
+
+
+def running_notice(key: Any, arn: str) -> m.StateChanged:
+    return m.StateChanged(key, arn, RUNNING_STATUS)
+
+
+def test_a_final_state_behind_ten_thousand_notices_reaches_the_event_buffer_at_the_first_heartbeat(
+    executor: EcsExecutor, end: EngineEnd
+) -> None:
+    for i in range(10_001):
+        executor.running.add(try_key(i))
+    for i in range(10_000):
+        end.send(m.Launched(try_key(i), task_arn(i), 1))
+    executor.try_adopt_task_instances([FakeTI(try_key(10_000), task_arn(10_000))])
+    end.send(ended(try_key(10_000), task_arn(10_000)))
+
+    events = beat(executor)
+
+    assert events[try_key(10_000)] == (SUCCESS, task_arn(10_000))
+    assert sum(state == RUNNING for state, _ in events.values()) == NOTICES_PER_BEAT  # notices stay bounded
+    assert try_key(10_000) not in executor.running
+    # The rest of the notices follow, a bounded share per heartbeat, in order.
+    reported = [k for k in events if k != try_key(10_000)]
+    for _ in range(10_000 // NOTICES_PER_BEAT - 1):
+        reported += list(beat(executor))
+    assert reported == [try_key(i) for i in range(10_000)]
+
+
+def test_a_launched_overtaken_by_its_own_final_is_ignored(executor: EcsExecutor, end: EngineEnd) -> None:
+    """The try ended before the facade applied its Launched: it is reported once, and the late Launched does
+    not put it back into ``running`` or the event buffer."""
+    for i in range(NOTICES_PER_BEAT + 1):
+        executor.running.add(try_key(i))
+    for i in range(NOTICES_PER_BEAT):
+        end.send(running_notice(try_key(i), task_arn(i)))
+    late = try_key(NOTICES_PER_BEAT)
+    end.send(m.Launched(late, task_arn(99_999), 1))
+    end.send(ended(late, task_arn(99_999)))
+
+    first = beat(executor)
+    second = beat(executor)
+
+    assert first[late] == (SUCCESS, task_arn(99_999))
+    assert late not in second and late not in executor.running and view(executor).arn(late) is None
+
+
+def test_a_relaunched_trys_final_waits_for_its_relaunching_and_launched(
+    executor: EcsExecutor, end: EngineEnd
+) -> None:
+    """The facade knows the try by its first ECS task; the final is about the relaunched one. It is applied
+    once the notices sent before it (Relaunching, the new Launched) are: never dropped as another task's."""
+    k = try_key(0)
+    executor.running.add(k)
+    end.send(m.Launched(k, task_arn(1), 1))
+    assert beat(executor)[k] == (RUNNING, task_arn(1))
+    others = [try_key(i) for i in range(1, NOTICES_PER_BEAT + 1)]
+    for i, other in enumerate(others, start=1):
+        executor.running.add(other)
+        end.send(running_notice(other, task_arn(1000 + i)))
+    end.send(m.Relaunching(k, "capacity", 2, 0.0))
+    end.send(m.Launched(k, task_arn(2), 2))
+    end.send(ended(k, task_arn(2)))
+
+    first = beat(executor)  # the notices before the final are not all applied yet: it waits
+    assert k not in first and k in executor.running
+    second = beat(executor)
+
+    assert second[k] == (SUCCESS, task_arn(2))
+    assert k not in executor.running and view(executor).parked == ()
+
+
+def test_the_end_of_an_ecs_task_the_try_no_longer_runs_in_is_dropped_after_the_notices_before_it(
+    executor: EcsExecutor, end: EngineEnd
+) -> None:
+    k = try_key(0)
+    executor.running.add(k)
+    end.send(m.Launched(k, task_arn(1), 1))
+    end.send(m.Relaunching(k, "capacity", 2, 0.0))
+    end.send(m.Launched(k, task_arn(2), 2))
+    beat(executor)
+    end.send(ended(k, task_arn(1)))  # about the first task, which is gone
+
+    assert k not in beat(executor) and k in executor.running
+
+
+def test_finals_of_other_keys_do_not_wait_behind_a_parked_one(executor: EcsExecutor, end: EngineEnd) -> None:
+    parked, other = try_key(0), try_key(1)
+    for k in (parked, other):
+        executor.running.add(k)
+    executor.try_adopt_task_instances([FakeTI(parked, task_arn(1)), FakeTI(other, task_arn(3))])
+    for i in range(2, NOTICES_PER_BEAT + 2):
+        end.send(running_notice(try_key(i), task_arn(i)))  # not running: ignored, but in the way
+    end.send(m.Relaunching(parked, "capacity", 2, 0.0))
+    end.send(m.Launched(parked, task_arn(2), 2))
+    end.send(ended(parked, task_arn(2)))
+    end.send(ended(other, task_arn(3)))
+
+    first = beat(executor)
+
+    assert first[other] == (SUCCESS, task_arn(3)) and parked not in first
+    assert beat(executor)[parked] == (SUCCESS, task_arn(2))
