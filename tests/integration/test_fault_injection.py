@@ -186,7 +186,7 @@ def failure_reason(executor: Any, task_id: str) -> str:
 
 
 def assert_backoff_grows(retries: list[str]) -> None:
-    """Relaunch delays come from triage.backoff_seconds: 1-2 s before attempt 2, 2-4 s before attempt 3."""
+    """Relaunch delays (core/relaunch.py backoff_seconds): 1-2 s before attempt 2, 2-4 s before attempt 3."""
     for n, text in enumerate(retries, start=2):
         assert f"launch attempt {n} in " in text, text
         delay = int(text.rsplit(" in ", 1)[1].rstrip("s"))
@@ -567,7 +567,7 @@ def test_revoke_while_run_task_outcome_is_unknown_leaves_no_orphan(local_ecs, po
 def test_engine_dying_during_a_relaunch_backoff_does_not_lose_the_task(
     local_ecs, point_at, executors, failure
 ):
-    """The engine dies while a try waits for its next launch attempt (triage.backoff_seconds)."""
+    """The engine dies while a try waits for its next launch attempt (core.relaunch.backoff_seconds)."""
     point_at(local_ecs.url, max_run_task_attempts="3")
     executor = executors()
     driver = Driver(executor)
