@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +44,8 @@ class ExecutorView:
     engine_alive: bool
     engine_crash: BaseException | None  # what ended the current engine's thread, if anything did
     engine_restarts: int  # restarts within the facade's restart window
-    counters: Mapping[str, int] = field(default_factory=dict)  # the engine's counters
-    tracked: int = 0  # ECS tasks the engine tracks
+    counters: Mapping[str, int]  # the engine's counters
+    tracked: int  # ECS tasks the engine tracks
 
     def arn(self, key: Hashable) -> str | None:
         return self.arns.get(key)
@@ -169,7 +169,7 @@ def kill_engine(executor: EcsExecutor, how: str = "crash", timeout: float = 10.0
             raise RuntimeError("injected engine crash")
 
         engine._handle = boom  # instance attribute shadows the method on the engine thread
-        executor._channel.send(object())  # type: ignore[attr-defined]  # any command wakes the loop
+        executor._channel.send(object())  # type: ignore[attr-defined,arg-type]  # any command wakes the loop
     elif how == "stop":
         loop = engine_loop(executor)
         loop.call_soon_threadsafe(loop.stop)

@@ -85,6 +85,11 @@ def launched(executor: EcsExecutor, end: EngineEnd, name: str = "t", arn: str = 
     return key  # type: ignore[return-value]
 
 
+def ti(key: Any, external_executor_id: str | None = None) -> Any:
+    """What the facade reads from a TaskInstance row (revocation, adoption)."""
+    return FakeTI(key, external_executor_id)
+
+
 def task_log(executor: EcsExecutor, task_id: str = "t") -> list[tuple[str, str]]:
     return view(executor).events_for(task_id)
 
@@ -159,7 +164,7 @@ def test_task_logs_under_a_bad_configuration_say_why_instead_of_raising(
     """The API server builds executors without start() to read task logs: a bad option is shown there."""
     monkeypatch.setenv("AIRFLOW__AWS_ECS_EXECUTOR__MAX_CONCURRENT_CALLS", "0")
     executor = EcsExecutor(parallelism=4)  # no settings read here: the API server builds many
-    sources, lines = executor.get_task_log(FakeTI(make_workload("t").ti.key, ARN), 1)  # type: ignore[arg-type]
+    sources, lines = executor.get_task_log(ti(make_workload("t").ti.key, ARN), 1)
     assert sources == [] and len(lines) == 1
     assert (
         lines[0].startswith("ECS executor: ")
@@ -360,7 +365,7 @@ def test_revoke_stops_the_ecs_task_and_forgets_the_try_without_an_event(
     executor: EcsExecutor, end: EngineEnd
 ) -> None:
     key = launched(executor, end)
-    executor.revoke_task(ti=FakeTI(key, ARN))
+    executor.revoke_task(ti=ti(key, ARN))
     (stop,) = end.commands()
     assert isinstance(stop, m.Stop) and stop.key == key and "revoked" in stop.reason
     assert key not in executor.running and view(executor).arn(key) is None
@@ -371,7 +376,7 @@ def test_revoke_stops_the_ecs_task_and_forgets_the_try_without_an_event(
 def test_revoking_a_queued_try_keeps_it_from_ever_launching(executor: EcsExecutor, end: EngineEnd) -> None:
     w = make_workload("t")
     executor.queue_workload(w, session=None)
-    executor.revoke_task(ti=FakeTI(w.ti.key, None))
+    executor.revoke_task(ti=ti(w.ti.key, None))
     executor.heartbeat()
     assert [type(c) for c in end.commands()] == [m.Stop]
     assert not executor.queued_tasks and not executor.running
@@ -381,11 +386,11 @@ def test_adoption_tracks_every_ti_with_an_ecs_arn_on_the_cluster_it_names(
     executor: EcsExecutor, end: EngineEnd
 ) -> None:
     here, there, none, other = (make_workload(n).ti.key for n in ("here", "there", "none", "other"))
-    tis = [FakeTI(here, ARN), FakeTI(there, ELSEWHERE_ARN), FakeTI(none, None), FakeTI(other, "celery-id")]
+    tis = [ti(here, ARN), ti(there, ELSEWHERE_ARN), ti(none, None), ti(other, "celery-id")]
 
-    not_adopted = executor.try_adopt_task_instances(tis)  # type: ignore[arg-type]
+    not_adopted = executor.try_adopt_task_instances(tis)
 
-    assert [ti.key for ti in not_adopted] == [none, other]  # the scheduler resets these
+    assert [t.key for t in not_adopted] == [none, other]  # the scheduler resets these
     assert end.commands() == [m.Adopt(here, ARN, "main"), m.Adopt(there, ELSEWHERE_ARN, "elsewhere")]
     assert executor.running == {here, there}
     assert dict(view(executor).arns) == {here: ARN, there: ELSEWHERE_ARN}
@@ -395,7 +400,7 @@ def test_adoption_tracks_every_ti_with_an_ecs_arn_on_the_cluster_it_names(
 
 def test_an_adopted_task_ecs_no_longer_knows_fails_the_try(executor: EcsExecutor, end: EngineEnd) -> None:
     key = make_workload("gone").ti.key
-    executor.try_adopt_task_instances([FakeTI(key, ARN)])  # type: ignore[list-item]
+    executor.try_adopt_task_instances([ti(key, ARN)])
     end.send(m.AdoptionFailed(key, ARN, "MISSING"))
     assert beat(executor) == {key: (FAILED, None)}
     ((event, extra),) = task_log(executor, "gone")
@@ -513,7 +518,7 @@ def test_a_final_state_behind_ten_thousand_notices_reaches_the_event_buffer_at_t
         executor.running.add(try_key(i))
     for i in range(10_000):
         end.send(m.Launched(try_key(i), task_arn(i), 1))
-    executor.try_adopt_task_instances([FakeTI(try_key(10_000), task_arn(10_000))])
+    executor.try_adopt_task_instances([ti(try_key(10_000), task_arn(10_000))])
     end.send(ended(try_key(10_000), task_arn(10_000)))
 
     events = beat(executor)
@@ -589,7 +594,7 @@ def test_finals_of_other_keys_do_not_wait_behind_a_parked_one(executor: EcsExecu
     parked, other = try_key(0), try_key(1)
     for k in (parked, other):
         executor.running.add(k)
-    executor.try_adopt_task_instances([FakeTI(parked, task_arn(1)), FakeTI(other, task_arn(3))])
+    executor.try_adopt_task_instances([ti(parked, task_arn(1)), ti(other, task_arn(3))])
     for i in range(2, NOTICES_PER_BEAT + 2):
         end.send(running_notice(try_key(i), task_arn(i)))  # not running: ignored, but in the way
     end.send(m.Relaunching(parked, "capacity", 2, 0.0))

@@ -30,7 +30,7 @@ def running_notice(key: Any, arn: str) -> m.StateChanged:
 
 def test_the_channel_keeps_finals_apart_and_numbers_every_result_in_the_order_sent() -> None:
     channel = m.Channel()
-    sent = [
+    sent: list[m.Result] = [
         m.Launched(try_key(0), task_arn(0), 1),
         running_notice(try_key(0), task_arn(0)),
         m.LaunchFailed(try_key(1), "no capacity"),
