@@ -30,6 +30,7 @@ from ecs_executor.request.run_task import STARTED_BY, started_by
 from ecs_executor.stack.command import main, run, stack_outputs
 from ecs_executor.stack.options import StackConfigError
 from tests.conftest import ACCOUNT, REGION, Driver, finish_moto_task, make_workload, moto_tasks
+from tests.support.executor_view import arns
 from tests.support.moto_cloudformation import (  # noqa: F401  (fixture)
     aws_clients,
     complete_moto_cloudformation,
@@ -95,8 +96,8 @@ def test_deploy_then_config_then_check_and_a_task_run(
     driver = Driver(executor)
     workload = make_workload("hello")
     executor.queue_workload(workload, session=None)
-    driver.until(lambda: bool(executor._arns))
-    (arn,) = executor._arns.values()
+    driver.until(lambda: bool(arns(executor)))
+    (arn,) = arns(executor).values()
     task = moto_tasks(stack)[arn]
     assert task.task_definition_arn.endswith(f":task-definition/{stack}-worker:1")
     assert task.capacity_provider_name == "FARGATE"

@@ -315,13 +315,18 @@ def test_unreachable_endpoint_is_one_line(monkeypatch):
     assert time.monotonic() - started < 20
 
 
-def test_executor_get_task_log_in_the_api_server(aws, deployment, new_executor):
+def test_executor_get_task_log_in_the_api_server(aws, deployment, new_executor, monkeypatch):
     """The API server builds the executor without start(); get_task_log must still work, lazily."""
+    from ecs_executor import EcsExecutor
+
     _cluster, arn, group = deployment()
     stream = f"airflow/{CONTAINER}/{task_id_from_arn(arn)}"
     _put_lines(aws["logs"], group, stream, ["starting", "working hard"])
+    reads: list[object] = []
+    load_settings = EcsExecutor.load_settings
+    monkeypatch.setattr(EcsExecutor, "load_settings", lambda self: reads.append(self) or load_settings(self))
     executor = new_executor(start=False)
-    assert executor._log_settings is None  # nothing read, nothing fetched in __init__
+    assert reads == []  # nothing read, nothing fetched in __init__
 
     class TI:
         external_executor_id = arn
@@ -332,6 +337,7 @@ def test_executor_get_task_log_in_the_api_server(aws, deployment, new_executor):
     assert lines == ["starting", "working hard"]
     TI.external_executor_id = None
     assert executor.get_task_log(TI(), 1)[0] == []
+    assert reads == [executor]  # read once, on first use
 
 
 # ---- pacing: one GetLogEvents limiter per process ------------------------------------------------------

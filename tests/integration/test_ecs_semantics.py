@@ -11,13 +11,13 @@ import pytest
 
 from tests.conftest import CONTAINER, Driver, make_workload
 from tests.integration.test_fault_injection import failure_reason, queue, retry_events
+from tests.support.executor_view import EngineEnd, arns, event_logs, view
 from tests.support.fault_helpers import (
     CLUSTER,
     FAMILY,
     REGION,
     boto_client,
     ecs_census,
-    event_logs,
     try_id_of_key,
 )
 from tests.support.http_proxy import ForwardingProxy
@@ -82,8 +82,8 @@ def test_a_requeued_try_gets_its_own_ecs_task(local_ecs, point_at, executors):
     driver = Driver(executor)
     first = make_workload("deferrable")
     queue(executor, [first])
-    driver.until(lambda: first.ti.key in executor._arns)
-    first_arn = executor._arns[first.ti.key]
+    driver.until(lambda: first.ti.key in arns(executor))
+    first_arn = arns(executor)[first.ti.key]
     local_ecs.finish_task(first_arn, 0)
     driver.until(lambda: final(driver, first) is not None)
 
@@ -92,8 +92,8 @@ def test_a_requeued_try_gets_its_own_ecs_task(local_ecs, point_at, executors):
     assert resumed.ti.key == first.ti.key
     driver.events.clear()
     queue(executor, [resumed])
-    driver.until(lambda: resumed.ti.key in executor._arns and executor._arns[resumed.ti.key] != first_arn)
-    second_arn = executor._arns[resumed.ti.key]
+    driver.until(lambda: resumed.ti.key in arns(executor) and arns(executor)[resumed.ti.key] != first_arn)
+    second_arn = arns(executor)[resumed.ti.key]
     assert describe(local_ecs.url, CLUSTER, second_arn)["lastStatus"] in ("PENDING", "RUNNING")
     local_ecs.finish_task(second_arn, 0)
     driver.until(lambda: final(driver, resumed) is not None)
@@ -113,18 +113,18 @@ def test_a_previous_queueings_end_reported_after_the_requeue_leaves_the_new_one_
     driver = Driver(executor)
     first = make_workload("resumes")
     queue(executor, [first])
-    driver.until(lambda: first.ti.key in executor._arns)
-    first_arn = executor._arns[first.ti.key]
+    driver.until(lambda: first.ti.key in arns(executor))
+    first_arn = arns(executor)[first.ti.key]
     local_ecs.finish_task(first_arn, 0)
     # The engine reports the end; no heartbeat drains it before the try is queued again.
-    wait_for(executor._channel.has_results, timeout=10)
+    wait_for(EngineEnd(executor).has_results, timeout=10)
     resumed = make_workload("resumes")
     driver.events.clear()
     queue(executor, [resumed])
     driver.beat()  # trigger_tasks queues the new launch, then sync drains the old task's end
     assert resumed.ti.key in executor.running and resumed.ti.key not in driver.events
-    driver.until(lambda: executor._arns.get(resumed.ti.key, first_arn) != first_arn)
-    second_arn = executor._arns[resumed.ti.key]
+    driver.until(lambda: arns(executor).get(resumed.ti.key, first_arn) != first_arn)
+    second_arn = arns(executor)[resumed.ti.key]
     local_ecs.finish_task(second_arn, 0)
     driver.until(lambda: final(driver, resumed) is not None)
     assert [info for _, info in driver.events[resumed.ti.key]] == [second_arn, second_arn]
@@ -150,8 +150,8 @@ def test_the_cluster_default_strategy_applies_when_no_launch_target_is_set(
     driver = Driver(executor)
     w = make_workload("default-target")
     queue(executor, [w])
-    driver.until(lambda: w.ti.key in executor._arns)
-    task = describe(local_ecs.url, cluster, executor._arns[w.ti.key])
+    driver.until(lambda: w.ti.key in arns(executor))
+    task = describe(local_ecs.url, cluster, arns(executor)[w.ti.key])
     for key, value in expected.items():
         assert task.get(key) == value, task
 
@@ -173,10 +173,10 @@ def test_a_per_task_strategy_replaces_the_configured_launch_type(local_ecs, poin
         executor_config={"capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]},
     )
     queue(executor, [w])
-    driver.until(lambda: w.ti.key in executor._arns or final(driver, w) is not None)
-    assert w.ti.key in executor._arns, event_logs(executor, "on-spot")
+    driver.until(lambda: w.ti.key in arns(executor) or final(driver, w) is not None)
+    assert w.ti.key in arns(executor), event_logs(executor, "on-spot")
     assert (
-        describe(local_ecs.url, "spot", executor._arns[w.ti.key]).get("capacityProviderName")
+        describe(local_ecs.url, "spot", arns(executor)[w.ti.key]).get("capacityProviderName")
         == "FARGATE_SPOT"
     )
 
@@ -190,15 +190,15 @@ def test_a_task_on_another_cluster_is_tracked_stopped_and_adopted_there(local_ec
     away = make_workload("away", executor_config={"cluster": "elsewhere"})
     revoked = make_workload("revoked-away", executor_config={"cluster": "elsewhere"})
     queue(executor, [away, revoked])
-    driver.until(lambda: {away.ti.key, revoked.ti.key} <= set(executor._arns))
-    arn = executor._arns[away.ti.key]
+    driver.until(lambda: {away.ti.key, revoked.ti.key} <= set(arns(executor)))
+    arn = arns(executor)[away.ti.key]
     assert "/elsewhere/" in arn
     time.sleep(1.0)  # several sweeps: none may call it MISSING
     driver.beat()
     assert final(driver, away) is None
 
     # revoke: StopTask goes to the task's own cluster.
-    revoked_arn = executor._arns[revoked.ti.key]
+    revoked_arn = arns(executor)[revoked.ti.key]
     executor.revoke_task(ti=_FakeTI(revoked.ti.key, revoked_arn))
     driver.until(lambda: describe(local_ecs.url, "elsewhere", revoked_arn)["desiredStatus"] == "STOPPED")
 
@@ -236,20 +236,18 @@ def test_queue_profiles_route_tasks_and_an_unknown_queue_fails_with_the_choices(
     lost = make_workload("lost", queue="highmem")
     queue(executor, [gpu, plain, lost])
     driver.until(
-        lambda: {gpu.ti.key, plain.ti.key} <= set(executor._arns) and final(driver, lost) is not None
+        lambda: {gpu.ti.key, plain.ti.key} <= set(arns(executor)) and final(driver, lost) is not None
     )
-    task = describe(local_ecs.url, "gpu-cluster", executor._arns[gpu.ti.key])
+    task = describe(local_ecs.url, "gpu-cluster", arns(executor)[gpu.ti.key])
     assert task["taskDefinitionArn"].endswith(":task-definition/gpu-worker:1")
     (ours,) = [c for c in task["overrides"]["containerOverrides"] if c["name"] == CONTAINER]
     assert ours["memory"] == 2048
-    assert f"/{CLUSTER}/" in executor._arns[plain.ti.key]
+    assert f"/{CLUSTER}/" in arns(executor)[plain.ti.key]
     reason = failure_reason(executor, "lost")
     assert "queue 'highmem' has no entry in queue_profiles; configured: gpu" in reason
 
 
-def test_capacity_shortage_is_waited_out_past_max_attempts_then_given_up_on_time(
-    local_ecs, point_at, executors
-):
+def test_capacity_shortage_is_waited_out_past_max_attempts(local_ecs, point_at, executors):
     point_at(local_ecs.url, max_run_task_attempts="2", capacity_wait_seconds="6")
     executor = executors()
     driver = Driver(executor)
@@ -259,9 +257,15 @@ def test_capacity_shortage_is_waited_out_past_max_attempts_then_given_up_on_time
     # Three relaunches: more than max_run_task_attempts allows for other failures.
     driver.until(lambda: len(retry_events(executor, "capacity-recovers")) >= 3, timeout=30)
     local_ecs.configure(run_task_failure_rate=0.0)
-    driver.until(lambda: recovers.ti.key in executor._arns, timeout=30)
+    driver.until(lambda: recovers.ti.key in arns(executor), timeout=30)
+    assert view(executor).counters["relaunches_capacity"] >= 3
 
-    local_ecs.configure(run_task_failure_rate=1.0)
+
+def test_capacity_shortage_is_given_up_on_time(local_ecs, point_at, executors):
+    point_at(local_ecs.url, max_run_task_attempts="2", capacity_wait_seconds="6")
+    executor = executors()
+    driver = Driver(executor)
+    local_ecs.configure(run_task_failure_rate=1.0, run_task_failure_reason="RESOURCE:MEMORY")
     started = time.monotonic()
     gives_up = make_workload("capacity-gives-up")
     queue(executor, [gives_up])
@@ -269,7 +273,7 @@ def test_capacity_shortage_is_waited_out_past_max_attempts_then_given_up_on_time
     assert time.monotonic() - started >= 5.0
     reason = failure_reason(executor, "capacity-gives-up")
     assert "RESOURCE:MEMORY" in reason and "capacity_wait_seconds=6" in reason
-    assert executor._engine.counters["relaunches_capacity"] >= 4
+    assert view(executor).counters["relaunches_capacity"] >= 1
 
 
 @pytest.mark.parametrize(
@@ -328,7 +332,7 @@ def test_credentials_a_refresh_cannot_heal_fail_the_task_promptly(
         and "still rejected after the credentials were refreshed" in reason
     )
     assert "'aws_test'" in reason and "ecs:RunTask" in reason
-    assert executor._engine.counters["credential_refreshes"] >= 1
+    assert view(executor).counters["credential_refreshes"] >= 1
 
 
 def test_start_does_the_first_heartbeats_lazy_work(local_ecs, point_at, executors, monkeypatch):
@@ -351,8 +355,8 @@ def test_family_still_used_by_default(local_ecs, point_at, executors):
     driver = Driver(executor)
     w = make_workload("plain")
     queue(executor, [w])
-    driver.until(lambda: w.ti.key in executor._arns)
-    task = describe(local_ecs.url, CLUSTER, executor._arns[w.ti.key])
+    driver.until(lambda: w.ti.key in arns(executor))
+    task = describe(local_ecs.url, CLUSTER, arns(executor)[w.ti.key])
     assert task["taskDefinitionArn"].endswith(f":task-definition/{FAMILY}:1") and task["launchType"] == "EC2"
     assert REGION in task["taskArn"]
 
@@ -366,7 +370,7 @@ def test_the_provisioning_limit_is_waited_out(local_ecs, point_at, executors):
     local_ecs.configure(capacity_shortage_seconds=2.0, capacity_shortage_kind="provisioning_limit")
     w = make_workload("provisioning")
     queue(executor, [w])
-    driver.until(lambda: w.ti.key in executor._arns, timeout=30)
+    driver.until(lambda: w.ti.key in arns(executor), timeout=30)
     retries = retry_events(executor, "provisioning")
     assert retries and all("Tasks provisioning capacity limit exceeded" in r for r in retries)
 
@@ -388,7 +392,7 @@ def test_a_spot_interruption_is_named_in_the_log_and_counted(local_ecs, point_at
     local_ecs.configure(spot_interruption_seconds=0.5)
     _w, _driver = run_to_the_end(executor, "on-spot")
     assert "interrupted by Spot (SpotInterruption)" in failure_reason(executor, "on-spot")
-    assert executor._engine.counters["spot_interruptions"] == 1
+    assert view(executor).counters["spot_interruptions"] == 1
     assert retry_events(executor, "on-spot") == []  # relaunch is opt-in
 
 

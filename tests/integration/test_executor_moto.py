@@ -21,6 +21,7 @@ from tests.conftest import (
     make_workload,
     moto_tasks,
 )
+from tests.support.executor_view import arns, view
 from tests.support.gate_proxy import GateProxy
 
 pytestmark = pytest.mark.usefixtures("moto_url")
@@ -71,17 +72,17 @@ def test_exit_codes_map_to_success_and_failure_with_reason_in_task_log(
     ok, crash, oom = make_workload("ok"), make_workload("crash"), make_workload("oom")
     for w in (ok, crash, oom):
         executor.queue_workload(w, session=None)
-    driver.until(lambda: len(executor._arns) == 3)
-    arns = dict(executor._arns)
-    finish_moto_task(ecs_cluster, arns[ok.ti.key], 0)
-    finish_moto_task(ecs_cluster, arns[crash.ti.key], 1)
-    finish_moto_task(ecs_cluster, arns[oom.ti.key], 137, "OutOfMemoryError: Container killed")
+    driver.until(lambda: len(arns(executor)) == 3)
+    launched = arns(executor)
+    finish_moto_task(ecs_cluster, launched[ok.ti.key], 0)
+    finish_moto_task(ecs_cluster, launched[crash.ti.key], 1)
+    finish_moto_task(ecs_cluster, launched[oom.ti.key], 137, "OutOfMemoryError: Container killed")
     driver.until(lambda: len(driver.final_states()) == 3)
     states = driver.final_states()
     assert states[ok.ti.key] == TaskInstanceState.SUCCESS
     assert states[crash.ti.key] == TaskInstanceState.FAILED
     assert states[oom.ti.key] == TaskInstanceState.FAILED
-    events = {log.task_id: log.extra for log in executor._task_event_logs}
+    events = {e.task_id: e.extra for e in view(executor).task_events}
     assert "exited with code 137" in events["oom"] and "out of memory" in events["oom"]
     assert "exited with code 1" in events["crash"]
     assert "ok" not in events
@@ -94,17 +95,17 @@ def test_parallelism_is_respected(configure, ecs_cluster, new_executor, moto_man
     workloads = [make_workload(f"t{i}") for i in range(7)]
     for w in workloads:
         executor.queue_workload(w, session=None)
-    driver.until(lambda: len(executor._arns) == 3)
+    driver.until(lambda: len(arns(executor)) == 3)
     for _ in range(5):
         driver.beat()
     assert len(moto_tasks(ecs_cluster)) == 3
     assert len(executor.queued_tasks) == 4
     done = 0
     while done < 7:
-        arns = dict(executor._arns)
-        for arn in arns.values():
+        running = arns(executor)
+        for arn in running.values():
             finish_moto_task(ecs_cluster, arn, 0)
-        done += len(arns)
+        done += len(running)
         driver.until(lambda n=done: len(driver.final_states()) == n)
         assert len(executor.running) <= 3
     assert len(moto_tasks(ecs_cluster)) == 7
@@ -186,7 +187,7 @@ def test_bad_executor_config_fails_only_that_task(configure, ecs_cluster, new_ex
     assert states[bad.ti.key] == TaskInstanceState.FAILED
     assert states[huge.ti.key] == TaskInstanceState.FAILED
     assert states[good.ti.key] == TaskInstanceState.SUCCESS
-    events = {log.task_id: log.extra for log in executor._task_event_logs}
+    events = {e.task_id: e.extra for e in view(executor).task_events}
     assert 'Unknown parameter in input: "overides"' in events["bad"]
     assert "8192" in events["huge"]
     assert len(moto_tasks(ecs_cluster)) == 1
@@ -200,17 +201,21 @@ def test_permanent_run_task_error_fails_at_once(configure, ecs_cluster, new_exec
     executor.queue_workload(w, session=None)
     driver.until(lambda: w.ti.key in driver.final_states())
     assert driver.final_states()[w.ti.key] == TaskInstanceState.FAILED
-    (log,) = list(executor._task_event_logs)
-    assert "ECS rejected RunTask" in log.extra
-    assert executor._engine.counters["run_task_calls"] == 1  # not retried
+    (event,) = view(executor).task_events
+    assert "ECS rejected RunTask" in event.extra
+    assert view(executor).counters["run_task_calls"] == 1  # not retried
 
 
-def test_health_check_refuses_to_start_with_a_clear_message(configure, ecs_cluster, new_executor, boto_ecs):
+def test_health_check_refuses_to_start_without_the_cluster(configure, new_executor):
     configure("no-such-cluster")
     with pytest.raises(ExecutorStartupError) as missing:
         new_executor()
     assert "cluster 'no-such-cluster'" in str(missing.value)
 
+
+def test_health_check_refuses_a_task_definition_without_our_container(
+    configure, ecs_cluster, new_executor, boto_ecs
+):
     boto_ecs.register_task_definition(
         family="other-container", containerDefinitions=[{"name": "sidecar", "image": "x", "memory": 128}]
     )
@@ -265,8 +270,8 @@ def test_revoke_stops_the_ecs_task_and_forgets_it(
     driver = Driver(executor)
     w = make_workload("t")
     executor.queue_workload(w, session=None)
-    driver.until(lambda: w.ti.key in executor._arns)
-    arn = executor._arns[w.ti.key]
+    driver.until(lambda: w.ti.key in arns(executor))
+    arn = arns(executor)[w.ti.key]
 
     class TI:
         key = w.ti.key
@@ -288,18 +293,18 @@ def test_adoption_by_arn_reports_true_final_states(
     workloads = [make_workload(f"t{i}") for i in range(6)]
     for w in workloads:
         first.queue_workload(w, session=None)
-    d1.until(lambda: len(first._arns) == 6)
-    arns = {w.ti.key: first._arns[w.ti.key] for w in workloads}
+    d1.until(lambda: len(arns(first)) == 6)
+    launched = arns(first)
     first.end()  # the scheduler dies; ECS tasks keep running
-    finish_moto_task(ecs_cluster, arns[workloads[0].ti.key], 0)
-    finish_moto_task(ecs_cluster, arns[workloads[1].ti.key], 2)
+    finish_moto_task(ecs_cluster, launched[workloads[0].ti.key], 0)
+    finish_moto_task(ecs_cluster, launched[workloads[1].ti.key], 2)
 
     class TI:
         def __init__(self, key: Any, arn: str | None):
             self.key, self.external_executor_id = key, arn
 
     second = new_executor()
-    tis = [TI(key, arn) for key, arn in arns.items()] + [TI(make_workload("x").ti.key, None)]
+    tis = [TI(key, arn) for key, arn in launched.items()] + [TI(make_workload("x").ti.key, None)]
     not_adopted = second.try_adopt_task_instances(tis)
     assert [t.external_executor_id for t in not_adopted] == [None]
     assert len(second.running) == 6
@@ -309,7 +314,7 @@ def test_adoption_by_arn_reports_true_final_states(
     assert states[workloads[0].ti.key] == TaskInstanceState.SUCCESS
     assert states[workloads[1].ti.key] == TaskInstanceState.FAILED
     for w in workloads[2:]:
-        finish_moto_task(ecs_cluster, arns[w.ti.key], 0)
+        finish_moto_task(ecs_cluster, launched[w.ti.key], 0)
     d2.until(lambda: len(d2.final_states()) == 6)
     assert len(moto_tasks(ecs_cluster)) == 6  # nothing relaunched
 
@@ -322,13 +327,13 @@ def test_secrets_never_reach_logs(configure, ecs_cluster, new_executor, caplog, 
     ok, bad = make_workload("ok"), make_workload("bad", executor_config={"count": 2})
     for w in (ok, bad):
         executor.queue_workload(w, session=None)
-    driver.until(lambda: ok.ti.key in executor._arns and bad.ti.key in driver.final_states())
-    finish_moto_task(ecs_cluster, executor._arns[ok.ti.key], 3)
+    driver.until(lambda: ok.ti.key in arns(executor) and bad.ti.key in driver.final_states())
+    finish_moto_task(ecs_cluster, arns(executor)[ok.ti.key], 3)
     driver.until(lambda: ok.ti.key in driver.final_states())
     executor.end()
     # Library loggers propagate to caplog; Airflow's logging writes the executor's own lines to stdout.
     output = capfd.readouterr()
-    events = "".join(str(log.extra) for log in executor._task_event_logs)
+    events = "".join(e.extra for e in view(executor).task_events)
     text = caplog.text + output.out + output.err + events
     assert "Task " in output.out and "failed" in output.out  # the executor's own error line is in there
     # The access key *ID* appears in SigV4 headers at DEBUG (not a secret); the secret key must not.
@@ -364,7 +369,7 @@ def test_terminate_stops_all_tracked_tasks(configure, ecs_cluster, new_executor,
     driver = Driver(executor)
     for i in range(5):
         executor.queue_workload(make_workload(f"t{i}"), session=None)
-    driver.until(lambda: len(executor._arns) == 5)
+    driver.until(lambda: len(arns(executor)) == 5)
     executor.terminate()
     statuses = Counter(t.desired_status for t in moto_tasks(ecs_cluster).values())
     assert statuses == {"STOPPED": 5}
@@ -398,8 +403,8 @@ def test_crash_reason_includes_the_last_cloudwatch_lines(
     driver = Driver(executor)
     w = make_workload("crashy")
     executor.queue_workload(w, session=None)
-    driver.until(lambda: w.ti.key in executor._arns)
-    arn = executor._arns[w.ti.key]
+    driver.until(lambda: w.ti.key in arns(executor))
+    arn = arns(executor)[w.ti.key]
     logs = boto3.client("logs", endpoint_url=moto_url, region_name=REGION)
     stream = f"airflow/{CONTAINER}/{arn.rsplit('/', 1)[-1]}"
     logs.create_log_group(logGroupName=group)
@@ -413,7 +418,7 @@ def test_crash_reason_includes_the_last_cloudwatch_lines(
     )
     finish_moto_task(cluster, arn, 1)
     driver.until(lambda: w.ti.key in driver.final_states())
-    (event,) = [log.extra for log in executor._task_event_logs if log.task_id == "crashy"]
+    ((_, event),) = view(executor).events_for("crashy")
     assert "exited with code 1" in event
     assert "last log lines: loading dag | ModuleNotFoundError: No module named 'pandas'" in event
 

@@ -21,12 +21,11 @@ from airflow.utils.state import TaskInstanceState
 from ecs_executor.executor import MAX_ENGINE_RESTARTS
 from ecs_executor.local_ecs import LocalEcs
 from tests.conftest import Driver, make_workload
+from tests.support.executor_view import arns, engine_of, event_logs, kill_engine, view
 from tests.support.fault_helpers import (
     ExpiringCredentialsProxy,
     FakeTI,
     ecs_census,
-    event_logs,
-    kill_engine,
     tasks_per_try,
     terminal_events,
     try_id_of_key,
@@ -50,6 +49,12 @@ NO_FAULTS: dict[str, Any] = {
 def queue(executor: Any, workloads: list[Any]) -> None:
     for w in workloads:
         executor.queue_workload(w, session=None)
+
+
+def launched_all(executor: Any, workloads: list[Any]) -> bool:
+    """Whether the executor knows each of these tries' ECS task."""
+    known = arns(executor)
+    return all(w.ti.key in known for w in workloads)
 
 
 def assert_one_terminal_state_each(driver: Driver, keys: list[Any]) -> None:
@@ -101,8 +106,8 @@ def test_thousand_tasks_under_chaos_each_reach_one_terminal_state_without_duplic
 
     def progress() -> str:
         stats = local_ecs.stats()
-        counters = executor._engine.counters
-        return f"engine counters {counters}; ECS calls {stats['calls']}, faults {stats['faults']}"
+        counters = view(executor).counters
+        return f"engine counters {dict(counters)}; ECS calls {stats['calls']}, faults {stats['faults']}"
 
     started = time.monotonic()
     queue(executor, workloads)
@@ -126,7 +131,7 @@ def test_thousand_tasks_under_chaos_each_reach_one_terminal_state_without_duplic
         total_calls = sum(stats["calls"].values())
         faults = stats["faults"]
         ratios = {kind: faults.get(kind, 0) / total_calls for kind in TARGETS}
-        engine = executor._engine
+        snapshot = view(executor)
         figures = {
             "tasks": N_TASKS,
             "succeeded": sum(1 for k in keys if states.get(k) == SUCCESS),
@@ -143,8 +148,8 @@ def test_thousand_tasks_under_chaos_each_reach_one_terminal_state_without_duplic
             "faults_injected": faults,
             "fault_share_of_calls": {k: round(v, 4) for k, v in ratios.items()},
             "run_task_answered_from_client_token": stats["run_task_deduplicated"],
-            "engine_counters": dict(engine.counters),
-            "engine_restarts": len(executor._restarts),
+            "engine_counters": dict(snapshot.counters),
+            "engine_restarts": snapshot.engine_restarts,
             "heartbeats": len(driver.heartbeat_seconds),
             "max_heartbeat_ms": round(1000 * max(driver.heartbeat_seconds), 1),
         }
@@ -158,11 +163,11 @@ def test_thousand_tasks_under_chaos_each_reach_one_terminal_state_without_duplic
     assert not [t for t in census if t.desired_status == "RUNNING"], "ECS tasks left running"
     for k in failed:  # only a try whose every launch attempt failed to start may fail
         assert "gave up after 3 launch attempts" in failure_reason(executor, k.task_id)
-    assert engine.crash is None and executor._restarts == []
+    assert snapshot.engine_crash is None and snapshot.engine_restarts == 0
     for kind, target in TARGETS.items():
         assert ratios[kind] >= target, f"only {ratios[kind]:.1%} {kind} faults injected (target {target:.0%})"
     assert faults.get("reset", 0) > 0 and faults.get("latency_spike", 0) > 0
-    assert faults.get("fail_to_start", 0) > 0 and engine.counters["relaunches"] > 0
+    assert faults.get("fail_to_start", 0) > 0 and snapshot.counters["relaunches"] > 0
     # Lost RunTask replies were retried with the same clientToken and answered without a new task.
     assert stats["run_task_deduplicated"] > 0
 
@@ -181,100 +186,131 @@ def failure_reason(executor: Any, task_id: str) -> str:
 
 
 def assert_backoff_grows(retries: list[str]) -> None:
-    """Relaunch delays come from relaunch.backoff_seconds: 1-2 s before attempt 2, 2-4 s before attempt 3."""
+    """Relaunch delays (core/relaunch.py backoff_seconds): 1-2 s before attempt 2, 2-4 s before attempt 3."""
     for n, text in enumerate(retries, start=2):
         assert f"launch attempt {n} in " in text, text
         delay = int(text.rsplit(" in ", 1)[1].rstrip("s"))
         assert 2 ** (n - 2) <= delay <= 2 ** (n - 1), text
 
 
-def test_transient_launch_failures_are_relaunched_with_backoff_and_crashes_are_not(
-    local_ecs, point_at, executors
-):
+@pytest.fixture
+def relaunching(local_ecs: LocalEcs, point_at: Callable[..., None], executors: Callable[..., Any]) -> Any:
+    """A started executor allowed three launch attempts and four seconds' wait for capacity."""
     point_at(local_ecs.url, max_run_task_attempts="3", capacity_wait_seconds="4")
-    executor = executors()
-    driver = Driver(executor)
+    return executors()
 
-    # A worker that ran and was OOM-killed (exit 137) is FAILED, never relaunched.
+
+def assert_ecs_tasks_and_relaunches(
+    executor: Any, ecs: LocalEcs, workload: Any, tasks: int, relaunches: int
+) -> None:
+    """One ECS task per launch attempt that was placed, and the relaunches the engine counted for them."""
+    assert tasks_per_try(ecs_census(ecs.url))[try_id_of_key(workload.ti.key)] == tasks
+    assert view(executor).counters["relaunches"] == relaunches
+
+
+def test_a_worker_killed_for_memory_fails_and_is_never_relaunched(local_ecs, relaunching):
+    """A worker that ran and was OOM-killed (exit 137) is FAILED, never relaunched."""
+    executor, driver = relaunching, Driver(relaunching)
     oom = make_workload("oom-killed")
     queue(executor, [oom])
-    driver.until(lambda: oom.ti.key in executor._arns)
-    assert local_ecs.finish_task(executor._arns[oom.ti.key], 137)
+    driver.until(lambda: oom.ti.key in arns(executor))
+    assert local_ecs.finish_task(arns(executor)[oom.ti.key], 137)
     driver.until(lambda: oom.ti.key in driver.final_states())
+    assert_one_terminal_state_each(driver, [oom.ti.key])
     assert driver.final_states()[oom.ti.key] == FAILED
     assert "exited with code 137" in failure_reason(executor, "oom-killed")
     assert retry_events(executor, "oom-killed") == []
+    assert_ecs_tasks_and_relaunches(executor, local_ecs, oom, tasks=1, relaunches=0)
 
-    # RunTask failures[] RESOURCE:MEMORY on every attempt: a capacity shortage, waited out for
-    # capacity_wait_seconds (not max_run_task_attempts), then given up.
+
+def test_a_capacity_shortage_is_waited_out_for_capacity_wait_seconds_then_given_up(local_ecs, relaunching):
+    """RunTask failures[] RESOURCE:MEMORY on every attempt: waited out for capacity_wait_seconds (not
+    max_run_task_attempts), then given up."""
+    executor, driver = relaunching, Driver(relaunching)
     local_ecs.configure(run_task_failure_rate=1.0, run_task_failure_reason="RESOURCE:MEMORY")
     placement_gives_up = make_workload("placement-gives-up")
     queue(executor, [placement_gives_up])
     driver.until(lambda: placement_gives_up.ti.key in driver.final_states(), timeout=30)
-    # ... and once: attempt 2 is placed and runs.
+    assert_one_terminal_state_each(driver, [placement_gives_up.ti.key])
+
+    gave_up = failure_reason(executor, "placement-gives-up")
+    assert driver.final_states()[placement_gives_up.ti.key] == FAILED
+    assert "RESOURCE:MEMORY" in gave_up and "capacity_wait_seconds=4" in gave_up
+    placement_retries = len(retry_events(executor, "placement-gives-up"))
+    assert placement_retries >= 2
+    # No ECS task for refused placements.
+    assert_ecs_tasks_and_relaunches(executor, local_ecs, placement_gives_up, 0, relaunches=placement_retries)
+
+
+def test_a_launch_refused_for_capacity_once_is_placed_at_attempt_two(local_ecs, relaunching):
+    executor, driver = relaunching, Driver(relaunching)
+    local_ecs.configure(run_task_failure_rate=1.0, run_task_failure_reason="RESOURCE:MEMORY")
     placement_recovers = make_workload("placement-recovers")
     queue(executor, [placement_recovers])
     driver.until(lambda: bool(retry_events(executor, "placement-recovers")))
     local_ecs.configure(run_task_failure_rate=0.0)
-    driver.until(lambda: placement_recovers.ti.key in executor._arns)
+    driver.until(lambda: placement_recovers.ti.key in arns(executor))
+    driver.until(partial(finish_when_launched, executor, local_ecs, placement_recovers.ti.key))
+    driver.until(lambda: placement_recovers.ti.key in driver.final_states())
+    assert_one_terminal_state_each(driver, [placement_recovers.ti.key])
 
-    # TaskFailedToStart (image pull) on every attempt, then once.
-    pull_error = "CannotPullContainerError: pull image manifest has been retried 7 time(s): i/o timeout"
-    local_ecs.configure(fail_to_start_rate=1.0, fail_to_start_reason=pull_error)
-    start_gives_up = make_workload("start-gives-up")
-    queue(executor, [start_gives_up])
-    driver.until(lambda: start_gives_up.ti.key in driver.final_states(), timeout=30)
-    start_recovers = make_workload("start-recovers")
-    queue(executor, [start_recovers])
-    driver.until(lambda: bool(retry_events(executor, "start-recovers")))
-    local_ecs.configure(fail_to_start_rate=0.0)
-    for w in (placement_recovers, start_recovers):  # the attempt that was placed (heartbeats update _arns)
-        driver.until(partial(finish_when_launched, executor, local_ecs, w.ti.key))
-    keys = [w.ti.key for w in (oom, placement_gives_up, placement_recovers, start_gives_up, start_recovers)]
-    driver.until(lambda: all(k in driver.final_states() for k in keys))
-    assert_one_terminal_state_each(driver, keys)
-    states = driver.final_states()
-
-    gave_up = failure_reason(executor, "placement-gives-up")
-    assert states[placement_gives_up.ti.key] == FAILED
-    assert "RESOURCE:MEMORY" in gave_up and "capacity_wait_seconds=4" in gave_up
-    placement_retries = len(retry_events(executor, "placement-gives-up"))
-    assert placement_retries >= 2
-
-    assert states[placement_recovers.ti.key] == SUCCESS
+    assert driver.final_states()[placement_recovers.ti.key] == SUCCESS
     (retry,) = retry_events(executor, "placement-recovers")
     assert "RESOURCE:MEMORY" in retry
     assert (
         "ECS task launched",
         f"{executor_arn(driver, placement_recovers)} (launch attempt 2)",
     ) in event_logs(executor, "placement-recovers")
+    assert_ecs_tasks_and_relaunches(executor, local_ecs, placement_recovers, tasks=1, relaunches=1)
+
+
+PULL_ERROR = "CannotPullContainerError: pull image manifest has been retried 7 time(s): i/o timeout"
+
+
+def test_a_task_failing_to_start_every_time_is_given_up_after_max_attempts_with_backoff(
+    local_ecs, relaunching
+):
+    """TaskFailedToStart (image pull) on every attempt."""
+    executor, driver = relaunching, Driver(relaunching)
+    local_ecs.configure(fail_to_start_rate=1.0, fail_to_start_reason=PULL_ERROR)
+    start_gives_up = make_workload("start-gives-up")
+    queue(executor, [start_gives_up])
+    driver.until(lambda: start_gives_up.ti.key in driver.final_states(), timeout=30)
+    assert_one_terminal_state_each(driver, [start_gives_up.ti.key])
 
     gave_up = failure_reason(executor, "start-gives-up")
-    assert states[start_gives_up.ti.key] == FAILED
+    assert driver.final_states()[start_gives_up.ti.key] == FAILED
     assert "TaskFailedToStart" in gave_up and "CannotPullContainerError" in gave_up
     assert "gave up after 3 launch attempts" in gave_up
     assert_backoff_grows(retry_events(executor, "start-gives-up"))
     assert len(retry_events(executor, "start-gives-up")) == 2
-
-    assert states[start_recovers.ti.key] == SUCCESS
-    assert len(retry_events(executor, "start-recovers")) == 1
-
-    # One ECS task per launch attempt: none for refused placements, one per attempt that was placed.
+    # One ECS task per launch attempt, each stopped for failing to start.
+    assert_ecs_tasks_and_relaunches(executor, local_ecs, start_gives_up, tasks=3, relaunches=2)
     census = ecs_census(local_ecs.url)
-    counts = tasks_per_try(census)
-    assert counts[try_id_of_key(oom.ti.key)] == 1
-    assert counts[try_id_of_key(placement_gives_up.ti.key)] == 0
-    assert counts[try_id_of_key(placement_recovers.ti.key)] == 1
-    assert counts[try_id_of_key(start_gives_up.ti.key)] == 3
-    assert counts[try_id_of_key(start_recovers.ti.key)] == 2
     stops = Counter(t.stop_code for t in census if t.try_id == try_id_of_key(start_gives_up.ti.key))
     assert stops == {"TaskFailedToStart": 3}
-    assert executor._engine.counters["relaunches"] == placement_retries + 1 + 2 + 1
+
+
+def test_a_task_failing_to_start_once_runs_at_attempt_two(local_ecs, relaunching):
+    executor, driver = relaunching, Driver(relaunching)
+    local_ecs.configure(fail_to_start_rate=1.0, fail_to_start_reason=PULL_ERROR)
+    start_recovers = make_workload("start-recovers")
+    queue(executor, [start_recovers])
+    driver.until(lambda: bool(retry_events(executor, "start-recovers")))
+    local_ecs.configure(fail_to_start_rate=0.0)
+    driver.until(partial(finish_when_launched, executor, local_ecs, start_recovers.ti.key))
+    driver.until(lambda: start_recovers.ti.key in driver.final_states())
+    assert_one_terminal_state_each(driver, [start_recovers.ti.key])
+
+    assert driver.final_states()[start_recovers.ti.key] == SUCCESS
+    assert len(retry_events(executor, "start-recovers")) == 1
+    assert_ecs_tasks_and_relaunches(executor, local_ecs, start_recovers, tasks=2, relaunches=1)
 
 
 def finish_when_launched(executor: Any, ecs: LocalEcs, key: Any, exit_code: int = 0) -> bool:
     """True once the try's current ECS task (as the executor knows it) was made to exit."""
-    return bool(key in executor._arns and ecs.finish_task(executor._arns[key], exit_code))
+    arn = arns(executor).get(key)
+    return bool(arn and ecs.finish_task(arn, exit_code))
 
 
 def executor_arn(driver: Driver, workload: Any) -> str:
@@ -303,7 +339,7 @@ def test_permanent_errors_fail_at_once_without_consuming_retries(local_ecs, poin
         reason = failure_reason(executor, w.ti.task_id)
         assert "ClientException" in reason and "no-such-family" in reason
         assert retry_events(executor, w.ti.task_id) == []
-    counters = executor._engine.counters
+    counters = view(executor).counters
     assert (
         counters["run_task_calls"] == 3 and counters["run_task_retries"] == 0 and counters["relaunches"] == 0
     )
@@ -329,12 +365,12 @@ def test_new_executor_adopts_every_task_after_a_crash_without_relaunching(local_
     still_running = [make_workload(f"running-{i}") for i in range(4)]  # finish after adoption
     queue(first, done_before + done_during + still_running)
     running_wave = done_before + done_during + still_running
-    d1.until(lambda: all(w.ti.key in first._arns for w in running_wave))
+    d1.until(lambda: launched_all(first, running_wave))
     wait_for(lambda: {t.last_status for t in ecs_census(local_ecs.url)} == {"RUNNING"})
     local_ecs.configure(provisioning_seconds=5.0)  # the next wave stays PENDING across the crash
     pending = [make_workload(f"pending-{i}") for i in range(4)]
     queue(first, pending)
-    d1.until(lambda: all(w.ti.key in first._arns for w in pending))
+    d1.until(lambda: launched_all(first, pending))
     never_launched = make_workload("never-launched")  # queued in the scheduler, no ECS task yet
     all_launched = running_wave + pending
 
@@ -375,7 +411,7 @@ def test_new_executor_adopts_every_task_after_a_crash_without_relaunching(local_
         if expected == FAILED:
             assert f"exited with code {exit_codes[w.ti.key]}" in failure_reason(second, w.ti.task_id)
     # Nothing was relaunched: the new executor never called RunTask and ECS holds one task per try.
-    assert second._engine.counters["run_task_calls"] == 0
+    assert view(second).counters["run_task_calls"] == 0
     assert local_ecs.stats()["tasks_started"] == ecs_tasks_at_crash
     assert set(tasks_per_try(ecs_census(local_ecs.url)).values()) == {1}
     assert second.running == set()
@@ -394,7 +430,7 @@ def test_expired_credentials_are_refreshed_and_no_task_fails(local_ecs, point_at
         driver = Driver(executor)
         workloads = [make_workload(f"t{i}") for i in range(80)]
         queue(executor, workloads)
-        driver.until(lambda: len(executor._arns) >= 20)
+        driver.until(lambda: len(arns(executor)) >= 20)
         # The session token expires: the old key is refused from now on; the credential chain has the new one.
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANEWKEY0000000000")
         proxy.expire("AKIAOLDKEY0000000000")
@@ -409,7 +445,7 @@ def test_expired_credentials_are_refreshed_and_no_task_fails(local_ecs, point_at
         if s != SUCCESS
     }
     assert failed == {}
-    assert executor._engine.counters["credential_refreshes"] >= 1
+    assert view(executor).counters["credential_refreshes"] >= 1
     assert proxy.rejected["AKIAOLDKEY0000000000"] >= 1  # calls really were refused...
     assert proxy.forwarded["AKIANEWKEY0000000000"] >= 1  # ...until the client was rebuilt with the new key
     assert set(tasks_per_try(ecs_census(local_ecs.url)).values()) == {1}
@@ -424,7 +460,7 @@ def test_dead_engine_is_restarted_at_the_next_heartbeat_without_duplicates(local
     driver = Driver(executor)
     tracked = [make_workload(f"tracked-{i}") for i in range(5)]
     queue(executor, tracked)
-    driver.until(lambda: all(w.ti.key in executor._arns for w in tracked))
+    driver.until(lambda: launched_all(executor, tracked))
     # The next wave's RunTask calls are inside ECS (slow answers) when the engine dies: ECS applies
     # them, the dead engine never sees the replies.
     local_ecs.configure(latency_ms=800.0)
@@ -438,12 +474,12 @@ def test_dead_engine_is_restarted_at_the_next_heartbeat_without_duplicates(local
     local_ecs.configure(latency_ms=0.0)
 
     driver.beat()  # one heartbeat notices and restarts
-    engine = executor._engine
-    assert engine is not dead and engine.is_alive() and len(executor._restarts) == 1
-    wait_for(lambda: engine.tracked_count() == 10)  # 5 re-adopted by ARN + 5 launches re-sent
-    driver.until(lambda: all(w.ti.key in executor._arns for w in in_flight))
+    snapshot = view(executor)
+    assert engine_of(executor) is not dead and snapshot.engine_alive and snapshot.engine_restarts == 1
+    wait_for(lambda: view(executor).tracked == 10)  # 5 re-adopted by ARN + 5 launches re-sent
+    driver.until(lambda: launched_all(executor, in_flight))
     for w in tracked + in_flight:
-        assert local_ecs.finish_task(executor._arns[w.ti.key], 0)
+        assert local_ecs.finish_task(arns(executor)[w.ti.key], 0)
     keys = [w.ti.key for w in tracked + in_flight]
     driver.until(lambda: len(driver.final_states()) == len(keys))
     assert_one_terminal_state_each(driver, keys)
@@ -460,12 +496,12 @@ def test_engine_dying_too_often_stops_the_scheduler_with_a_clear_message(local_e
     driver = Driver(executor)
     w = make_workload("survivor")
     queue(executor, [w])
-    driver.until(lambda: w.ti.key in executor._arns)
+    driver.until(lambda: w.ti.key in arns(executor))
     for n in range(1, MAX_ENGINE_RESTARTS + 1):
         dead = kill_engine(executor, "crash" if n % 2 else "stop")
         driver.beat()
-        assert executor._engine is not dead and len(executor._restarts) == n
-        wait_for(lambda: executor._engine.tracked_count() == 1)  # the running task is tracked again
+        assert engine_of(executor) is not dead and view(executor).engine_restarts == n
+        wait_for(lambda: view(executor).tracked == 1)  # the running task is tracked again
     kill_engine(executor, "crash")
     with pytest.raises(RuntimeError) as err:
         executor.heartbeat()
@@ -498,7 +534,7 @@ def test_revoke_while_run_task_is_in_flight_leaves_no_orphan(local_ecs, point_at
     for _ in range(5):
         driver.beat()
     assert w.ti.key not in driver.events  # revoke_task never touches the event buffer
-    assert executor._engine.tracked_count() == 0
+    assert view(executor).tracked == 0
 
 
 def launch_with_lost_replies(local_ecs: LocalEcs, executor: Any, name: str) -> tuple[Driver, Any]:
@@ -508,7 +544,7 @@ def launch_with_lost_replies(local_ecs: LocalEcs, executor: Any, name: str) -> t
     w = make_workload(name)
     queue(executor, [w])
     driver.beat()
-    wait_for(lambda: executor._engine.counters["run_task_retries"] >= 1, timeout=60)  # botocore gave up
+    wait_for(lambda: view(executor).counters["run_task_retries"] >= 1, timeout=60)  # botocore gave up
     return driver, w
 
 
@@ -521,7 +557,7 @@ def test_revoke_while_run_task_outcome_is_unknown_leaves_no_orphan(local_ecs, po
     assert local_ecs.stats()["tasks_started"] == 1  # applied once, every retry answered from the token
     executor.revoke_task(ti=FakeTI(w.ti.key, None))
     local_ecs.configure(lost_reply_rate=0.0)
-    driver.until(lambda: executor._engine.tracked_count() == 0, timeout=15)
+    driver.until(lambda: view(executor).tracked == 0, timeout=15)
     time.sleep(3)  # the engine's own retry delay is under 1 s: give it every chance
     census = ecs_census(local_ecs.url)
     assert [t for t in census if t.desired_status == "RUNNING"] == [], "orphan ECS task left running"
@@ -531,7 +567,7 @@ def test_revoke_while_run_task_outcome_is_unknown_leaves_no_orphan(local_ecs, po
 def test_engine_dying_during_a_relaunch_backoff_does_not_lose_the_task(
     local_ecs, point_at, executors, failure
 ):
-    """The engine dies while a try waits for its next launch attempt (relaunch.backoff_seconds)."""
+    """The engine dies while a try waits for its next launch attempt (core.relaunch.backoff_seconds)."""
     point_at(local_ecs.url, max_run_task_attempts="3")
     executor = executors()
     driver = Driver(executor)
@@ -545,17 +581,17 @@ def test_engine_dying_during_a_relaunch_backoff_does_not_lose_the_task(
     kill_engine(executor, "crash")
     local_ecs.configure(run_task_failure_rate=0.0, fail_to_start_rate=0.0)
     driver.beat()
-    assert executor._engine.is_alive()
+    assert view(executor).engine_alive
     # The try still has launch attempts left: it must be launched again, run, and be reported once.
     try:
         driver.until(partial(finish_when_launched, executor, local_ecs, w.ti.key), timeout=12)
     except AssertionError:
+        snapshot = view(executor)
         raise AssertionError(
             f"the try was not launched again after the restart: events {driver.summary()}, "
-            f"in executor.running: {w.ti.key in executor.running}, "
-            f"in _pending: {w.ti.key in executor._pending}, "
-            f"_arns: {executor._arns.get(w.ti.key)}, engine tracks {executor._engine.tracked_count()} tasks, "
-            f"task log: {event_logs(executor, w.ti.task_id)}"
+            f"in executor.running: {w.ti.key in executor.running}, pending: {w.ti.key in snapshot.pending}, "
+            f"ECS task: {snapshot.arn(w.ti.key)}, engine tracks {snapshot.tracked} tasks, "
+            f"task log: {snapshot.events_for(w.ti.task_id)}"
         ) from None
     driver.until(lambda: w.ti.key in driver.final_states())
     assert_one_terminal_state_each(driver, [w.ti.key])

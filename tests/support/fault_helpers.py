@@ -150,42 +150,12 @@ class FakeTI:
         return f"FakeTI({self.key.task_id}, {self.external_executor_id})"
 
 
-def event_logs(executor: Any, task_id: str) -> list[tuple[str, str]]:
-    """(event, extra) of every task event log line the executor wrote for ``task_id``."""
-    return [(log.event, str(log.extra)) for log in executor._task_event_logs if log.task_id == task_id]
-
-
 def terminal_events(driver: Any) -> dict[Any, list[Any]]:
     """Every SUCCESS/FAILED the event buffer ever carried, per key (duplicates kept)."""
     from airflow.utils.state import TaskInstanceState
 
     terminal = (TaskInstanceState.SUCCESS, TaskInstanceState.FAILED)
     return {key: [s for s, _ in evs if s in terminal] for key, evs in driver.events.items()}
-
-
-def kill_engine(executor: Any, how: str = "crash", timeout: float = 10.0) -> Any:
-    """Make the executor's engine thread die (as a bug would) and wait until it is gone.
-
-    ``crash``: the engine's command handler raises, so ``Engine._main`` ends with an exception.
-    ``stop``: the event loop is stopped under the engine's feet (``asyncio.run`` then raises).
-    Returns the dead engine.
-    """
-    engine = executor._engine
-    assert engine is not None and engine.is_alive()
-    if how == "crash":
-
-        def boom(command: Any) -> None:
-            raise RuntimeError("injected engine crash")
-
-        engine._handle = boom  # instance attribute shadows the method on the engine thread
-        executor._channel.send(object())  # any command wakes the loop, which calls _handle
-    elif how == "stop":
-        loop = engine._loop
-        loop.call_soon_threadsafe(loop.stop)
-    else:
-        raise ValueError(how)
-    assert engine.join(timeout), "engine thread did not die"
-    return engine
 
 
 # ---- credential expiry -------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ Counts, not timings: calls made, calls throttled, messages sent, threads that to
 from __future__ import annotations
 
 import gc
-import queue
 import threading
 from typing import Any
 
@@ -18,21 +17,10 @@ from ecs_executor import messages as m
 from ecs_executor.core.task_status import Phase
 from ecs_executor.engine.tracker import DESCRIBE_IN_FLIGHT
 from tests.conftest import Driver, make_workload
+from tests.support.executor_view import EngineEnd, arns, engine_loop, engine_of, view
 from tests.support.fault_helpers import FakeTI
 
 RUNNING = TaskInstanceState.RUNNING
-
-
-class RecordingQueue(queue.SimpleQueue):  # type: ignore[type-arg]
-    """One of the engine's result queues, keeping a copy of everything sent (into ``sent``)."""
-
-    def __init__(self, sent: list[m.Result]) -> None:
-        super().__init__()
-        self.sent = sent
-
-    def put(self, item: m.Sequenced, block: bool = True, timeout: float | None = None) -> None:
-        self.sent.append(item[1])
-        super().put(item, block, timeout)
 
 
 def queue_all(executor: Any, workloads: list[Any]) -> None:
@@ -58,12 +46,12 @@ def test_oversubscribed_run_task_limit_slows_the_bucket_instead_of_hammering_ecs
     driver.until(lambda: launched(driver, keys) == len(keys), timeout=120, interval=0.2)
 
     assert driver.summary().get("failed", []) == []
-    stats, counters = local_ecs.stats(), executor._engine.counters
+    stats, counters = local_ecs.stats(), view(executor).counters
     throttled = stats["faults"].get("bucket_throttle", 0)
     # Every RunTask that reached ECS was sent by the engine through its bucket: botocore retried none
     # (its retries would bypass the pacing).
     assert stats["calls"]["RunTask"] == counters["run_task_calls"]
-    assert executor._engine.calls.run_bucket.cuts >= 1
+    assert engine_of(executor).calls.run_bucket.cuts >= 1
     # A fixed pace of 100/s would be refused ~19 times per launch (55 at once, then 95 of every 100/s).
     assert throttled <= 2 * len(keys), f"{throttled} throttled RunTask calls for {len(keys)} launches"
     # The operator is told once why launches slowed down, not once per throttle.
@@ -76,7 +64,7 @@ def test_scheduler_thread_never_wakes_the_engine_loop(local_ecs, point_at, execu
     """A cross-thread wake-up is a syscall that releases the GIL; the heartbeat must not make one."""
     point_at(local_ecs.url, poll_interval="0.5")
     executor = executors()
-    loop = executor._engine._loop
+    loop = engine_loop(executor)
     callers: list[str] = []
     original = loop.call_soon_threadsafe
 
@@ -98,17 +86,15 @@ def test_scheduler_thread_never_wakes_the_engine_loop(local_ecs, point_at, execu
 def test_only_running_and_final_states_cross_the_queue(local_ecs, point_at, executors):
     point_at(local_ecs.url, poll_interval="0.2")
     executor = executors()
-    sent: list[m.Result] = []
-    executor._channel.finals = RecordingQueue(sent)
-    executor._channel.notices = RecordingQueue(sent)
+    sent = EngineEnd(executor).record_results()
     driver = Driver(executor)
     workloads = [make_workload(f"phase-{i}") for i in range(10)]
     keys = [w.ti.key for w in workloads]
     queue_all(executor, workloads)
     driver.until(lambda: launched(driver, keys) == len(keys), timeout=60)
-    arns = {k: executor._arns[k] for k in keys}
+    launched_arns = arns(executor)
     driver.until(lambda: sum(isinstance(r, m.StateChanged) for r in sent) >= len(keys), timeout=60)
-    for arn in arns.values():
+    for arn in launched_arns.values():
         local_ecs.finish_task(arn, 0)
     driver.until(lambda: len(driver.final_states()) == len(keys), timeout=60)
 
@@ -122,7 +108,7 @@ def test_describe_calls_in_flight_are_bounded(local_ecs, point_at, executors):
     point_at(local_ecs.url, poll_interval="0.2", run_task_burst="1000", run_task_rate="1000")
     executor = executors(parallelism=1200)
     local_ecs.configure(latency_ms=30)
-    engine = executor._engine
+    engine = engine_of(executor)
     in_flight = [0, 0]  # now, max
     original = engine.tracker._describe_locked
 
@@ -145,14 +131,12 @@ def test_describe_calls_in_flight_are_bounded(local_ecs, point_at, executors):
     assert 2 <= in_flight[1] <= DESCRIBE_IN_FLIGHT
 
 
-def test_start_freezes_the_garbage_collector_unless_told_not_to(local_ecs, point_at, executors):
+@pytest.mark.parametrize("freeze", [False, True])
+def test_start_freezes_the_garbage_collector_unless_told_not_to(local_ecs, point_at, executors, freeze):
     gc.unfreeze()
-    point_at(local_ecs.url, freeze_gc_on_start="False")
+    point_at(local_ecs.url, freeze_gc_on_start=str(freeze))
     executors()
-    assert gc.get_freeze_count() == 0
-    point_at(local_ecs.url, freeze_gc_on_start="True")
-    executors()
-    assert gc.get_freeze_count() > 0
+    assert (gc.get_freeze_count() > 0) is freeze
 
 
 def test_only_throttles_slow_the_run_task_bucket():
@@ -188,7 +172,7 @@ def test_executors_sharing_the_budget_launch_together_within_ecs_buckets(local_e
     point_at(local_ecs.url, schedulers_sharing_budget="2", poll_interval="0.5")
     pair = [executors(parallelism=200), executors(parallelism=200)]
     for executor in pair:
-        calls = executor._engine.calls
+        calls = engine_of(executor).calls
         assert (calls.run_bucket.max_rate, calls.run_bucket.burst) == (20.0, 50)
         assert (calls.describe_bucket.max_rate, calls.describe_bucket.burst) == (10.0, 50)
     local_ecs.configure(throttle=True)

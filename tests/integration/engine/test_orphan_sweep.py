@@ -24,6 +24,7 @@ from ecs_executor.engine import Engine
 from ecs_executor.engine.orphan_sweep import TaskInstanceReader
 from ecs_executor.request.run_task import STARTED_BY, RunTaskBuilder, TryIdentity, identity_tags, started_by
 from tests.conftest import executor_options
+from tests.support.executor_view import engine_of
 from tests.support.fake_ecs import launch, of, results_until, started
 from tests.support.fault_helpers import CLUSTER, CONN_ENV, FAMILY, boto_client, connection_json
 
@@ -209,6 +210,12 @@ def test_the_executor_hands_the_schedulers_job_id_to_the_sweep(
     executor = executors(start=False)
     executor.job_id = 42
     executor.start()
-    assert executor._engine.orphan_sweeper is not None and executor._engine.orphan_sweeper.job_id == 42
+    sweeper = engine_of(executor).orphan_sweeper
+    assert sweeper is not None and sweeper.job_id == 42
+
+
+def test_no_orphan_sweep_unless_asked(
+    local_ecs: Any, point_at: Callable[..., None], executors: Callable[..., Any]
+) -> None:
     point_at(local_ecs.url, orphan_sweep="False")
-    assert executors()._engine.orphan_sweeper is None
+    assert engine_of(executors()).orphan_sweeper is None
