@@ -43,7 +43,10 @@ the late "success" event can fail the try as "state changed externally". LocalEx
 (seen on this loaded 2-core machine), so for LocalExecutor alone the test answers a HITL task only after
 the scheduler logged that exit, delays the timeout sweep that resumes ``wait_for_default_option``
 (``[scheduler] trigger_timeout_check_interval``), and only prints its states for the race DAG. Our
-executor gets no such help: it answers at once and keeps Airflow's default sweep.
+executor gets no such help: it answers at once and keeps Airflow's default sweep, and must show no
+"state mismatch" at all. When LocalExecutor still loses a try to the race (its scheduler logs "state
+mismatch" for that DAG; seen once with the machine's load average at 9-11), that DAG is compared with
+what the example is written to do (``INTENDED``) instead of with LocalExecutor's states.
 
 Left out:
 
@@ -122,6 +125,14 @@ HITL_ANSWERS: dict[str, dict[str, Any]] = {
 }
 WAITING_FOR_INPUT = ("awaiting_input", "deferred")
 DEFERRING = ("example_time_delta_sensor_async", "wait")
+# What the examples are written to do, whatever the executor.
+INTENDED: dict[tuple[str, str, int], str] = {
+    ("example_failed_dag", "fail_task", -1): "failed",
+    ("example_time_delta_sensor_async", "wait", -1): "success",
+    ("example_hitl_operator", "task_2", -1): "skipped",
+    ("example_hitl_operator", "wait_for_default_option", -1): "success",
+    ("example_bash_operator", "this_will_skip", -1): "skipped",
+}
 RUN_TIMEOUT = 480.0  # seconds for all runs of one stack; a stuck run shows up in the diff, not a hang
 
 TiKey = tuple[str, str, int]
@@ -235,6 +246,11 @@ class ExampleRuns:
         rows = _query(self.stack, "SELECT dag_id, task_id, map_index, try_number FROM task_instance")
         return {(r["dag_id"], r["task_id"], r["map_index"]): int(r["try_number"]) for r in rows}
 
+    def lost_to_the_race(self) -> set[str]:
+        """DAGs in which Airflow's scheduler failed a try as "state mismatch" (its own race, above)."""
+        rows = _query(self.stack, "SELECT DISTINCT dag_id FROM log WHERE event = 'state mismatch'")
+        return {str(r["dag_id"]) for r in rows}
+
     def ecs_events(self, keys: set[TiKey]) -> list[str]:
         """Our executor's task events and the scheduler's "state mismatch" lines (``log`` table)."""
         rows = _query(
@@ -325,13 +341,18 @@ def test_example_dags_same_states_as_local_executor(stacks: list[LocalStack]) ->
         print(f"{runs.stack.executor}: all DAG runs finished {took}")
 
     local_states, our_states = local.states(), ours.states()
-    # The reference itself must have done what the examples are written to do.
+    # Our executor never loses a try to Airflow's race. LocalExecutor can, on a loaded machine, despite
+    # the help above: in a DAG where it did, the examples' intent is the reference instead of its states.
+    assert not ours.lost_to_the_race(), "\n".join(ours.ecs_events(set(our_states)))
+    lost = local.lost_to_the_race()
+    if lost:
+        print(f"LocalExecutor lost tries to Airflow's race in {sorted(lost)}; compared with the intent there")
+    # The reference must have done what the examples are written to do, and so must we.
     assert local.finished_at is not None, _table(local_states, our_states, sorted(local_states))
-    assert local_states[("example_failed_dag", "fail_task", -1)] == "failed"
-    assert local_states[("example_time_delta_sensor_async", "wait", -1)] == "success"
-    assert local_states[("example_hitl_operator", "task_2", -1)] == "skipped"
-    assert local_states[("example_hitl_operator", "wait_for_default_option", -1)] == "success"
-    assert local_states[("example_bash_operator", "this_will_skip", -1)] == "skipped"
+    for key, intended in INTENDED.items():
+        assert our_states.get(key) == intended, (key, _table(local_states, our_states, [key]))
+        if key[0] not in lost:
+            assert local_states.get(key) == intended, (key, _table(local_states, our_states, [key]))
     assert local.try_numbers()[("example_task_state_store", "run_job", -1)] == 2
     assert len(local_states) >= 50
     for runs in (local, ours):  # both took the path that queues the same try twice
@@ -342,7 +363,7 @@ def test_example_dags_same_states_as_local_executor(stacks: list[LocalStack]) ->
     assert len(race) == 6 and all(our_states.get(k) == "success" for k in race), _table(
         local_states, our_states, race
     )
-    keys = sorted(k for k in set(local_states) | set(our_states) if k[0] != RACE_DAG_ID)
+    keys = sorted(k for k in set(local_states) | set(our_states) if k[0] != RACE_DAG_ID and k[0] not in lost)
     differing = {k for k in keys if local_states.get(k) != our_states.get(k)}
     if differing:
         print("Task-instance states that differ:\n" + _table(local_states, our_states, sorted(differing)))
