@@ -5,7 +5,7 @@ tested) in one place. Tasks use ``__slots__`` because the benchmarks keep 10,000
 
 Every change ECS would announce as a task state change event (a new task, and each ``version`` bump: a
 lastStatus or desiredStatus change, a container exit) calls ``Registry.on_change`` once, after the task
-holds its new state; ``events.EventPublisher`` uses it to deliver the events to SQS.
+holds its new state; ``event_publisher.EventPublisher`` uses it to deliver the events to SQS.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
-from ecs_executor.local_ecs.events import EventPublisher
+from ecs_executor.local_ecs.event_publisher import EventPublisher
 from ecs_executor.local_ecs.faults import Faults
 from ecs_executor.local_ecs.knobs import KnobError, Knobs
 from ecs_executor.local_ecs.model import EcsError, Registry, task_id_of
