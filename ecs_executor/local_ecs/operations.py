@@ -23,12 +23,12 @@ from ecs_executor.local_ecs.model import (
     USER_STOPPED_REASON,
     Cluster,
     EcsError,
-    Registry,
     TaskDefinition,
     cluster_arn,
     cluster_name_of,
     invalid,
 )
+from ecs_executor.local_ecs.registry import Registry
 from ecs_executor.local_ecs.runner import Runner
 from ecs_executor.request.ecs_rules import (
     MAX_CLIENT_TOKEN,

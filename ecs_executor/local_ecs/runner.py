@@ -35,9 +35,9 @@ from ecs_executor.local_ecs.model import (
     STOPPED,
     STOPPING,
     USER_INITIATED,
-    Registry,
     Task,
 )
+from ecs_executor.local_ecs.registry import Registry
 from ecs_executor.local_ecs.timing import Timing
 from ecs_executor.request.ecs_rules import SIGNING_KEY_VARIABLE
 

@@ -524,7 +524,7 @@ def test_cost_per_change_on_the_loop_is_small(tmp_path: Path) -> None:
     """The registry hook only snapshots the task: publishing must not slow the endpoint's loop."""
     from ecs_executor.local_ecs.event_publisher import EventPublisher
     from ecs_executor.local_ecs.event_shape import capture
-    from ecs_executor.local_ecs.model import Registry
+    from ecs_executor.local_ecs.registry import Registry
 
     registry = Registry()
     cluster = registry.create_cluster("us-east-1", "c", {})
