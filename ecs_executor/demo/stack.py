@@ -253,7 +253,7 @@ class LocalStack:
     def start_sqs(self) -> str:
         """Events tracking: moto's SQS on a thread of this process, and the queue events go to."""
         if not self.events_queue_url:
-            from ecs_executor.local_ecs.sqs import LocalSqs
+            from ecs_executor.local_ecs.local_sqs import LocalSqs
 
             self._sqs = LocalSqs(region=REGION)
             self.sqs_url = self._sqs.start()
