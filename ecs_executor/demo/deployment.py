@@ -59,7 +59,9 @@ class DeploymentError(RuntimeError):
 
 @dataclass
 class LocalDeployment(AirflowApi):
-    """Start with ``start()``, always ``stop()`` (also a context manager).
+    """A local Airflow (its components as processes) whose tasks run on the local ECS endpoint.
+
+    Start with ``start()``, always ``stop()`` (also a context manager).
 
     ``executor`` may name another executor (e.g. ``LocalExecutor``) so a test can compare ours with
     Airflow's on the same DAGs; the local ECS endpoint then is not started. ``airflow_config`` sets
