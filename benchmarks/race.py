@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ecs_executor.demo.stack import WITH_TRIGGERER, LocalStack
+from ecs_executor.demo.deployment import WITH_TRIGGERER, LocalDeployment
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "tests" / "e2e" / "dags" / "race"
@@ -53,7 +53,7 @@ def run_config(
         site.mkdir(parents=True)
         (site / "sitecustomize.py").write_text(UNCHECKED)
         extra_env["PYTHONPATH"] = str(site)
-    stack = LocalStack(
+    stack = LocalDeployment(
         workdir / "stack",
         dags_folder=DAGS,
         executor=executor,

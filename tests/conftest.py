@@ -48,9 +48,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_report_header() -> str:
-    """Which timing the Airflow stacks' local ECS endpoint runs under (``ecs_executor.demo.stack``)."""
+    """Which timing the local deployments' ECS endpoint runs under (``ecs_executor.demo.deployment``)."""
     timing = os.environ.get("ECS_EXECUTOR_TEST_TIMING") or "instant (the endpoint's default)"
-    return f"local ECS endpoint timing in Airflow stacks: {timing} (ECS_EXECUTOR_TEST_TIMING)"
+    return f"local ECS endpoint timing in local deployments: {timing} (ECS_EXECUTOR_TEST_TIMING)"
 
 
 CONTAINER = "airflow-worker"

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from ecs_executor.demo.stack import LocalStack
+from ecs_executor.demo.deployment import LocalDeployment
 
 DAGS = Path(__file__).parent / "dags" / "parallel"
 
 
 @pytest.fixture
 def stack(tmp_path: Path):
-    s = LocalStack(tmp_path / "stack", dags_folder=DAGS, timing="fargate")
+    s = LocalDeployment(tmp_path / "stack", dags_folder=DAGS, timing="fargate")
     try:
         yield s
     finally:
@@ -29,7 +29,7 @@ def stack(tmp_path: Path):
         assert proc.poll() is not None
 
 
-def test_dag_run_end_to_end(stack: LocalStack) -> None:
+def test_dag_run_end_to_end(stack: LocalDeployment) -> None:
     stack.start()
     stack.wait_for_dag("e2e_parallel")
     run_id = stack.trigger("e2e_parallel")
@@ -68,7 +68,7 @@ def test_dag_run_end_to_end(stack: LocalStack) -> None:
 
 
 def test_scheduler_refuses_bad_config_with_one_message(tmp_path: Path) -> None:
-    stack = LocalStack(tmp_path / "bad", dags_folder=DAGS, executor_options={"subnets": "vpc-123"})
+    stack = LocalDeployment(tmp_path / "bad", dags_folder=DAGS, executor_options={"subnets": "vpc-123"})
     stack.ecs_url = "http://127.0.0.1:9"  # never contacted: validation fails first
     stack.home.mkdir(parents=True)
     stack.airflow("db", "migrate")
@@ -96,7 +96,7 @@ def test_a_try_airflow_fails_for_missing_heartbeats_has_its_ecs_task_stopped(tmp
     ``executor.change_state(key, FAILED)``; the hung container must not run (and bill) on."""
     import boto3
 
-    stack = LocalStack(
+    stack = LocalDeployment(
         tmp_path / "hung",
         dags_folder=Path(__file__).parent / "dags" / "hung",
         timing="fargate",
@@ -135,7 +135,7 @@ def test_a_worker_that_exits_0_without_running_its_try_still_fails_it(tmp_path: 
     """The other side of not reporting handed-back tries: a container that exits 0 but never ran the try
     (here every task exits 0 at once, running nothing) leaves it QUEUED; its end is still reported, and
     Airflow fails the try as a state changed externally."""
-    stack = LocalStack(tmp_path / "noop", dags_folder=DAGS, timing="fargate")
+    stack = LocalDeployment(tmp_path / "noop", dags_folder=DAGS, timing="fargate")
     try:
         stack.start_local_ecs("--pretend-seconds", "1")
         stack.start()

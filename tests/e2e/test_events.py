@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ecs_executor.demo.stack import LocalStack
+from ecs_executor.demo.deployment import LocalDeployment
 
 DAGS = Path(__file__).parent / "dags" / "parallel"
 EXPECTED = {"ok_a": "success", "ok_b": "success", "fails": "failed", "crashes": "failed", "sleeps": "success"}
@@ -28,7 +28,7 @@ FINAL_EVENT = re.compile(
 
 @pytest.fixture
 def stack(tmp_path: Path):
-    s = LocalStack(
+    s = LocalDeployment(
         tmp_path / "stack",
         dags_folder=DAGS,
         tracking="events",
@@ -42,21 +42,21 @@ def stack(tmp_path: Path):
         s.stop()
 
 
-def endpoint_stats(stack: LocalStack) -> dict:
+def endpoint_stats(stack: LocalDeployment) -> dict:
     with urllib.request.urlopen(f"{stack.ecs_url}/_local_ecs/stats", timeout=10) as answer:
         return json.loads(answer.read())
 
 
-def final_events(stack: LocalStack, run_id: str) -> Counter[str]:
+def final_events(stack: LocalDeployment, run_id: str) -> Counter[str]:
     text = (stack.logs / "scheduler.log").read_text()
     return Counter(task for _, task, run in FINAL_EVENT.findall(text) if run == run_id)
 
 
-def states(stack: LocalStack, run_id: str) -> dict[str, str]:
+def states(stack: LocalDeployment, run_id: str) -> dict[str, str]:
     return {r["task_id"]: r["state"] for r in stack.task_rows("e2e_parallel", run_id)}
 
 
-def test_lost_duplicated_and_reordered_events_and_a_scheduler_restart(stack: LocalStack) -> None:
+def test_lost_duplicated_and_reordered_events_and_a_scheduler_restart(stack: LocalDeployment) -> None:
     stack.start_local_ecs(
         "--events-drop-rate", "0.25", "--events-duplicate-rate", "0.3", "--events-max-delay-seconds", "1.5",
         "--seed", "14",

@@ -88,7 +88,7 @@ from typing import Any
 import airflow
 import pytest
 
-from ecs_executor.demo.stack import WITH_TRIGGERER, LocalStack
+from ecs_executor.demo.deployment import WITH_TRIGGERER, LocalDeployment
 
 AIRFLOW_PKG = Path(airflow.__file__).parent
 STANDARD = "providers/standard/example_dags"
@@ -147,7 +147,7 @@ def _dags_folder(path: Path) -> Path:
     return path
 
 
-def _query(stack: LocalStack, sql: str, *params: Any) -> list[sqlite3.Row]:
+def _query(stack: LocalDeployment, sql: str, *params: Any) -> list[sqlite3.Row]:
     """Read the stack's SQLite DB, tolerating the writers' locks."""
     for _ in range(50):
         try:
@@ -164,7 +164,7 @@ def _query(stack: LocalStack, sql: str, *params: Any) -> list[sqlite3.Row]:
 class ExampleRuns:
     """One stack's runs of every chosen DAG: triggers them, answers HITL requests, reads outcomes."""
 
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(self, stack: LocalDeployment) -> None:
         self.stack = stack
         self.helped = "EcsExecutor" not in stack.executor  # LocalExecutor: answer only once parked
         self.run_ids: dict[str, str] = {}
@@ -312,10 +312,10 @@ def stacks(request: pytest.FixtureRequest, tmp_path: Path):
     # 1 s): the first sweep comes 90 s after the scheduler starts, well after that task parks (~50 s).
     local_config = {**config, ("scheduler", "trigger_timeout_check_interval"): "90"}
     made = [
-        LocalStack(
+        LocalDeployment(
             tmp_path / "local", dags_folder=dags, executor="LocalExecutor", airflow_config=local_config
         ),
-        LocalStack(
+        LocalDeployment(
             tmp_path / "ours",
             dags_folder=dags,
             executor="ecs_executor.EcsExecutor",
@@ -332,7 +332,7 @@ def stacks(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 @pytest.mark.timeout(900)
-def test_example_dags_same_states_as_local_executor(stacks: list[LocalStack]) -> None:
+def test_example_dags_same_states_as_local_executor(stacks: list[LocalDeployment]) -> None:
     local, ours = (ExampleRuns(s) for s in stacks)
     started = time.monotonic()
     _run_both(local, ours)

@@ -34,8 +34,8 @@ from typing import Any
 import boto3
 import pytest
 
-from ecs_executor.demo.ha import HaStack
-from ecs_executor.demo.stack import CLUSTER, CONTAINER, REGION, TASK_FAMILY
+from ecs_executor.demo.ha import HaDeployment
+from ecs_executor.demo.task_definitions import CLUSTER, CONTAINER, REGION, TASK_FAMILY
 from ecs_executor.request.run_task import STARTED_BY, TryIdentity, identity_tags
 
 DAGS = Path(__file__).parent / "dags" / "ha"
@@ -55,8 +55,8 @@ TryKey = tuple[str, str, str, int, int]  # dag_id, task_id, run_id, map_index, t
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaStack]:
-    s = HaStack(
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaDeployment]:
+    s = HaDeployment(
         tmp_path_factory.mktemp("ha") / "stack",
         dags_folder=DAGS,
         airflow_config={("core", "parallelism"): PARALLELISM, ("core", "max_active_tasks_per_dag"): "200"},
@@ -77,12 +77,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaStack]:
     assert all(proc.poll() is not None for proc in s.stopped.values())
 
 
-def trigger(stack: HaStack, dag_id: str, **conf: Any) -> str:
+def trigger(stack: HaDeployment, dag_id: str, **conf: Any) -> str:
     run = stack.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
     return str(run["dag_run_id"])
 
 
-def ecs_client(stack: HaStack) -> Any:
+def ecs_client(stack: HaDeployment) -> Any:
     return boto3.client(
         "ecs",
         endpoint_url=stack.ecs_url,
@@ -92,7 +92,7 @@ def ecs_client(stack: HaStack) -> Any:
     )
 
 
-def ecs_tasks(stack: HaStack) -> list[dict[str, Any]]:
+def ecs_tasks(stack: HaDeployment) -> list[dict[str, Any]]:
     """Every task the endpoint ever started in the cluster (running and stopped), with its tags."""
     ecs = ecs_client(stack)
     arns: list[str] = []
@@ -116,11 +116,11 @@ def try_key(task: dict[str, Any]) -> TryKey:
     )
 
 
-def launches_per_try(stack: HaStack, dag_ids: set[str]) -> Counter[TryKey]:
+def launches_per_try(stack: HaDeployment, dag_ids: set[str]) -> Counter[TryKey]:
     return Counter(key for key in map(try_key, ecs_tasks(stack)) if key[0] in dag_ids)
 
 
-def reschedules(stack: HaStack, run_id: str) -> Counter[TryKey]:
+def reschedules(stack: HaDeployment, run_id: str) -> Counter[TryKey]:
     rows = stack.query(
         "SELECT ti.dag_id, ti.task_id, ti.run_id, ti.map_index, ti.try_number FROM task_reschedule r "
         "JOIN task_instance ti ON ti.id = r.ti_id WHERE ti.run_id = %s",
@@ -129,13 +129,13 @@ def reschedules(stack: HaStack, run_id: str) -> Counter[TryKey]:
     return Counter((r["dag_id"], r["task_id"], r["run_id"], r["map_index"], r["try_number"]) for r in rows)
 
 
-def run_state(stack: HaStack, dag_id: str, run_id: str) -> str:
+def run_state(stack: HaDeployment, dag_id: str, run_id: str) -> str:
     """From the database: the one API server is busy enough serving every task's Execution API calls."""
     rows = stack.query("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))
     return str(rows[0]["state"])
 
 
-def wait_all(stack: HaStack, runs: dict[str, str], timeout: float) -> dict[str, str]:
+def wait_all(stack: HaDeployment, runs: dict[str, str], timeout: float) -> dict[str, str]:
     started = time.monotonic()
     states = dict.fromkeys(runs, "queued")
     while time.monotonic() - started < timeout and any(
@@ -152,7 +152,7 @@ def wait_all(stack: HaStack, runs: dict[str, str], timeout: float) -> dict[str, 
     return states
 
 
-def test_every_try_is_launched_exactly_once_by_two_schedulers(stack: HaStack) -> None:
+def test_every_try_is_launched_exactly_once_by_two_schedulers(stack: HaDeployment) -> None:
     plain, deferred = TIS * 35 // 100, TIS * 15 // 100
     started = time.monotonic()
     runs = {
@@ -183,7 +183,7 @@ def test_every_try_is_launched_exactly_once_by_two_schedulers(stack: HaStack) ->
     )
 
 
-def running_batch(stack: HaStack, timeout: float) -> tuple[str, list[dict[str, Any]]]:
+def running_batch(stack: HaDeployment, timeout: float) -> tuple[str, list[dict[str, Any]]]:
     """Trigger RUNNING sleepers and wait until every one runs in its ECS task."""
     run_id = trigger(stack, "ha_sleepers", n=RUNNING, seconds=SLEEP_SECONDS)
     deadline = time.monotonic() + timeout
@@ -196,7 +196,7 @@ def running_batch(stack: HaStack, timeout: float) -> tuple[str, list[dict[str, A
     raise AssertionError(f"the sleepers did not all run within {timeout:.0f}s: {rows}")
 
 
-def victim(stack: HaStack, rows: list[dict[str, Any]]) -> tuple[str, int, int]:
+def victim(stack: HaDeployment, rows: list[dict[str, Any]]) -> tuple[str, int, int]:
     """The live scheduler that queued most of ``rows``, its job id, and the survivor's job id."""
     live = {name: job for name, job in stack.job_ids.items() if name in stack.processes}
     by_job = Counter(r["queued_by_job_id"] for r in rows)
@@ -205,7 +205,7 @@ def victim(stack: HaStack, rows: list[dict[str, Any]]) -> tuple[str, int, int]:
     return name, live[name], survivor
 
 
-def wait_adopted(stack: HaStack, run_id: str, arns: dict[int, str], survivor: int) -> float:
+def wait_adopted(stack: HaDeployment, run_id: str, arns: dict[int, str], survivor: int) -> float:
     """Seconds until every task in ``arns`` (map_index -> ARN) is queued by the survivor, same ARN."""
     started = time.monotonic()
     while time.monotonic() - started < 180:
@@ -218,7 +218,7 @@ def wait_adopted(stack: HaStack, run_id: str, arns: dict[int, str], survivor: in
     raise AssertionError("the surviving scheduler did not adopt the tasks within 180s")
 
 
-def finish_and_count(stack: HaStack, run_id: str) -> Counter[TryKey]:
+def finish_and_count(stack: HaDeployment, run_id: str) -> Counter[TryKey]:
     assert wait_all(stack, {"ha_sleepers": run_id}, 300) == {"ha_sleepers": "success"}
     rows = stack.task_rows("ha_sleepers", run_id)
     assert all(r["state"] == "success" and r["try_number"] == 1 for r in rows)
@@ -226,7 +226,7 @@ def finish_and_count(stack: HaStack, run_id: str) -> Counter[TryKey]:
     return Counter({k: n for k, n in launched.items() if k[2] == run_id})
 
 
-def test_kill_9_of_a_scheduler_its_running_tasks_are_adopted_not_relaunched(stack: HaStack) -> None:
+def test_kill_9_of_a_scheduler_its_running_tasks_are_adopted_not_relaunched(stack: HaDeployment) -> None:
     run_id, rows = running_batch(stack, timeout=240)
     name, dead_job, survivor = victim(stack, rows)
     orphans = {r["map_index"]: r["external_executor_id"] for r in rows if r["queued_by_job_id"] == dead_job}
@@ -239,7 +239,7 @@ def test_kill_9_of_a_scheduler_its_running_tasks_are_adopted_not_relaunched(stac
     stack.start_component("scheduler-3")  # back to two schedulers for the next scenario
 
 
-def test_graceful_stop_leaves_tasks_running_for_the_other_scheduler(stack: HaStack) -> None:
+def test_graceful_stop_leaves_tasks_running_for_the_other_scheduler(stack: HaDeployment) -> None:
     run_id, rows = running_batch(stack, timeout=240)
     name, stopped_job, survivor = victim(stack, rows)
     orphans = {
@@ -257,7 +257,7 @@ def test_graceful_stop_leaves_tasks_running_for_the_other_scheduler(stack: HaSta
     print(f"\nSIGTERM {name}: {len(orphans)} running tasks adopted by job {survivor} in {adoption:.1f}s")
 
 
-def test_the_orphan_sweep_stops_only_the_task_no_scheduler_tracks(stack: HaStack) -> None:
+def test_the_orphan_sweep_stops_only_the_task_no_scheduler_tracks(stack: HaDeployment) -> None:
     # Sleepers outlive the grace period plus a sweep: each scheduler's sweep finds the other's tasks
     # untracked by itself for that long, and only the DB says they are expected.
     live = [name for name in stack.processes if name.startswith("scheduler")]

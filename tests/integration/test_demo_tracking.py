@@ -14,14 +14,15 @@ import boto3
 import pytest
 
 from ecs_executor.demo.__main__ import main as demo_main
-from ecs_executor.demo.stack import CLUSTER, REGION, TASK_FAMILY, LocalStack
+from ecs_executor.demo.deployment import LocalDeployment
+from ecs_executor.demo.task_definitions import CLUSTER, REGION, TASK_FAMILY
 from tests.support.sqs_server import SqsQueue
 
 PREFIX = "AIRFLOW__AWS_ECS_EXECUTOR__"
 
 
 def test_events_stack_wires_endpoint_queue_and_executor(tmp_path: Path) -> None:
-    stack = LocalStack(tmp_path / "stack", tracking="events")
+    stack = LocalDeployment(tmp_path / "stack", tracking="events")
     try:
         stack.start_local_ecs()
         env = stack.env()
@@ -56,13 +57,13 @@ def test_events_stack_wires_endpoint_queue_and_executor(tmp_path: Path) -> None:
 
 
 def test_polling_stack_sets_no_events_options(tmp_path: Path) -> None:
-    stack = LocalStack(tmp_path)
+    stack = LocalDeployment(tmp_path)
     env = stack.env()
     assert PREFIX + "TRACKING_MODE" not in env and "AWS_ENDPOINT_URL_SQS" not in env
 
 
 def test_unknown_tracking_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="tracking must be one of polling, events"):
-        LocalStack(tmp_path, tracking="carrier-pigeon")
+        LocalDeployment(tmp_path, tracking="carrier-pigeon")
     with pytest.raises(SystemExit):
         demo_main(["--tracking", "carrier-pigeon"])

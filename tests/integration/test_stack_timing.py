@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from ecs_executor.demo.__main__ import main as demo_main
-from ecs_executor.demo.stack import TIMING_ENV, LocalStack
+from ecs_executor.demo.deployment import TIMING_ENV, LocalDeployment
 
 
 def test_the_environment_variable_reaches_the_endpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(TIMING_ENV, "fargate")
-    stack = LocalStack(tmp_path / "stack")
+    stack = LocalDeployment(tmp_path / "stack")
     assert stack.timing == "fargate"
     try:
         stack.start_local_ecs()
@@ -26,18 +26,18 @@ def test_the_environment_variable_reaches_the_endpoint(
     finally:
         stack.stop()
     assert knobs["timing"] == "fargate" and knobs["deprovisioning_seconds"] == 2.0
-    assert LocalStack(tmp_path / "explicit", timing="instant").timing == "instant"  # beats the variable
+    assert LocalDeployment(tmp_path / "explicit", timing="instant").timing == "instant"  # beats the variable
     monkeypatch.delenv(TIMING_ENV)
-    assert LocalStack(tmp_path / "unset").timing is None  # the endpoint's default: instant
+    assert LocalDeployment(tmp_path / "unset").timing is None  # the endpoint's default: instant
 
 
 def test_a_bad_timing_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TIMING_ENV, "slow")
     message = r"timing \(or ECS_EXECUTOR_TEST_TIMING\) must be one of instant, fargate, not 'slow'"
     with pytest.raises(ValueError, match=message):
-        LocalStack(tmp_path)
+        LocalDeployment(tmp_path)
     monkeypatch.delenv(TIMING_ENV)
     with pytest.raises(ValueError, match="timing must be one of instant, fargate, not 'slow'"):
-        LocalStack(tmp_path, timing="slow")
+        LocalDeployment(tmp_path, timing="slow")
     with pytest.raises(SystemExit):
         demo_main(["--timing", "slow"])

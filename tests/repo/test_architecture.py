@@ -195,13 +195,14 @@ def test_ecs_rules_stand_alone() -> None:
     assert not internal(top_level_imports(MODULES["request.ecs_rules"]))
 
 
-# "No product module over ~400 lines, no class over ~300, no function over ~60" (with a little slack).
+# "No module over ~400 lines, no class over ~300, no function over ~60" (with a little slack). The dev
+# tools too: a newcomer reads them to learn what the executor is tested against.
 MAX_MODULE_LINES, MAX_CLASS_LINES, MAX_FUNCTION_LINES = 420, 310, 60
 
 
-@pytest.mark.parametrize("module", sorted(MODULES))
+@pytest.mark.parametrize("module", sorted(ALL))
 def test_modules_classes_and_functions_stay_small(module: str) -> None:
-    source = MODULES[module].read_text()
+    source = ALL[module].read_text()
     assert source.count("\n") <= MAX_MODULE_LINES, f"{module}: {source.count(chr(10))} lines"
     for node in ast.walk(ast.parse(source)):
         size = (node.end_lineno or 0) - getattr(node, "lineno", 0) + 1 if hasattr(node, "end_lineno") else 0

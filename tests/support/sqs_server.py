@@ -3,7 +3,7 @@
 ``sqs_queue`` gives the endpoint URL and the queue URL; point the local ECS endpoint at it with
 ``events_queue_url=q.queue_url, events_endpoint_url=q.endpoint_url`` and an executor with
 ``AWS_ENDPOINT_URL_SQS=q.endpoint_url``. Each test gets its own queue, deleted afterwards, so tests
-never see each other's messages. moto slows down as a queue fills (see ``local_ecs.sqs``): drain it.
+never see each other's messages. moto slows down as a queue fills (see ``local_ecs.local_sqs``): drain it.
 
 conftest.py re-exports both fixtures, so any test under tests/ can ask for them.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ecs_executor.local_ecs.sqs import REGION, LocalSqs
+from ecs_executor.local_ecs.local_sqs import REGION, LocalSqs
 
 
 @dataclass

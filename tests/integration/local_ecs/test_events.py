@@ -2,7 +2,7 @@
 them, one per task version, with the fault switches doing what they say.
 
 The expected shape comes from AWS's "Amazon ECS task state change events" reference (its example) and
-a STOPPED event captured from a real task (see ``local_ecs/events.py``); field names are also checked
+a STOPPED event captured from a real task (see ``local_ecs/event_shape.py``); field names are also checked
 against botocore's ECS ``Task``/``Container`` shapes, whose timestamps the events write as ISO strings.
 """
 
@@ -20,8 +20,9 @@ import botocore.session
 import pytest
 
 from ecs_executor.local_ecs import LocalEcs
-from ecs_executor.local_ecs.events import event_time, iso_time, queue_region
+from ecs_executor.local_ecs.event_shape import event_time, iso_time
 from ecs_executor.local_ecs.knobs import KnobError, Knobs
+from ecs_executor.local_ecs.sqs_client import queue_region
 from tests.integration.local_ecs.helpers import (
     CLUSTER,
     CONTAINER,
@@ -521,8 +522,9 @@ def test_event_knobs_parse_and_validate() -> None:
 
 def test_cost_per_change_on_the_loop_is_small(tmp_path: Path) -> None:
     """The registry hook only snapshots the task: publishing must not slow the endpoint's loop."""
-    from ecs_executor.local_ecs.events import EventPublisher, capture
-    from ecs_executor.local_ecs.model import Registry
+    from ecs_executor.local_ecs.event_publisher import EventPublisher
+    from ecs_executor.local_ecs.event_shape import capture
+    from ecs_executor.local_ecs.registry import Registry
 
     registry = Registry()
     cluster = registry.create_cluster("us-east-1", "c", {})

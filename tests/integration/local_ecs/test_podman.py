@@ -107,7 +107,7 @@ def test_without_podman_the_task_fails_to_start_with_the_reason(
 def test_the_image_task_definition_never_hands_the_container_airflows_signing_key() -> None:
     """The demo and the image test run workers from this definition: like a real one, it gives the
     container the Execution API URL, never the scheduler's [api_auth] jwt_secret."""
-    from ecs_executor.demo.stack import image_task_definition
+    from ecs_executor.demo.task_definitions import image_task_definition
 
     env = {
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:8080/execution/",

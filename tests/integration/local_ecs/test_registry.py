@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ecs_executor.local_ecs import model
-from ecs_executor.local_ecs.model import Registry
+from ecs_executor.local_ecs.registry import Registry
 
 REGION = "us-east-1"
 

@@ -1,7 +1,9 @@
 """A whole Airflow-on-"ECS" deployment on one machine: the local ECS endpoint, SQLite, api-server,
 scheduler and dag-processor, all as child processes of this one, stopped by PID on exit.
 
-Used by ``make demo`` and by the end-to-end tests, so what the demo shows is what CI checks.
+Used by ``make demo`` and by the end-to-end tests, so what the demo shows is what CI checks. This module
+starts and stops the processes and gives them their environment; talking to the running Airflow is
+``airflow_api.py``'s, and what the endpoint is bootstrapped with ``task_definitions.py``'s.
 """
 
 from __future__ import annotations
@@ -17,26 +19,28 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ecs_executor.config.values import TRACKING_MODES
+from ecs_executor.demo.airflow_api import ADMIN_USER, AirflowApi
+from ecs_executor.demo.task_definitions import (
+    CLUSTER,
+    CONTAINER,
+    REGION,
+    TASK_FAMILY,
+    image_task_definition,
+    task_definition,
+)
 
-CLUSTER = "airflow-local"
-CONTAINER = "airflow-worker"
-TASK_FAMILY = "airflow-worker"
-REGION = "us-east-1"
-ADMIN_USER = "admin"
 DEMO_DAGS = Path(__file__).with_name("dags")
 OUR_EXECUTOR = "ecs_executor.EcsExecutor"
 DEFAULT_COMPONENTS = ("api-server", "scheduler", "dag-processor")
-# Deferrable operators and sensors need a triggerer; the default stack leaves it out to save memory.
+# Deferrable operators and sensors need a triggerer; the default deployment leaves it out to save memory.
 WITH_TRIGGERER = (*DEFAULT_COMPONENTS, "triggerer")
 EVENTS_QUEUE = "ecs-task-state-changes"
-#: The local ECS endpoint's timing profile for stacks built without ``timing=`` (how the end-to-end tests
+#: The local ECS endpoint's timing profile for deployments built without ``timing=`` (how the end-to-end tests
 #: are switched to ``fargate``: ``ECS_EXECUTOR_TEST_TIMING=fargate pytest tests/e2e/test_airflow.py``).
 TIMING_ENV = "ECS_EXECUTOR_TEST_TIMING"
 
@@ -47,58 +51,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def task_definition() -> dict[str, Any]:
-    """The task definition registered at the local endpoint; its command is always overridden."""
-    return {
-        "family": TASK_FAMILY,
-        "containerDefinitions": [
-            {
-                "name": CONTAINER,
-                "image": "ecs-executor-worker:local",
-                "memory": 512,
-                "essential": True,
-                "command": ["python", "--version"],
-            }
-        ],
-    }
-
-
-def image_task_definition(
-    image: str, dags_folder: Path, logs_folder: Path, env: dict[str, str]
-) -> dict[str, Any]:
-    """The task definition for running tasks in the worker image (``container_runner=podman``).
-
-    As on ECS, the container gets only what the definition gives it: the Execution API URL, and the
-    DAGs and the log folder as bind mounts from this host, where the scheduler and the API server find
-    them. Never Airflow's signing key (``[api_auth] jwt_secret``): a worker needs only the workload's
-    token, which the command carries.
-    """
-    passed = (
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
-        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
-    )
-    definition = task_definition()
-    definition["volumes"] = [
-        {"name": "dags", "host": {"sourcePath": str(dags_folder)}},
-        {"name": "logs", "host": {"sourcePath": str(logs_folder)}},
-    ]
-    container = definition["containerDefinitions"][0]
-    container["image"] = image
-    container["environment"] = [{"name": name, "value": env[name]} for name in passed]
-    container["mountPoints"] = [
-        {"sourceVolume": "dags", "containerPath": "/opt/airflow/dags", "readOnly": True},
-        {"sourceVolume": "logs", "containerPath": "/opt/airflow/logs"},
-    ]
-    return definition
-
-
-class StackError(RuntimeError):
+class DeploymentError(RuntimeError):
     """A component failed to come up; the message names it and its log file."""
 
 
 @dataclass
-class LocalStack:
-    """Start with ``start()``, always ``stop()`` (also a context manager).
+class LocalDeployment(AirflowApi):
+    """A local Airflow (its components as processes) whose tasks run on the local ECS endpoint.
+
+    Start with ``start()``, always ``stop()`` (also a context manager).
 
     ``executor`` may name another executor (e.g. ``LocalExecutor``) so a test can compare ours with
     Airflow's on the same DAGs; the local ECS endpoint then is not started. ``airflow_config`` sets
@@ -129,7 +90,6 @@ class LocalStack:
     timing: str | None = None
     sqs_url: str = ""
     events_queue_url: str = ""
-    _token: str | None = None
     _sqs: Any = None
 
     @property
@@ -162,11 +122,11 @@ class LocalStack:
         # Fixed up front: the task environment (inherited via the local endpoint) needs the API URL.
         self.api_port = self.api_port or free_port()
         # The scheduler (LocalExecutor) and the triggerer serve logs on fixed ports by default (8793,
-        # 8794): a second stack on the same machine would fail to bind them.
+        # 8794): a second deployment on the same machine would fail to bind them.
         if self.log_server_ports == (0, 0):
             self.log_server_ports = (free_port(), free_port())
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> LocalDeployment:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -252,7 +212,7 @@ class LocalStack:
     def start_sqs(self) -> str:
         """Events tracking: moto's SQS on a thread of this process, and the queue events go to."""
         if not self.events_queue_url:
-            from ecs_executor.local_ecs.sqs import LocalSqs
+            from ecs_executor.local_ecs.local_sqs import LocalSqs
 
             self._sqs = LocalSqs(region=REGION)
             self.sqs_url = self._sqs.start()
@@ -314,7 +274,7 @@ class LocalStack:
                 return self.ecs_url
             if proc.poll() is not None:
                 break
-        raise StackError(f"local ECS endpoint did not start; see {self.logs / 'local-ecs.log'}")
+        raise DeploymentError(f"local ECS endpoint did not start; see {self.logs / 'local-ecs.log'}")
 
     def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run one airflow CLI command to completion (e.g. db migrate)."""
@@ -327,7 +287,7 @@ class LocalStack:
             cwd=self.workdir,
         )
         if result.returncode != 0:
-            raise StackError(
+            raise DeploymentError(
                 f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
             )
         return result
@@ -364,7 +324,7 @@ class LocalStack:
     def check_alive(self) -> None:
         for name, proc in self.processes.items():
             if proc.poll() is not None:
-                raise StackError(
+                raise DeploymentError(
                     f"{name} exited with code {proc.returncode}; see {self.logs / (name + '.log')}"
                 )
 
@@ -390,103 +350,6 @@ class LocalStack:
         if self._sqs is not None:
             self._sqs.stop()
             self._sqs = None
-
-    # ---- HTTP API ----------------------------------------------------------------------------------
-
-    def wait_http(self, url: str, name: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status < 500:
-                    return
-            time.sleep(0.5)
-        raise StackError(f"{name} did not answer at {url} within {timeout:.0f}s")
-
-    def admin_password(self) -> str:
-        path = self.home / "simple_auth_manager_passwords.json.generated"
-        return str(json.loads(path.read_text())[ADMIN_USER])
-
-    def token(self) -> str:
-        if self._token is None:
-            body = json.dumps({"username": ADMIN_USER, "password": self.admin_password()}).encode()
-            req = urllib.request.Request(
-                f"{self.api_url}/auth/token", data=body, headers={"Content-Type": "application/json"}
-            )
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                self._token = str(json.loads(resp.read())["access_token"])
-        return self._token
-
-    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            f"{self.api_url}/api/v2{path}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token()}"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
-
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                self.api("GET", f"/dags/{dag_id}")
-                return
-            except urllib.error.HTTPError as exc:
-                if exc.code != 404:
-                    raise
-            time.sleep(1)
-        raise StackError(f"DAG {dag_id} was not parsed within {timeout:.0f}s; see logs/dag-processor.log")
-
-    def trigger(self, dag_id: str) -> str:
-        """Unpause and trigger; a 5xx (SQLite's lock not had within the api-server's busy timeout on a
-        loaded machine: nothing written) is retried."""
-        for attempt in range(3):
-            try:
-                self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-                run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None})
-                return str(run["dag_run_id"])
-            except urllib.error.HTTPError as exc:
-                if exc.code < 500 or attempt == 2:
-                    raise
-                time.sleep(2)
-        raise AssertionError("unreachable")
-
-    def dag_run_state(self, dag_id: str, run_id: str) -> str:
-        return str(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
-
-    def task_rows(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        """Task instances with the ECS task ARN (external_executor_id is not in the REST API)."""
-        query = (
-            "SELECT task_id, map_index, state, external_executor_id, queued_dttm, start_date, end_date, "
-            "try_number FROM task_instance WHERE dag_id = ? AND run_id = ? ORDER BY task_id, map_index"
-        )
-        for _ in range(20):
-            try:
-                with contextlib.closing(
-                    sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
-                ) as db:
-                    db.row_factory = sqlite3.Row
-                    return [dict(row) for row in db.execute(query, (dag_id, run_id))]
-            except sqlite3.OperationalError:
-                time.sleep(0.2)
-        return []
-
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float, on_tick: Any = None) -> str:
-        deadline = time.monotonic() + timeout
-        state = "queued"
-        while time.monotonic() < deadline:
-            self.check_alive()
-            state = self.dag_run_state(dag_id, run_id)
-            if on_tick is not None:
-                on_tick(self.task_rows(dag_id, run_id))
-            if state in ("success", "failed"):
-                return state
-            time.sleep(1)
-        raise StackError(f"DAG run {run_id} still {state} after {timeout:.0f}s")
 
 
 def clean(workdir: Path) -> None:
