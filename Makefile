@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # entrypoint.sh tests only).
 AWSCLI_VENV := $(VENV)/awscli
 
-.PHONY: install test lint typecheck docs pytest image-test demo bench clean postgres
+.PHONY: install unit test lint typecheck docs pytest image-test demo bench clean postgres
 
 install: $(VENV)/.installed
 
@@ -33,12 +33,16 @@ typecheck: install
 docs: install
 	$(BIN)/mkdocs build --strict --quiet --site-dir $(CURDIR)/.venv/site
 
-# PostgreSQL server binaries for the several-scheduler tests (tests/test_ha_schedulers.py) and
+# PostgreSQL server binaries for the several-scheduler tests (tests/e2e/test_ha_schedulers.py) and
 # `make demo ARGS=--ha`: Debian's package when none is found. The tests start their own server on a free
 # port and remove it; the package's own cluster is not used.
 postgres:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql)
+
+# The pure code and the engine against its botocore-checked stub: seconds, no server, no Airflow.
+unit: install
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 # tests/image needs the built worker image: `make image-test` runs it.
 pytest: install $(AWSCLI_VENV)/.installed postgres

@@ -4,7 +4,7 @@ Sends N RunTask calls (the executor's real RunTask arguments, built by ``RunTask
 DescribeTasks sweeps over the launched tasks, through one aiobotocore client configured as the engine
 configures it, against a local ECS endpoint in another process (no latency, no throttling), and
 reports this process's CPU time per call. Each variant adds one client option; the last one is the
-engine's client as ``aws.ecs_client`` builds it.
+engine's client as ``aws.clients.ecs_client`` builds it.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ async def _measure(url: str, kwargs: list[dict[str, Any]], variant: dict[str, An
 
     session = get_session()
     if variant.get("plain_json"):
-        from ecs_executor.aws import EcsResponseParserFactory
+        from ecs_executor.aws.clients import EcsResponseParserFactory
 
         session.register_component("response_parser_factory", EcsResponseParserFactory())
     if variant.get("raw_timestamps"):
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
     )
     from benchmarks.workloads import make_workload
-    from ecs_executor.config import settings_from_mapping
-    from ecs_executor.run_task import RunTaskBuilder, TaskIdentity, workload_command
+    from ecs_executor.config.settings import settings_from_mapping
+    from ecs_executor.request.run_task import RunTaskBuilder, TryIdentity, workload_command
 
     settings = settings_from_mapping(
         {
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             kwargs = []
             for i in range(args.calls):
                 workload = make_workload(f"t{i}", run_id=f"cost-{name[:8]}")
-                identity = TaskIdentity.from_key(workload.ti.key)
+                identity = TryIdentity.from_key(workload.ti.key)
                 kwargs.append(builder.build(identity, workload_command(workload.model_dump_json())))
             results[name] = asyncio.run(_measure(url, kwargs, variant))
         finally:

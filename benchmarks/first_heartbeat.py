@@ -2,8 +2,8 @@
 
 Airflow and the executor set some things up on first use (SQLAlchemy's mapper configuration for the first
 task-event ``Log`` row, the metrics registry, the workload serialiser). ``EcsExecutor.start()`` now does
-that work (``startup.warm_up``); this compares fresh processes with and without it, each queueing one task and
-timing its first five heartbeats against a local ECS endpoint.
+that work (``facade.startup.warm_up``); this compares fresh processes with and without it, each queueing
+one task and timing its first five heartbeats against a local ECS endpoint.
 """
 
 from __future__ import annotations

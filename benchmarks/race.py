@@ -1,6 +1,6 @@
 """``python -m benchmarks.race``: how often Airflow loses a try queued again for the same try number.
 
-Runs ``tests/race_dags/race_handback.py`` (reschedule-mode sensors poking every 2 s and 5 s, three pokes
+Runs ``tests/e2e/dags/race/race_handback.py`` (reschedule-mode sensors poking every 2 s and 5 s, three pokes
 each, and a one-second deferral, each with a task downstream; no retries) under a real Airflow
 (SQLite, api-server, scheduler, dag-processor, triggerer), once per configuration:
 
@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ecs_executor.demo.stack import WITH_TRIGGERER, LocalStack
+from ecs_executor.demo.deployment import WITH_TRIGGERER, LocalDeployment
 
 ROOT = Path(__file__).resolve().parent.parent
-DAGS = ROOT / "tests" / "race_dags"
+DAGS = ROOT / "tests" / "e2e" / "dags" / "race"
 DAG_ID = "race_handback"
 UNCHECKED = (
     "import ecs_executor.engine.airflow_db as db\ndb.TryStateReader.wanted = lambda self, keys: False\n"
@@ -53,7 +53,7 @@ def run_config(
         site.mkdir(parents=True)
         (site / "sitecustomize.py").write_text(UNCHECKED)
         extra_env["PYTHONPATH"] = str(site)
-    stack = LocalStack(
+    stack = LocalDeployment(
         workdir / "stack",
         dags_folder=DAGS,
         executor=executor,

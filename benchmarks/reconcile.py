@@ -24,16 +24,16 @@ import types
 from typing import Any
 
 from ecs_executor import messages as m
-from ecs_executor.config import settings_from_mapping
+from ecs_executor.config.settings import settings_from_mapping
+from ecs_executor.core.lifecycle import Tracked, TryState
+from ecs_executor.core.pacing import TokenBucket
+from ecs_executor.core.relaunch import RelaunchPolicy
+from ecs_executor.core.task_status import Phase
 from ecs_executor.engine import tracker as tracker_module
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context
 from ecs_executor.engine.tracker import Tracker
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.ratelimit import TokenBucket
-from ecs_executor.relaunch import RelaunchPolicy
-from ecs_executor.run_task import TaskIdentity
-from ecs_executor.states import Phase
+from ecs_executor.request.run_task import TryIdentity
 
 INTERVAL = 60.0
 OPTIONS = {
@@ -87,7 +87,7 @@ async def measure(tracked: int, ticks: int, case: str) -> dict[str, float]:
     tracker = Tracker(ctx, calls, no_relaunch, None)
     for i in range(tracked):
         arn = f"arn:aws:ecs:us-east-1:123456789012:task/main/{i:032x}"
-        t = Tracked(f"k{i}", TaskIdentity("dag", f"k{i}", "run", 1), "main", state=TaskState.RUNNING)
+        t = Tracked(f"k{i}", TryIdentity("dag", f"k{i}", "run", 1), "main", state=TryState.RUNNING)
         t.arn, t.phase, t.version = arn, Phase.RUNNING, 1
         t.heard_at = clock.now - (INTERVAL * (i + 0.5) / tracked if case == "spread" else 0.0)
         ctx.registry.add(t)

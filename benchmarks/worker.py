@@ -438,7 +438,7 @@ class Run:
         restarted engine sends them: what the samples' ends must not wait behind. Put on the executor's own
         channel from the driver thread, between heartbeats."""
         from ecs_executor import messages as m
-        from ecs_executor.states import Phase, TaskStatus
+        from ecs_executor.core.task_status import Phase, TaskStatus
 
         channel = self.executor._channel
         put = (
@@ -516,12 +516,15 @@ class Run:
 
 
 def code_hash() -> str:
-    """One sha256 prefix over ecs_executor/*.py as this process imports them."""
+    """One sha256 prefix over the product's modules (dev tools left out) as this process imports them."""
     import hashlib
 
+    package = Path(__file__).resolve().parent.parent / "ecs_executor"
     digest = hashlib.sha256()
-    for path in sorted((Path(__file__).resolve().parent.parent / "ecs_executor").glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package)
+        if rel.parts[0] not in ("local_ecs", "demo"):
+            digest.update(str(rel).encode() + path.read_bytes())
     return digest.hexdigest()[:12]
 
 

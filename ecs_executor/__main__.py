@@ -7,11 +7,11 @@ USAGE = "usage: python -m ecs_executor check [--team TEAM] | config-from-stack S
 
 command = sys.argv[1] if len(sys.argv) > 1 else ""
 if command == "check":
-    from ecs_executor import check_report
+    from ecs_executor.check import report as check_report
 
     sys.exit(check_report.main(sys.argv[2:]))
 if command == "config-from-stack":
-    from ecs_executor import config_from_stack
+    from ecs_executor.stack import command as config_from_stack
 
     sys.exit(config_from_stack.main(sys.argv[2:]))
 sys.exit(USAGE)

@@ -14,16 +14,11 @@ from typing import Any
 
 from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
+from ecs_executor.stack import options as stack_options
+
 ARG_TEAM = Arg(("--team",), help="Check the configuration of this team (multi-team)", default=None)
-# config-from-stack: the arguments of ``python -m ecs_executor config-from-stack`` (config_from_stack.py).
-ARG_STACK = Arg(("stack",), help="Name or ID of a stack deployed from deploy/ecs-executor.yaml")
-ARG_REGION = Arg(("--region",), help="The stack's Region (default: AWS_REGION)", default=None)
-ARG_FORMAT = Arg(("--format",), help="airflow.cfg section or env vars", choices=("ini", "env"), default="ini")
-ARG_SCHEDULER = Arg(
-    ("--scheduler",), help="With event tracking, which scheduler's queue (1-5)", type=int, default=1
-)
-ARG_TEAM_OPTIONS = Arg(("--team",), help="Write the options for this team (multi-team)", default=None)
-ARG_CONN_ID = Arg(("--conn-id",), help="Airflow AWS connection to read the stack with", default="aws_default")
+# The same arguments as ``python -m ecs_executor config-from-stack`` (one table: stack/options.py).
+CONFIG_FROM_STACK_ARGS = tuple(Arg(flags, **keywords) for flags, keywords in stack_options.ARGUMENTS)
 
 ECS_EXECUTOR_COMMANDS = (
     ActionCommand(
@@ -36,7 +31,7 @@ ECS_EXECUTOR_COMMANDS = (
         name="config-from-stack",
         help="Print the [aws_ecs_executor] configuration from a stack of deploy/ecs-executor.yaml",
         func=lazy_load_command("ecs_executor.cli.config_from_stack_command"),
-        args=(ARG_STACK, ARG_REGION, ARG_FORMAT, ARG_SCHEDULER, ARG_TEAM_OPTIONS, ARG_CONN_ID),
+        args=CONFIG_FROM_STACK_ARGS,
     ),
 )
 
@@ -52,13 +47,13 @@ def cli_commands() -> list[Any]:
 
 def check_command(args: argparse.Namespace) -> None:
     """``airflow ecs-executor check [--team T]``: print the check table, exit 1 when a check failed."""
-    from ecs_executor.check_report import run_check
+    from ecs_executor.check.report import run_check
 
     sys.exit(run_check(team_name=getattr(args, "team", None)))
 
 
 def config_from_stack_command(args: argparse.Namespace) -> None:
     """``airflow ecs-executor config-from-stack STACK``: print the section, exit 1 with one line on error."""
-    from ecs_executor.config_from_stack import run
+    from ecs_executor.stack.command import run
 
     sys.exit(run(args))

@@ -1,9 +1,9 @@
 """``EcsExecutor``: the synchronous facade the Airflow scheduler drives.
 
-Every method here runs on the scheduler thread and only moves messages: ``_process_workloads`` builds
-RunTask arguments (pure) and enqueues them; ``sync`` drains results into Airflow's event buffer. The
-network is touched only by ``engine.Engine`` on its own thread (and once, at ``start()``, for the
-optional health check).
+Every method here runs on the scheduler thread and only moves messages: ``_process_workloads`` turns
+each workload into a ``Launch`` and enqueues it (RunTask arguments are built on the engine thread);
+``sync`` drains results into Airflow's event buffer. The network is touched only by ``engine.Engine`` on
+its own thread (and once, at ``start()``, for the optional health check).
 """
 
 from __future__ import annotations
@@ -19,20 +19,22 @@ from airflow.configuration import conf as airflow_conf
 from airflow.utils.state import TaskInstanceState
 
 from ecs_executor import messages as m
-from ecs_executor.arns import cluster_from_task_arn, is_task_arn
-from ecs_executor.config import EcsExecutorConfigError, EcsExecutorSettings, env_var_name
+from ecs_executor.config.settings import EcsExecutorConfigError, EcsExecutorSettings
+from ecs_executor.config.values import env_var_name
+from ecs_executor.core.task_status import Phase
 from ecs_executor.engine import Engine
-from ecs_executor.metrics import ExecutorMetrics
-from ecs_executor.run_task import RunTaskBuilder
-from ecs_executor.startup import (
+from ecs_executor.facade.admission import AdmittingExecutor, to_launch
+from ecs_executor.facade.metrics import ExecutorMetrics
+from ecs_executor.facade.startup import (
     ExecutorStartupError,
     print_startup_errors_plainly,
     scheduler_versions,
     started_line,
     warm_up,
 )
-from ecs_executor.states import Phase
-from ecs_executor.workloads import AdmittingExecutor, RetainingDeque, to_launch
+from ecs_executor.facade.task_event_logs import RetainingDeque
+from ecs_executor.request.arns import cluster_from_task_arn, is_task_arn
+from ecs_executor.request.run_task import RunTaskBuilder
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
@@ -101,7 +103,7 @@ class EcsExecutor(AdmittingExecutor):
         self._log_settings: EcsExecutorSettings | None = None  # get_task_log's, read on first use
         self._reporting = False  # inside our own success()/fail() (change_state)
 
-    # ---- lifecycle ---------------------------------------------------------------------------------
+    # ---- start and end -----------------------------------------------------------------------------
 
     def load_settings(self) -> EcsExecutorSettings:
         return EcsExecutorSettings.from_conf(self.conf, self.team_name)
@@ -189,18 +191,18 @@ class EcsExecutor(AdmittingExecutor):
 
     def end(self) -> None:
         """Stop accepting work; wait at most shutdown_timeout for in-flight launches, then return."""
-        if self._engine is None:
-            return
-        assert self.settings is not None
-        self._stop_engine(stop_tasks=False, timeout=self.settings.shutdown_timeout + 5)
-        self._process_results(limit=None)
+        self._finish(stop_tasks=False)
 
     def terminate(self) -> None:
         """Stop every tracked ECS task (concurrently), then end."""
+        self._finish(stop_tasks=True)
+
+    def _finish(self, *, stop_tasks: bool) -> None:
+        """Stop the engine (and the ECS tasks when asked), then hand Airflow the results it still holds."""
         if self._engine is None:
             return
         assert self.settings is not None
-        self._stop_engine(stop_tasks=True, timeout=self.settings.shutdown_timeout + 5)
+        self._stop_engine(stop_tasks=stop_tasks, timeout=self.settings.shutdown_timeout + 5)
         self._process_results(limit=None)
 
     # ---- scheduler loop ------------------------------------------------------------------------------
@@ -248,14 +250,14 @@ class EcsExecutor(AdmittingExecutor):
         """Live container output from CloudWatch Logs (awslogs driver) for a running task.
 
         Runs in the API server, where start() is never called: settings are read on first use. The
-        process's one reader (``cloudwatch.shared_reader``) also paces the engine's crash-log reads; it is
-        imported here so the scheduler's facade does not load boto3 clients it never uses."""
+        process's one reader (``aws.container_logs.shared_reader``) also paces the engine's crash-log
+        reads; it is imported here so the scheduler's facade does not load boto3 clients it never uses."""
         if self._log_settings is None:
             try:
                 self._log_settings = self.settings or self.load_settings()
             except EcsExecutorConfigError as exc:
                 return [], [f"ECS executor: {exc}"]
-        from ecs_executor.cloudwatch import shared_reader
+        from ecs_executor.aws.container_logs import shared_reader
 
         return shared_reader(self._log_settings).read_for_ti(ti, try_number)
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecs_executor.run_task import TaskIdentity, new_launch_id
-from ecs_executor.states import TaskStatus
+from ecs_executor.core.task_status import TaskStatus
+from ecs_executor.request.run_task import TryIdentity, new_launch_id
 
 # ---- executor -> engine ------------------------------------------------------------------------
 
@@ -23,19 +23,20 @@ from ecs_executor.states import TaskStatus
 class Launch:
     """Start one ECS task for one Airflow try.
 
-    Carries the workload as JSON (4.8 µs to serialise on the scheduler thread): one string instead of a
-    dozen pydantic objects kept until the task runs, for every task in flight; fewer objects for the
-    garbage collector to walk while it holds the GIL. RunTask arguments are built on the engine thread.
+    Carries the workload as JSON (serialised on the scheduler thread; cost in docs/benchmarks.md): one
+    string instead of a dozen pydantic objects kept until the task runs, for every task in flight; fewer
+    objects for the garbage collector to walk while it holds the GIL. RunTask arguments are built on the
+    engine thread.
     """
 
     key: Hashable
-    identity: TaskIdentity
+    identity: TryIdentity
     workload_json: str = field(repr=False)  # holds the workload's JWT: never log it
     executor_config: Mapping[str, Any] | None = field(default=None, repr=False)
     deadline: float | None = None  # time.monotonic() after which the token has expired
     attempt: int = 1  # launch attempt to start at (a restarted engine resumes where the old one was)
-    # One per queued workload (run_task.new_launch_id): the clientToken's root. Airflow queues the same try
-    # again in normal operation, so the try's key would repeat tokens.
+    # One per queued workload (request.run_task.new_launch_id): the clientToken's root. Airflow queues the
+    # same try again in normal operation, so the try's key would repeat tokens.
     launch_id: str = field(default_factory=new_launch_id)
     queue: str | None = None  # the task's Airflow queue, for queue_profiles
 
@@ -81,7 +82,7 @@ class LaunchFailed:
 
 @dataclass(frozen=True, slots=True)
 class Relaunching:
-    """A launch attempt failed transiently; shown in the task's log, no state change."""
+    """A launch attempt failed transiently; recorded as a task event of the try, no state change."""
 
     key: Hashable
     reason: str
@@ -94,7 +95,7 @@ class StateChanged:
     key: Hashable
     task_arn: str
     status: TaskStatus
-    # A final state only: the try's state in Airflow's DB when it had handed itself back (``handback``).
+    # A final state only: the try's state in Airflow's DB when it had handed itself back (``core.handback``).
     handed_back: str | None = None
 
 
@@ -109,7 +110,7 @@ class AdoptionFailed:
 
 @dataclass(frozen=True, slots=True)
 class EngineNote:
-    """Something the operator should see in the scheduler log (no task attached)."""
+    """Something the operator should see in the scheduler log (not about one try)."""
 
     level: str
     message: str
@@ -140,7 +141,7 @@ class Channel:
     """Thread-safe unbounded queues, commands one way and results the other. Nothing here wakes the other
     thread.
 
-    The engine drains ``commands`` on a short timer (``engine.COMMAND_POLL_SECONDS``) instead of being
+    The engine drains ``commands`` on a short timer (``engine.loop.COMMAND_POLL_SECONDS``) instead of being
     woken: a cross-thread wake-up is a syscall that releases the GIL, and winning it back from a busy
     engine thread costs the scheduler's heartbeat up to one switch interval (5 ms). Measured in
     docs/benchmarks.md.

@@ -10,7 +10,7 @@ import json
 from typing import Any, get_args, get_origin
 
 from ecs_executor import __version__
-from ecs_executor.config import SECTION, EcsExecutorSettings
+from ecs_executor.config.settings import SECTION, EcsExecutorSettings
 
 EXAMPLES: dict[str, str] = {
     "cluster": "airflow-tasks",

@@ -9,12 +9,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from ecs_executor.config import EcsExecutorSettings
+    from ecs_executor.config.settings import EcsExecutorSettings
 
 # Airflow reads its home and config at import time: set them before anything imports airflow.
 _HOME = tempfile.mkdtemp(prefix="ecs-executor-tests-")
@@ -28,16 +29,28 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
-from tests.sqs_server import sqs_queue, sqs_server  # noqa: E402, F401 - fixtures for every test
+from tests.support.sqs_server import sqs_queue, sqs_server  # noqa: E402, F401 - fixtures for every test
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 
+TIERS = ("unit", "integration", "e2e", "repo")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test's tier is its folder: ``-m unit`` (pure, fast), ``integration`` (moto server, the local
+    ECS endpoint, real bash), ``e2e`` (a real Airflow), ``repo`` (the repository's own checks)."""
+    for item in items:
+        tier = item.path.relative_to(Path(__file__).parent).parts[0]
+        if tier in TIERS:
+            item.add_marker(tier)
+
+
 def pytest_report_header() -> str:
-    """Which timing the Airflow stacks' local ECS endpoint runs under (``ecs_executor.demo.stack``)."""
+    """Which timing the local deployments' ECS endpoint runs under (``ecs_executor.demo.deployment``)."""
     timing = os.environ.get("ECS_EXECUTOR_TEST_TIMING") or "instant (the endpoint's default)"
-    return f"local ECS endpoint timing in Airflow stacks: {timing} (ECS_EXECUTOR_TEST_TIMING)"
+    return f"local ECS endpoint timing in local deployments: {timing} (ECS_EXECUTOR_TEST_TIMING)"
 
 
 CONTAINER = "airflow-worker"
@@ -117,7 +130,7 @@ def executor_options(cluster: str, **options: Any) -> dict[str, Any]:
 
 def executor_settings(cluster: str, **options: Any) -> EcsExecutorSettings:
     """``executor_options`` parsed as the executor would, without going through Airflow's config."""
-    from ecs_executor.config import settings_from_mapping
+    from ecs_executor.config.settings import settings_from_mapping
 
     return settings_from_mapping(executor_options(cluster, **options))
 
@@ -237,7 +250,7 @@ def new_executor() -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture
 def local_ecs() -> Iterator[Any]:
-    from tests.fault_helpers import start_local_ecs
+    from tests.support.fault_helpers import start_local_ecs
 
     ecs = start_local_ecs()
     yield ecs
@@ -247,7 +260,7 @@ def local_ecs() -> Iterator[Any]:
 @pytest.fixture
 def point_at(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """Point executors built from now on at ``url`` (a LocalEcs or a proxy) with these options."""
-    from tests.fault_helpers import CLUSTER, CONN_ENV, FAMILY, connection_json
+    from tests.support.fault_helpers import CLUSTER, CONN_ENV, FAMILY, connection_json
 
     for key in [k for k in os.environ if "_AWS_ECS_EXECUTOR__" in k]:
         monkeypatch.delenv(key)

@@ -14,8 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ecs_executor.demo.ha import HaStack
-from ecs_executor.demo.stack import ADMIN_USER, TRACKING_MODES, LocalStack, StackError, clean
+from ecs_executor.config.values import TRACKING_MODES
+from ecs_executor.demo.airflow_api import ADMIN_USER, AirflowApiError
+from ecs_executor.demo.deployment import DeploymentError, LocalDeployment, clean
+from ecs_executor.demo.ha import HaDeployment
 from ecs_executor.local_ecs.timing import TIMING_PROFILES
 
 DAG_ID = "ecs_fanout_demo"
@@ -66,7 +68,7 @@ def progress(rows: list[dict[str, Any]]) -> None:
     _last_progress[0] = text
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ecs_executor.demo", description=__doc__)
     parser.add_argument("--workdir", type=Path, default=Path(".demo"), help="recreated on each run")
     parser.add_argument("--keep", action="store_true", help="keep Airflow running for the UI until Ctrl-C")
@@ -97,76 +99,92 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.ha and args.tracking == "events":
         parser.error("--ha runs with polling: events tracking needs one queue per scheduler (docs/ha.md)")
+    return args
 
+
+def _start(deployment: LocalDeployment, args: argparse.Namespace) -> None:
+    """Steps 1 and 2: the local ECS endpoint, then Airflow."""
+    where = f"in the image {args.image}, with podman" if args.image else "as local processes"
+    timing = deployment.timing or "instant"
+    print(f"1/4 starting the local ECS endpoint (tasks run {where}; {timing} timing)...", flush=True)
+    deployment.start_local_ecs()
+    print(f"    {deployment.ecs_url}")
+    if args.tracking == "events":
+        queue, moto = deployment.events_queue_url, deployment.sqs_url
+        print(f"    task state change events -> SQS {queue} (moto at {moto})")
+    database, schedulers = ("PostgreSQL", "2 schedulers") if args.ha else ("SQLite", "scheduler")
+    print(
+        f"2/4 airflow db migrate ({database}), then api-server, {schedulers}, dag-processor...",
+        flush=True,
+    )
+    deployment.start()
+    print(f"    UI: {deployment.api_url}  user: {ADMIN_USER}  password: {deployment.admin_password()}")
+    print(f"    component logs: {deployment.logs}")
+
+
+def _run_dag(deployment: LocalDeployment, args: argparse.Namespace, started: float) -> bool:
+    """Steps 3 and 4: trigger the DAG, follow it, print the table; True if it went as expected."""
+    print(f"3/4 waiting for DAG {DAG_ID} to be parsed, then triggering it...", flush=True)
+    deployment.wait_for_dag(DAG_ID)
+    run_id = deployment.trigger(DAG_ID)
+    run_started = time.monotonic()
+    print(f"    run {run_id}")
+    state = deployment.wait_for_run(DAG_ID, run_id, timeout=args.timeout, on_tick=progress)
+    run_seconds = time.monotonic() - run_started
+    print()
+    rows = deployment.task_rows(DAG_ID, run_id)
+    print("4/4 result\n")
+    print(table(rows))
+    arns = [r["external_executor_id"] for r in rows if r["external_executor_id"]]
+    succeeded = sum(1 for r in rows if r["state"] == "success")
+    ok = (
+        state == "success"
+        and len(rows) == EXPECTED_TASKS
+        and succeeded == EXPECTED_TASKS
+        and len(set(arns)) == EXPECTED_TASKS
+        and all(":task/" in a for a in arns)
+    )
+    print(
+        f"\nDAG run {state}: {succeeded}/{len(rows)} task instances succeeded, "
+        f"{len(set(arns))} distinct ECS tasks; run took {run_seconds:.0f}s, "
+        f"demo {time.monotonic() - started:.0f}s in all."
+    )
+    if isinstance(deployment, HaDeployment):
+        queued_by = Counter(r["queued_by_job_id"] for r in rows)
+        print(
+            "task instances queued per scheduler: "
+            + ", ".join(f"{name} (job {job}): {queued_by[job]}" for name, job in deployment.job_ids.items())
+        )
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     started = time.monotonic()
     workdir = args.workdir.resolve()
     clean(workdir)
-    stack = (
-        HaStack(workdir, worker_image=args.image, timing=args.timing)
+    deployment = (
+        HaDeployment(workdir, worker_image=args.image, timing=args.timing)
         if args.ha
-        else LocalStack(workdir, tracking=args.tracking, worker_image=args.image, timing=args.timing)
+        else LocalDeployment(workdir, tracking=args.tracking, worker_image=args.image, timing=args.timing)
     )
     ok = False
     try:
-        where = f"in the image {args.image}, with podman" if args.image else "as local processes"
-        timing = stack.timing or "instant"
-        print(f"1/4 starting the local ECS endpoint (tasks run {where}; {timing} timing)...", flush=True)
-        stack.start_local_ecs()
-        print(f"    {stack.ecs_url}")
-        if args.tracking == "events":
-            print(f"    task state change events -> SQS {stack.events_queue_url} (moto at {stack.sqs_url})")
-        database, schedulers = ("PostgreSQL", "2 schedulers") if args.ha else ("SQLite", "scheduler")
-        print(
-            f"2/4 airflow db migrate ({database}), then api-server, {schedulers}, dag-processor...",
-            flush=True,
-        )
-        stack.start()
-        print(f"    UI: {stack.api_url}  user: {ADMIN_USER}  password: {stack.admin_password()}")
-        print(f"    component logs: {stack.logs}")
-        print(f"3/4 waiting for DAG {DAG_ID} to be parsed, then triggering it...", flush=True)
-        stack.wait_for_dag(DAG_ID)
-        run_id = stack.trigger(DAG_ID)
-        run_started = time.monotonic()
-        print(f"    run {run_id}")
-        state = stack.wait_for_run(DAG_ID, run_id, timeout=args.timeout, on_tick=progress)
-        run_seconds = time.monotonic() - run_started
-        print()
-        rows = stack.task_rows(DAG_ID, run_id)
-        print("4/4 result\n")
-        print(table(rows))
-        arns = [r["external_executor_id"] for r in rows if r["external_executor_id"]]
-        succeeded = sum(1 for r in rows if r["state"] == "success")
-        ok = (
-            state == "success"
-            and len(rows) == EXPECTED_TASKS
-            and succeeded == EXPECTED_TASKS
-            and len(set(arns)) == EXPECTED_TASKS
-            and all(":task/" in a for a in arns)
-        )
-        print(
-            f"\nDAG run {state}: {succeeded}/{len(rows)} task instances succeeded, "
-            f"{len(set(arns))} distinct ECS tasks; run took {run_seconds:.0f}s, "
-            f"demo {time.monotonic() - started:.0f}s in all."
-        )
-        if isinstance(stack, HaStack):
-            queued_by = Counter(r["queued_by_job_id"] for r in rows)
-            print(
-                "task instances queued per scheduler: "
-                + ", ".join(f"{name} (job {job}): {queued_by[job]}" for name, job in stack.job_ids.items())
-            )
+        _start(deployment, args)
+        ok = _run_dag(deployment, args, started)
         if args.keep:
-            print(f"\nAirflow keeps running at {stack.api_url} (Ctrl-C to stop).")
+            print(f"\nAirflow keeps running at {deployment.api_url} (Ctrl-C to stop).")
             try:
                 while True:
-                    stack.check_alive()
+                    deployment.check_alive()
                     time.sleep(2)
             except KeyboardInterrupt:
                 pass
-    except StackError as exc:
+    except (DeploymentError, AirflowApiError) as exc:
         print(f"\nDemo failed: {exc}", file=sys.stderr)
     finally:
         print("stopping all processes...", flush=True)
-        stack.stop()
+        deployment.stop()
     print("OK" if ok else "NOT OK: the outcome was not as expected (see the logs above)")
     return 0 if ok else 1
 

@@ -1,8 +1,8 @@
-"""Airflow's HA mode on one machine: the stack of ``stack.py`` on PostgreSQL with several schedulers.
+"""Airflow's HA mode on one machine: ``deployment.py``'s deployment on PostgreSQL with several schedulers.
 
 Each scheduler runs its own ``EcsExecutor`` (its own engine and ECS client) against the one local ECS
 endpoint, as several scheduler hosts would against one AWS account. ``kill()`` and ``stop_component()``
-take one scheduler down (SIGKILL or SIGTERM) while the rest of the stack keeps running, so a test can
+take one scheduler down (SIGKILL or SIGTERM) while the rest of the deployment keeps running, so a test can
 watch another scheduler adopt its tasks.
 """
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecs_executor.demo.deployment import DeploymentError, LocalDeployment
 from ecs_executor.demo.postgres import LocalPostgres
-from ecs_executor.demo.stack import LocalStack, StackError
 
 HA_AIRFLOW_CONFIG = {
     # Airflow's defaults are 30 s and 300 s: a dead scheduler's tasks would wait minutes to be adopted.
@@ -36,7 +36,7 @@ def scheduler_names(count: int) -> tuple[str, ...]:
 
 
 @dataclass
-class HaStack(LocalStack):
+class HaDeployment(LocalDeployment):
     """``start()`` also starts PostgreSQL; ``stop()`` also removes it."""
 
     schedulers: int = 2
@@ -88,7 +88,7 @@ class HaStack(LocalStack):
                 self.job_ids[name] = new[0]
                 return
             time.sleep(0.5)
-        raise StackError(f"{name} registered no scheduler job within 120s; see {self.logs / name}.log")
+        raise DeploymentError(f"{name} registered no scheduler job within 120s; see {self.logs / name}.log")
 
     def kill(self, name: str) -> None:
         """SIGKILL the component's whole process group: a crashed host, no clean-up at all."""

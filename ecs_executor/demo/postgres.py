@@ -1,5 +1,5 @@
-"""A throw-away PostgreSQL server for the several-scheduler stack: Airflow's HA mode needs a database with
-row locks (``SELECT ... FOR UPDATE SKIP LOCKED``), which SQLite does not have.
+"""A throw-away PostgreSQL server for the several-scheduler deployment: Airflow's HA mode needs a database
+with row locks (``SELECT ... FOR UPDATE SKIP LOCKED``), which SQLite does not have.
 
 The server binaries come from Debian's ``postgresql`` package (``make postgres`` installs it when it is
 missing). The cluster lives in a temporary directory, listens on a free loopback port and a socket in that
@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecs_executor.demo.stack import StackError, free_port
+from ecs_executor.demo.deployment import DeploymentError, free_port
 
 DATABASE = "airflow"
 USER = "airflow"
@@ -66,13 +66,15 @@ class LocalPostgres:
             command = ["runuser", "-u", "postgres", "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
-            raise StackError(f"{' '.join(args[:2])} failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+            raise DeploymentError(
+                f"{' '.join(args[:2])} failed: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
         return result
 
     def start(self) -> None:
         self.bin_dir = self.bin_dir or server_bin_dir()
         if self.bin_dir is None:
-            raise StackError(f"PostgreSQL server binaries not found; {INSTALL_HINT}")
+            raise DeploymentError(f"PostgreSQL server binaries not found; {INSTALL_HINT}")
         self.port = self.port or free_port()
         if os.geteuid() == 0:
             owner = pwd.getpwnam("postgres")
@@ -92,6 +94,6 @@ class LocalPostgres:
     def stop(self) -> None:
         """Fast shutdown (rolls back open transactions), then the directory goes."""
         if self.bin_dir is not None and (self.data / "postmaster.pid").exists():
-            with contextlib.suppress(StackError, subprocess.TimeoutExpired):
+            with contextlib.suppress(DeploymentError, subprocess.TimeoutExpired):
                 self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop", timeout=60)
         shutil.rmtree(self.directory, ignore_errors=True)

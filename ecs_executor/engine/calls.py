@@ -14,15 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ecs_executor import messages as m
-from ecs_executor.aws import is_throttle, throttled_response
+from ecs_executor.aws.clients import is_throttle, throttled_response
+from ecs_executor.core.pacing import TokenBucket
 from ecs_executor.engine.context import Context
-from ecs_executor.ratelimit import TokenBucket
+from ecs_executor.request.ecs_rules import DESCRIBE_BURST, DESCRIBE_RATE
 
 ClientFactory = Callable[[], Awaitable[tuple[Any, contextlib.AsyncExitStack]]]
 
-# ECS "cluster resource read" bucket (DescribeTasks, ListTasks): burst 100, refill 20/s.
-DESCRIBE_RATE = 20.0
-DESCRIBE_BURST = 100
 # A replaced client (credential refresh) stays open this long for the calls still using it.
 CLIENT_RETIRE_SECONDS = 90.0
 # How long a cluster-modify call that must happen (settle, stop) keeps trying.
@@ -117,8 +115,8 @@ class EcsCalls:
 
     async def insist(self, method: str, give_up: Callable[[BaseException], bool], **kwargs: Any) -> Any:
         """A cluster-modify call (RunTask, StopTask) that must not give up on throttling: paced by the RunTask
-        bucket (the same ECS budget), throttles are waits, not failures; other errors get five tries
-        within INSIST_SECONDS. Raises what ``give_up`` accepts; None when the tries ran out."""
+        bucket (the same ECS budget), throttles are waits, not failures; other errors get five attempts
+        within INSIST_SECONDS. Raises what ``give_up`` accepts; None when the attempts ran out."""
         failures, give_up_at = 0, time.monotonic() + INSIST_SECONDS
         while failures < 5 and time.monotonic() < give_up_at:
             await self.run_bucket.acquire()
@@ -151,8 +149,7 @@ class EcsCalls:
             # the bucket at the lowered rate.
             return False
         # Not throttled, even if it failed otherwise: a 5xx or a lost reply is no sign of the rate limit, and
-        # counting only clean answers would read random faults as a lower limit (measured: the fault-injection
-        # run took 100 s instead of 17 s).
+        # counting only clean answers would read random faults as a lower limit (docs/benchmarks.md).
         self.run_bucket.accepted()
         return None
 

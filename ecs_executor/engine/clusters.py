@@ -12,12 +12,12 @@ import logging
 import time
 from typing import Any
 
-from ecs_executor.aws import classify_exception
+from ecs_executor.aws.clients import classify_exception
 from ecs_executor.engine.calls import EcsCalls
+from ecs_executor.request.ecs_rules import MAX_DESCRIBE_CLUSTERS
 
 log = logging.getLogger(__name__)
 
-DESCRIBE_CLUSTERS_MAX = 100  # ECS's limit per DescribeClusters call
 # After a failed read, tasks use the fallback for this long before the cluster is read again.
 RETRY_READ_SECONDS = 30.0
 
@@ -34,8 +34,8 @@ class ClusterDefaults:
         loop = asyncio.get_running_loop()
         for name in todo:
             self._known[name] = loop.create_future()
-        for i in range(0, len(todo), DESCRIBE_CLUSTERS_MAX):
-            await self._describe(todo[i : i + DESCRIBE_CLUSTERS_MAX])
+        for i in range(0, len(todo), MAX_DESCRIBE_CLUSTERS):
+            await self._describe(todo[i : i + MAX_DESCRIBE_CLUSTERS])
 
     async def strategy(self, cluster: str) -> list[Any] | None:
         failed_at = self._failed_at.get(cluster)

@@ -13,11 +13,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecs_executor import messages as m
-from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.config.settings import EcsExecutorSettings
+from ecs_executor.core.handback import handed_back
+from ecs_executor.core.lifecycle import Tracked, TryState
+from ecs_executor.core.relaunch import RelaunchPolicy
 from ecs_executor.engine.airflow_db import TryStateReader
-from ecs_executor.handback import handed_back
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.relaunch import RelaunchPolicy
+
+#: The engine's counters, each with the metric name the facade sends it under (None: not sent).
+COUNTERS: dict[str, str | None] = {
+    "run_task_calls": "run_task_calls",
+    "run_task_retries": "run_task_retries",
+    "describe_calls": "describe_calls",
+    "throttled": "throttles",
+    "credential_refreshes": "credential_refreshes",
+    "relaunches": None,
+    "relaunches_capacity": "relaunches.capacity",
+    "spot_interruptions": "spot_interruptions",
+    # events mode
+    "events_received": "events.received",
+    "events_applied": "events.applied",
+    "events_duplicate": "events.duplicate",
+    "events_stale": "events.stale",
+    "events_gap": "events.gap",
+    "events_unknown": "events.unknown",
+    "events_dropped": "events.dropped",
+    "reconcile_describes": "reconcile_describes",
+    # the orphan sweep
+    "orphans_stopped": "orphans_stopped",
+}
 
 
 class Registry:
@@ -33,53 +56,53 @@ class Registry:
         # Events mode: ARNs added to by_arn since the reconciler last took them (None: nobody takes them).
         self.fresh: list[str] | None = None
 
-    def add(self, t: Tracked) -> None:
-        old = self.by_key.get(t.key)
+    def add(self, tracked: Tracked) -> None:
+        old = self.by_key.get(tracked.key)
         if old is not None:
             self.forget(old)
-        self.by_key[t.key] = t
-        if t.arn:
-            self.by_arn[t.arn] = t
+        self.by_key[tracked.key] = tracked
+        if tracked.arn:
+            self.by_arn[tracked.arn] = tracked
             if self.fresh is not None:
-                self.fresh.append(t.arn)
+                self.fresh.append(tracked.arn)
 
-    def watch(self, t: Tracked, state: TaskState) -> None:
-        """Describe ``t``'s ECS task until STOPPED, reporting nothing; its key is free for a new queueing."""
-        t.move(state)
-        if self.by_key.get(t.key) is t:
-            del self.by_key[t.key]
-        if state is TaskState.SUPERSEDED:
-            self.superseded.setdefault(t.key, []).append(t)
+    def watch(self, tracked: Tracked, state: TryState) -> None:
+        """Describe the try's ECS task until STOPPED, reporting nothing; the key is free to queue again."""
+        tracked.move(state)
+        if self.by_key.get(tracked.key) is tracked:
+            del self.by_key[tracked.key]
+        if state is TryState.SUPERSEDED:
+            self.superseded.setdefault(tracked.key, []).append(tracked)
 
-    def track_arn(self, t: Tracked, arn: str) -> None:
-        if arn != t.arn:
-            t.version = 0  # versions count per ECS task: a relaunch starts again at 1
-        t.arn = arn
-        self.by_arn[arn] = t
+    def track_arn(self, tracked: Tracked, arn: str) -> None:
+        if arn != tracked.arn:
+            tracked.version = 0  # versions count per ECS task: a relaunch starts again at 1
+        tracked.arn = arn
+        self.by_arn[arn] = tracked
         if self.fresh is not None:
             self.fresh.append(arn)
 
-    def untrack_arn(self, t: Tracked) -> None:
-        if t.arn and self.by_arn.get(t.arn) is t:
-            del self.by_arn[t.arn]
-        t.arn = None
+    def untrack_arn(self, tracked: Tracked) -> None:
+        if tracked.arn and self.by_arn.get(tracked.arn) is tracked:
+            del self.by_arn[tracked.arn]
+        tracked.arn = None
 
-    def forget(self, t: Tracked) -> None:
-        if self.by_key.get(t.key) is t:
-            del self.by_key[t.key]
-        if t.arn and self.by_arn.get(t.arn) is t:
-            del self.by_arn[t.arn]
-        earlier = self.superseded.get(t.key)
-        if earlier and t in earlier:
-            earlier.remove(t)
+    def forget(self, tracked: Tracked) -> None:
+        if self.by_key.get(tracked.key) is tracked:
+            del self.by_key[tracked.key]
+        if tracked.arn and self.by_arn.get(tracked.arn) is tracked:
+            del self.by_arn[tracked.arn]
+        earlier = self.superseded.get(tracked.key)
+        if earlier and tracked in earlier:
+            earlier.remove(tracked)
             if not earlier:
-                del self.superseded[t.key]
+                del self.superseded[tracked.key]
 
     def arns_by_cluster(self) -> dict[str, list[str]]:
         """DescribeTasks answers only for one cluster per call: a task of another cluster is MISSING."""
         grouped: dict[str, list[str]] = {}
-        for arn, t in self.by_arn.items():
-            grouped.setdefault(t.cluster, []).append(arn)
+        for arn, tracked in self.by_arn.items():
+            grouped.setdefault(tracked.cluster, []).append(arn)
         return grouped
 
 
@@ -91,27 +114,7 @@ class Context:
     registry: Registry = field(default_factory=Registry)
     rng: random.Random = field(default_factory=random.Random)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
-    counters: dict[str, int] = field(
-        default_factory=lambda: {
-            "run_task_calls": 0,
-            "run_task_retries": 0,
-            "describe_calls": 0,
-            "throttled": 0,
-            "credential_refreshes": 0,
-            "relaunches": 0,
-            "relaunches_capacity": 0,
-            "spot_interruptions": 0,
-            # events mode
-            "events_received": 0,
-            "events_applied": 0,
-            "events_duplicate": 0,
-            "events_stale": 0,
-            "events_gap": 0,
-            "events_unknown": 0,
-            "events_dropped": 0,
-            "reconcile_describes": 0,
-        }
-    )
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     capacity_waiting: set[Hashable] = field(default_factory=set)
     # Events mode: seconds from an ECS change to its result being queued for the executor, since the
     # facade last took them (it swaps the list out each heartbeat).
@@ -159,28 +162,28 @@ class Context:
         task.add_done_callback(self.background.discard)
         return task
 
-    def finish(self, t: Tracked) -> None:
+    def finish(self, tracked: Tracked) -> None:
         """The try leaves the engine: its final word was sent (or it was revoked), or its watched ECS task
         stopped."""
-        self.registry.forget(t)
-        if not t.watched:
-            self.capacity_waiting.discard(t.key)
-        if t.state is not TaskState.DONE:
-            t.move(TaskState.DONE)
+        self.registry.forget(tracked)
+        if not tracked.watched:
+            self.capacity_waiting.discard(tracked.key)
+        if tracked.state is not TryState.DONE:
+            tracked.move(TryState.DONE)
 
-    def reported(self, t: Tracked, task_stopped: bool) -> None:
+    def reported(self, tracked: Tracked, task_stopped: bool) -> None:
         """The try's final word is on its way to the executor: done, or watched until ECS stops its task."""
-        if task_stopped or not t.arn:
-            self.finish(t)
+        if task_stopped or not tracked.arn:
+            self.finish(tracked)
         else:
-            self.capacity_waiting.discard(t.key)
-            self.registry.watch(t, TaskState.EXITED)
+            self.capacity_waiting.discard(tracked.key)
+            self.registry.watch(tracked, TryState.EXITED)
 
-    def fail_launch(self, t: Tracked, reason: str, kind: str = "permanent") -> None:
-        stopping = t.stopping
-        self.finish(t)
+    def fail_launch(self, tracked: Tracked, reason: str, kind: str = "permanent") -> None:
+        stopping = tracked.stopping
+        self.finish(tracked)
         if not stopping:
-            self.emit(m.LaunchFailed(t.key, reason, kind))
+            self.emit(m.LaunchFailed(tracked.key, reason, kind))
 
 
 CrashLines = Callable[[str, str], list[str]]

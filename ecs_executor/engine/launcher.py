@@ -10,16 +10,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ecs_executor import messages as m
-from ecs_executor.aws import classify_exception, is_throttle, may_have_been_applied
+from ecs_executor.aws.clients import classify_exception, is_throttle, may_have_been_applied
+from ecs_executor.core.lifecycle import Tracked, TryState
+from ecs_executor.core.relaunch import FailureKind
+from ecs_executor.core.triage import Decision, Verdict, classify_run_task_failure
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
 from ecs_executor.engine.stopper import Stopper
-from ecs_executor.layering import LAUNCH_TYPE, STRATEGY, fill_launch_target
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.relaunch import FailureKind
-from ecs_executor.run_task import InvalidTaskConfig, NoQueueProfile, RunTaskBuilder, workload_command
-from ecs_executor.triage import Decision, Verdict, classify_run_task_failure
+from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, fill_launch_target
+from ecs_executor.request.run_task import InvalidTaskConfig, NoQueueProfile, RunTaskBuilder, workload_command
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +40,19 @@ class Launcher:
         self.clusters = clusters
         self.builder = builder
         self.stopper = stopper
-        self.observe: Observe = lambda t, task: None  # the tracker's, wired by the loop
+        self.observe: Observe = lambda tracked, task: None  # the tracker's, wired by the loop
 
     def start(self, launch: m.Launch) -> None:
         old = self.ctx.registry.by_key.get(launch.key)
         if old is not None:
             self._replaced(old)
         cluster = self.ctx.settings.cluster
-        t = Tracked(launch.key, launch.identity, cluster, deadline=launch.deadline, attempt=launch.attempt)
-        t.source = launch
-        self.ctx.registry.add(t)
-        t.launch_task = self.ctx.spawn(self.launch(t))
+        tracked = Tracked(
+            launch.key, launch.identity, cluster, deadline=launch.deadline, attempt=launch.attempt
+        )
+        tracked.source = launch
+        self.ctx.registry.add(tracked)
+        tracked.launch_future = self.ctx.spawn(self.launch(tracked))
 
     def _replaced(self, old: Tracked) -> None:
         """Airflow queued this try again while we still tracked the previous queueing.
@@ -59,37 +61,37 @@ class Launcher:
         not seen it yet: its ECS task is watched until it stops, reporting nothing (and stopped if Airflow
         revokes the try or the scheduler terminates). One still being launched is revoked (its launch
         stops, and a task it may have started is stopped): Airflow has given up on it."""
-        if old.state in (TaskState.QUEUED, TaskState.LAUNCHING, TaskState.RELAUNCHING, TaskState.PENDING):
+        if old.state in (TryState.QUEUED, TryState.LAUNCHING, TryState.RELAUNCHING, TryState.PENDING):
             self.stopper.revoke(old, "Airflow queued this try again")
-        elif old.arn and old.state in (TaskState.RUNNING, TaskState.ADOPTED):
-            self.ctx.registry.watch(old, TaskState.SUPERSEDED)
+        elif old.arn and old.state in (TryState.RUNNING, TryState.ADOPTED):
+            self.ctx.registry.watch(old, TryState.SUPERSEDED)
         else:
             if old.live:
-                old.move(TaskState.STOPPING)
+                old.move(TryState.STOPPING)
             self.ctx.registry.forget(old)
 
-    async def launch(self, t: Tracked) -> None:
+    async def launch(self, tracked: Tracked) -> None:
         retries = 0
         outcome_unknown = False  # the last RunTask may have started a task we never heard of
         own_client: int | None = None  # the client generation this launch itself had rebuilt
         try:
-            if not t.stopping:
-                t.move(TaskState.LAUNCHING)
-            while not t.stopping:
-                if t.kwargs is None and not await self._build(t):
+            if not tracked.stopping:
+                tracked.move(TryState.LAUNCHING)
+            while not tracked.stopping:
+                if tracked.kwargs is None and not await self._build(tracked):
                     return
-                assert t.kwargs is not None
-                if t.deadline is not None and time.monotonic() > t.deadline:
-                    await self._expire(t, outcome_unknown)
+                assert tracked.kwargs is not None
+                if tracked.deadline is not None and time.monotonic() > tracked.deadline:
+                    await self._expire(tracked, outcome_unknown)
                     return
                 await self.calls.run_bucket.acquire()
-                if t.stopping:
+                if tracked.stopping:
                     break
                 generation = self.calls.generation
                 self.ctx.counters["run_task_calls"] += 1
                 throttled = False
                 try:
-                    response = await self.calls.call("run_task", **t.kwargs)
+                    response = await self.calls.call("run_task", **tracked.kwargs)
                 except Exception as exc:
                     decision = classify_exception(exc)
                     outcome_unknown = may_have_been_applied(exc)
@@ -98,49 +100,49 @@ class Launcher:
                     outcome_unknown = False
                     tasks = response.get("tasks") or []
                     if tasks:
-                        self._launched(t, tasks[0])
+                        self._launched(tracked, tasks[0])
                         return
                     decision = _failures_decision(response.get("failures") or [])
                 if decision.verdict in (Verdict.RETRY, Verdict.REFRESH_CREDENTIALS):
                     if decision.verdict == Verdict.REFRESH_CREDENTIALS:
-                        own_client = await self._refresh(t, generation, decision, own_client)
+                        own_client = await self._refresh(tracked, generation, decision, own_client)
                         if own_client is None:
                             return
                     retries += 1
-                    await self._before_retry(t, retries, throttled, decision)
+                    await self._before_retry(tracked, retries, throttled, decision)
                     continue
                 if decision.verdict == Verdict.RELAUNCH:
-                    if await self.wait_for_relaunch(t, decision):
+                    if await self.wait_for_relaunch(tracked, decision):
                         continue
                     return
-                self.ctx.fail_launch(t, decision.reason)
+                self.ctx.fail_launch(tracked, decision.reason)
                 return
             if outcome_unknown:  # revoked while a RunTask's fate was unknown
-                await self.stopper.settle(t)
+                await self.stopper.settle(tracked)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a bug must not kill the engine; fail this task visibly
-            log.exception("Unexpected error launching %s", t.identity)
+        except Exception as exc:  # a bug must not kill the engine; fail this try visibly
+            log.exception("Unexpected error launching %s", tracked.identity)
             self.ctx.fail_launch(
-                t, f"internal error while launching: {type(exc).__name__}: {exc}", "internal"
+                tracked, f"internal error while launching: {type(exc).__name__}: {exc}", "internal"
             )
 
-    async def _expire(self, t: Tracked, outcome_unknown: bool) -> None:
+    async def _expire(self, tracked: Tracked, outcome_unknown: bool) -> None:
         if outcome_unknown:
-            await self.stopper.settle(t)
+            await self.stopper.settle(tracked)
         reason = "the task was not started before its Airflow token expired ([scheduler] task_queued_timeout)"
-        self.ctx.fail_launch(t, reason, "expired")
+        self.ctx.fail_launch(tracked, reason, "expired")
 
     async def _refresh(
-        self, t: Tracked, generation: int, decision: Decision, own_client: int | None
+        self, tracked: Tracked, generation: int, decision: Decision, own_client: int | None
     ) -> int | None:
-        """Rebuild the client and retry; None (and the task failed) once even a client this launch had
+        """Rebuild the client and retry; None (and the try failed) once even a client this launch had
         rebuilt is rejected after a minute of rejections. Every launch gets one attempt on a fresh client,
         so a fixed credential source heals the next launch without a restart."""
         self.calls.credentials_rejected()
         if own_client == generation and self.calls.credentials_hopeless():
             self.ctx.fail_launch(
-                t,
+                tracked,
                 f"{decision.reason}; still rejected after the credentials were refreshed: fix the credential "
                 f"source (Airflow connection {self.ctx.settings.conn_id!r}, or the scheduler's role or "
                 "environment) so that it may call ecs:RunTask",
@@ -153,108 +155,110 @@ class Launcher:
             log.warning("Could not rebuild the ECS client: %s", classify_exception(exc).reason)
         return self.calls.generation
 
-    async def _before_retry(self, t: Tracked, retries: int, throttled: bool, decision: Decision) -> None:
+    async def _before_retry(
+        self, tracked: Tracked, retries: int, throttled: bool, decision: Decision
+    ) -> None:
         self.ctx.counters["run_task_retries"] += 1
         if retries in (3, 10) or retries % 50 == 0:
             self.ctx.emit(
-                m.EngineNote("warning", f"RunTask for {t.identity} still retrying: {decision.reason}")
+                m.EngineNote("warning", f"RunTask for {tracked.identity} still retrying: {decision.reason}")
             )
         # A throttle already slowed the bucket (EcsCalls.on_cluster_modify_attempt): queue again at once.
         if not throttled:
             await asyncio.sleep(self.ctx.policy.retry_delay(retries, self.ctx.rng))
 
-    async def _build(self, t: Tracked) -> bool:
-        """RunTask arguments for this attempt; a bad executor_config or queue fails only this task."""
-        source: m.Launch | None = t.source
+    async def _build(self, tracked: Tracked) -> bool:
+        """RunTask arguments for this attempt; a bad executor_config or queue fails only this try."""
+        source: m.Launch | None = tracked.source
         if source is None:
-            self.ctx.fail_launch(t, "internal error: nothing to launch the task from", "internal")
+            self.ctx.fail_launch(tracked, "internal error: nothing to launch the task from", "internal")
             return False
         try:
             command = workload_command(source.workload_json)
             kwargs = self.builder.build(
-                t.identity,
+                tracked.identity,
                 command,
                 source.executor_config,
                 launch_id=source.launch_id,
-                attempt=t.attempt,
+                attempt=tracked.attempt,
                 queue=source.queue,
             )
         except NoQueueProfile as exc:
-            self.ctx.fail_launch(t, f"not launched: {exc}", "no_queue_profile")
+            self.ctx.fail_launch(tracked, f"not launched: {exc}", "no_queue_profile")
             return False
         except InvalidTaskConfig as exc:
-            self.ctx.fail_launch(t, f"not launched: {exc}", "invalid_config")
+            self.ctx.fail_launch(tracked, f"not launched: {exc}", "invalid_config")
             return False
-        t.cluster = str(kwargs.get("cluster") or self.ctx.settings.cluster)
+        tracked.cluster = str(kwargs.get("cluster") or self.ctx.settings.cluster)
         if LAUNCH_TYPE not in kwargs and STRATEGY not in kwargs:
-            kwargs = fill_launch_target(kwargs, await self.clusters.strategy(t.cluster))
-        t.kwargs = kwargs
+            kwargs = fill_launch_target(kwargs, await self.clusters.strategy(tracked.cluster))
+        tracked.kwargs = kwargs
         return True
 
-    async def wait_for_relaunch(self, t: Tracked, decision: Decision) -> bool:
-        """Wait and prepare the next attempt; False (and the task failed) when none is allowed."""
-        if t.stopping:  # revoked while the last attempt was answered: nothing to relaunch
+    async def wait_for_relaunch(self, tracked: Tracked, decision: Decision) -> bool:
+        """Wait and prepare the next attempt; False (and the try failed) when none is allowed."""
+        if tracked.stopping:  # revoked while the last attempt was answered: nothing to relaunch
             return False
-        if t.source is None:
-            self.ctx.fail_launch(t, decision.reason)
+        if tracked.source is None:
+            self.ctx.fail_launch(tracked, decision.reason)
             return False
         now = time.monotonic()
-        if decision.kind == FailureKind.CAPACITY and t.capacity_since is None:
-            t.capacity_since = now
+        if decision.kind == FailureKind.CAPACITY and tracked.capacity_since is None:
+            tracked.capacity_since = now
         capacity = decision.kind == FailureKind.CAPACITY
         verdict = self.ctx.policy.decide(
             decision.kind,
             # Capacity waits are bounded by time: they do not spend max_run_task_attempts.
-            t.attempt if capacity else t.attempt - t.capacity_relaunches,
+            tracked.attempt if capacity else tracked.attempt - tracked.capacity_relaunches,
             now=now,
-            capacity_since=t.capacity_since,
-            deadline=t.deadline,
+            capacity_since=tracked.capacity_since,
+            deadline=tracked.deadline,
             rng=self.ctx.rng,
         )
         if not verdict.allowed:
-            self.ctx.fail_launch(t, f"{decision.reason} ({verdict.why_not})", verdict.kind)
+            self.ctx.fail_launch(tracked, f"{decision.reason} ({verdict.why_not})", verdict.kind)
             return False
         self.ctx.counters["relaunches"] += 1
         if capacity:
-            t.capacity_relaunches += 1
+            tracked.capacity_relaunches += 1
             self.ctx.counters["relaunches_capacity"] += 1
-            self.ctx.capacity_waiting.add(t.key)
-        t.move(TaskState.RELAUNCHING)
-        self.ctx.emit(m.Relaunching(t.key, decision.reason, t.attempt + 1, verdict.delay))
+            self.ctx.capacity_waiting.add(tracked.key)
+        tracked.move(TryState.RELAUNCHING)
+        self.ctx.emit(m.Relaunching(tracked.key, decision.reason, tracked.attempt + 1, verdict.delay))
         await asyncio.sleep(verdict.delay)
-        if t.stopping:
+        if tracked.stopping:
             return False
-        t.attempt += 1
-        t.kwargs = None  # rebuilt for the new attempt (new clientToken)
-        t.move(TaskState.LAUNCHING)
+        tracked.attempt += 1
+        tracked.kwargs = None  # rebuilt for the new attempt (new clientToken)
+        tracked.move(TryState.LAUNCHING)
         return True
 
-    async def relaunch_after_stop(self, t: Tracked, decision: Decision) -> None:
+    async def relaunch_after_stop(self, tracked: Tracked, decision: Decision) -> None:
         try:
-            if not await self.wait_for_relaunch(t, decision):
+            if not await self.wait_for_relaunch(tracked, decision):
                 return
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a bug must not vanish in a background task; fail this task visibly
-            log.exception("Unexpected error relaunching %s", t.identity)
+        except Exception as exc:  # a bug must not vanish in a background asyncio task; fail this try visibly
+            log.exception("Unexpected error relaunching %s", tracked.identity)
             self.ctx.fail_launch(
-                t, f"internal error while relaunching: {type(exc).__name__}: {exc}", "internal"
+                tracked, f"internal error while relaunching: {type(exc).__name__}: {exc}", "internal"
             )
             return
-        await self.launch(t)
+        await self.launch(tracked)
 
-    def _launched(self, t: Tracked, task: Mapping[str, Any]) -> None:
+    def _launched(self, tracked: Tracked, task: Mapping[str, Any]) -> None:
         arn = str(task["taskArn"])
-        if t.stopping:  # revoked while RunTask was in flight: do not leave an orphan
-            self.ctx.spawn(self.stopper.stop(t.cluster, arn, "Airflow revoked the task"))
+        if tracked.stopping:  # revoked while RunTask was in flight: do not leave an orphan
+            self.ctx.spawn(self.stopper.stop(tracked.cluster, arn, "Airflow revoked the task"))
             return
-        self.ctx.registry.track_arn(t, arn)
-        self.ctx.capacity_waiting.discard(t.key)
-        t.launch_task = None  # finished; do not keep its coroutine alive while the task is tracked
-        t.kwargs = None  # a relaunch rebuilds them from t.source
-        t.move(TaskState.PENDING)
-        self.ctx.emit(m.Launched(t.key, arn, t.attempt))
-        self.observe(t, task)
+        self.ctx.registry.track_arn(tracked, arn)
+        self.ctx.capacity_waiting.discard(tracked.key)
+        tracked.launch_future = None  # finished; do not keep its coroutine alive while the try is tracked
+        tracked.kwargs = None  # a relaunch rebuilds them from tracked.source
+        tracked.move(TryState.PENDING)
+        self.ctx.emit(m.Launched(tracked.key, arn, tracked.attempt))
+        self.observe(tracked, task)
 
 
 def _failures_decision(failures: list[Any]) -> Decision:

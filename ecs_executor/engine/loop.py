@@ -14,20 +14,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ecs_executor import messages as m
-from ecs_executor import redact
-from ecs_executor.config import EcsExecutorSettings
+from ecs_executor.aws import redact
+from ecs_executor.config.settings import EcsExecutorSettings
+from ecs_executor.core.lifecycle import Tracked, TryState
+from ecs_executor.core.relaunch import RelaunchPolicy
 from ecs_executor.engine.airflow_db import TryStateReader
 from ecs_executor.engine.calls import ClientFactory, EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
-from ecs_executor.engine.events import EventFeed, SqsFactory
+from ecs_executor.engine.event_feed import EventFeed, SqsFactory
 from ecs_executor.engine.launcher import Launcher
-from ecs_executor.engine.orphans import OrphanSweeper
+from ecs_executor.engine.orphan_sweep import OrphanSweeper
 from ecs_executor.engine.stopper import Stopper
 from ecs_executor.engine.tracker import CRASH_LOG_LINES, RECONCILE_TICK_SECONDS, Tracker
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.relaunch import RelaunchPolicy
-from ecs_executor.run_task import RunTaskBuilder, TaskIdentity
+from ecs_executor.request.run_task import RunTaskBuilder, TryIdentity
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,14 +65,15 @@ class Engine:
         self._shutdown: m.Shutdown | None = None
         policy = RelaunchPolicy(settings.max_run_task_attempts, settings.capacity_wait_seconds)
         self.ctx = Context(settings, channel, policy, try_states=TryStateReader())
-        # The parts; built on the engine thread (asyncio primitives belong to its loop).
+        # The parts, built here on the caller's thread: their asyncio primitives bind to the engine's loop
+        # on first use (Python >= 3.10).
         self.calls: EcsCalls
         self.clusters: ClusterDefaults
         self.stopper: Stopper
         self.launcher: Launcher
         self.tracker: Tracker
-        self.events: EventFeed | None = None  # events mode only
-        self.orphans: OrphanSweeper | None = None  # orphan_sweep only
+        self.event_feed: EventFeed | None = None  # events mode only
+        self.orphan_sweeper: OrphanSweeper | None = None  # orphan_sweep only
         self._build_parts()
 
     def _build_parts(self) -> None:
@@ -84,10 +85,10 @@ class Engine:
         self.tracker = Tracker(ctx, self.calls, self.launcher.relaunch_after_stop, self._last_log_lines)
         self.launcher.observe = self.tracker.observe
         if self.settings.effective_tracking_mode == "events":
-            self.events = EventFeed(ctx, self.tracker, self._sqs_factory, self.builder.clusters())
-            self.launcher.observe = self.events.observe_launched
+            self.event_feed = EventFeed(ctx, self.tracker, self._sqs_factory, self.builder.clusters())
+            self.launcher.observe = self.event_feed.observe_launched
         if self.settings.orphan_sweep:
-            self.orphans = OrphanSweeper(
+            self.orphan_sweeper = OrphanSweeper(
                 ctx,
                 self.calls,
                 started_by=self.builder.started_by,
@@ -167,8 +168,8 @@ class Engine:
         self._ready.set()
         poller = asyncio.create_task(self._track_forever())
         self.ctx.spawn(self.clusters.prime(self.builder.clusters()))
-        if self.orphans is not None:
-            self.ctx.spawn(self.orphans.run_forever())
+        if self.orphan_sweeper is not None:
+            self.ctx.spawn(self.orphan_sweeper.run_forever())
         try:
             # Polled, not woken: see messages.Channel. At most COMMAND_POLL_SECONDS before a launch
             # starts, less than one RunTask token (25 ms at 40/s).
@@ -188,14 +189,14 @@ class Engine:
 
     async def _track_forever(self) -> None:
         """Polling: DescribeTasks sweeps. Events: the SQS feed, and reconciling what it did not settle."""
-        if self.events is None:
+        if self.event_feed is None:
             await self.tracker.poll_forever()
             return
-        feed = asyncio.create_task(self.events.run())
+        feed = asyncio.create_task(self.event_feed.run())
         try:
             while True:
                 await asyncio.sleep(RECONCILE_TICK_SECONDS)
-                self.events.prune_early()
+                self.event_feed.prune_early()
                 try:
                     await self.tracker.reconcile_once()
                 except asyncio.CancelledError:
@@ -211,10 +212,12 @@ class Engine:
         if isinstance(command, m.Launch):
             self.launcher.start(command)
         elif isinstance(command, m.Adopt):
-            t = Tracked(command.key, _adopted_identity(command.key), command.cluster or self.settings.cluster)
-            t.state = TaskState.ADOPTED
-            t.arn = command.task_arn
-            registry.add(t)
+            tracked = Tracked(
+                command.key, _adopted_identity(command.key), command.cluster or self.settings.cluster
+            )
+            tracked.state = TryState.ADOPTED
+            tracked.arn = command.task_arn
+            registry.add(tracked)
         elif isinstance(command, m.Stop):
             self.stopper.revoke_key(command.key, command.reason)
         elif isinstance(command, m.Shutdown):
@@ -225,9 +228,9 @@ class Engine:
         if shutdown is not None and shutdown.stop_tasks:
             await self.stopper.stop_all("Airflow scheduler terminated")
         launches = [
-            t.launch_task
-            for t in self.ctx.registry.by_key.values()
-            if t.launch_task and not t.launch_task.done()
+            tracked.launch_future
+            for tracked in self.ctx.registry.by_key.values()
+            if tracked.launch_future and not tracked.launch_future.done()
         ]
         if launches:
             await asyncio.wait(launches, timeout=max(0.0, deadline - time.monotonic()))
@@ -243,23 +246,23 @@ class Engine:
 
     def _sweep_clusters(self) -> list[str]:
         """Where the orphan sweep looks: the clusters the options name, and those of tracked tasks."""
-        tracked = {t.cluster for t in self.ctx.registry.by_arn.values()}
-        return list(dict.fromkeys([*self.builder.clusters(), *sorted(tracked)]))
+        in_use = {tracked.cluster for tracked in self.ctx.registry.by_arn.values()}
+        return list(dict.fromkeys([*self.builder.clusters(), *sorted(in_use)]))
 
     # ---- start-up check ----------------------------------------------------------------------------
 
     async def health_problems(self) -> list[str]:
         """Cluster ACTIVE, task definition resolvable and holding our container; [] when healthy.
 
-        The same rows as ``airflow ecs-executor check`` (one health check, in check.py)."""
-        from ecs_executor.check import startup_problems
+        The same rows as ``airflow ecs-executor check`` (one health check, in check/run.py)."""
+        from ecs_executor.check.run import startup_problems
 
         return await startup_problems(self.calls.call, self.settings, team_name=self.builder.team_name)
 
     def _last_log_lines(self, arn: str, task_definition_arn: str) -> list[str]:
         """Runs in a worker thread (boto3 is synchronous). The process's one CloudWatch reader, shared with
         get_task_log: one GetLogEvents pacer, cached task definitions."""
-        from ecs_executor.cloudwatch import shared_reader
+        from ecs_executor.aws.container_logs import shared_reader
 
         reader = shared_reader(self.settings)
         return list(reader.last_lines(arn, CRASH_LOG_LINES, task_definition_arn=task_definition_arn or None))
@@ -267,7 +270,7 @@ class Engine:
 
 def _default_client_factory(settings: EcsExecutorSettings) -> ClientFactory:
     def factory() -> Awaitable[Any]:
-        from ecs_executor.aws import ecs_client
+        from ecs_executor.aws.clients import ecs_client
 
         return ecs_client(settings)
 
@@ -276,15 +279,15 @@ def _default_client_factory(settings: EcsExecutorSettings) -> ClientFactory:
 
 def _default_sqs_factory(settings: EcsExecutorSettings) -> SqsFactory:
     def factory() -> Awaitable[Any]:
-        from ecs_executor.aws import sqs_client
+        from ecs_executor.aws.clients import sqs_client
 
         return sqs_client(settings)
 
     return factory
 
 
-def _adopted_identity(key: Any) -> TaskIdentity:
+def _adopted_identity(key: Any) -> TryIdentity:
     try:
-        return TaskIdentity.from_key(key)
+        return TryIdentity.from_key(key)
     except AttributeError:
-        return TaskIdentity(str(key), "", "", 0)
+        return TryIdentity(str(key), "", "", 0)

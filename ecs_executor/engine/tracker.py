@@ -1,8 +1,9 @@
 """Tracking: DescribeTasks sweeps over every tracked task, grouped by cluster, in chunks of 100, and what
 each description means for the try (report it, relaunch it, or wait).
 
-A try's final word goes out when its container has an exit code (``states.task_status``), while ECS may
-still be stopping the task; the task is then watched until STOPPED without another report."""
+A try's final word goes out when its container has an exit code (``core.task_status.task_status``),
+while ECS may still be stopping the task; the task is then watched until STOPPED without another report.
+"""
 
 from __future__ import annotations
 
@@ -15,20 +16,20 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from ecs_executor import messages as m
-from ecs_executor.aws import classify_exception
+from ecs_executor.aws.clients import classify_exception
+from ecs_executor.core.lifecycle import Tracked, TryState
+from ecs_executor.core.relaunch import FailureKind
+from ecs_executor.core.task_status import Phase, TaskStatus, task_status
+from ecs_executor.core.triage import Decision, Verdict, classify_stopped
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context, CrashLines
-from ecs_executor.lifecycle import TaskState, Tracked
-from ecs_executor.relaunch import FailureKind
-from ecs_executor.states import Phase, TaskStatus, task_status
-from ecs_executor.triage import Decision, Verdict, classify_stopped
+from ecs_executor.request.ecs_rules import MAX_DESCRIBE_TASKS
 
 log = logging.getLogger(__name__)
 
-DESCRIBE_CHUNK = 100  # ECS DescribeTasks limit
-# DescribeTasks calls in flight at once. The 20/s refill is the limit anyway (4 calls of ~50 ms allow
-# ~80/s); fewer responses parsed at a time keeps a sweep's garbage, and so the RSS high-water mark,
-# independent of the number of tracked tasks.
+# DescribeTasks calls in flight at once. The 20/s refill is the limit anyway (docs/benchmarks.md); fewer
+# responses parsed at a time keeps a sweep's garbage, and so the RSS high-water mark, independent of the
+# number of tracked tasks.
 DESCRIBE_IN_FLIGHT = 4
 # A freshly launched task can be briefly unknown to DescribeTasks (eventual consistency).
 MISSING_POLLS_BEFORE_FAIL = 3
@@ -85,17 +86,17 @@ class Tracker:
         calls = []
         for cluster, arns in grouped.items():
             calls += [
-                self._describe(cluster, arns[i : i + DESCRIBE_CHUNK])
-                for i in range(0, len(arns), DESCRIBE_CHUNK)
+                self._describe(cluster, arns[i : i + MAX_DESCRIBE_TASKS])
+                for i in range(0, len(arns), MAX_DESCRIBE_TASKS)
             ]
         await asyncio.gather(*calls)
 
     # ---- events mode: describe only what events did not settle --------------------------------------
 
-    def suspect(self, t: Tracked) -> None:
+    def suspect(self, tracked: Tracked) -> None:
         """Describe this task at the next reconcile tick (its event stream shows a gap)."""
-        if t.arn:
-            self.suspects.add(t.arn)
+        if tracked.arn:
+            self.suspects.add(tracked.arn)
 
     async def reconcile_once(self) -> int:
         """Describe suspects, then tasks not heard of within reconcile_interval; returns how many.
@@ -133,10 +134,10 @@ class Tracker:
         by_arn, bucket_of, buckets = self.ctx.registry.by_arn, self._bucket_of, self._buckets
         first = self._first_bucket or 0
         for arn in arns:
-            t = by_arn.get(arn)
-            if t is None:
+            tracked = by_arn.get(arn)
+            if tracked is None:
                 continue
-            b = max(int(t.heard_at), first)
+            b = max(int(tracked.heard_at), first)
             if bucket_of.get(arn) != b:
                 bucket_of[arn] = b
                 buckets.setdefault(b, []).append(arn)
@@ -162,18 +163,18 @@ class Tracker:
                 visits += 1
                 if bucket_of.get(arn) != b:
                     continue  # entered again, in a later bucket
-                t = by_arn.get(arn)
-                if t is None:
+                tracked = by_arn.get(arn)
+                if tracked is None:
                     del bucket_of[arn]  # no longer tracked
-                elif t.heard_at <= stale_before:
+                elif tracked.heard_at <= stale_before:
                     del bucket_of[arn]  # entered again once described
                     if arn not in chosen:
                         out.append(arn)
-                elif int(t.heard_at) == b:
+                elif int(tracked.heard_at) == b:
                     keep.append(arn)  # the newest bucket: due within a second
                 else:  # heard of since it was entered
-                    bucket_of[arn] = int(t.heard_at)
-                    buckets.setdefault(int(t.heard_at), []).append(arn)
+                    bucket_of[arn] = int(tracked.heard_at)
+                    buckets.setdefault(int(tracked.heard_at), []).append(arn)
             if keep:
                 buckets[b] = keep + buckets.get(b, [])
                 break
@@ -211,84 +212,84 @@ class Tracker:
             if tracked is not None and failure.get("reason") == "MISSING":
                 self._missing(tracked)
 
-    def _missing(self, t: Tracked) -> None:
-        t.missing_polls += 1
+    def _missing(self, tracked: Tracked) -> None:
+        tracked.missing_polls += 1
         # Events mode describes a task again only once it is due: make a MISSING one due soon.
-        t.heard_at = time.monotonic() - self.ctx.settings.reconcile_interval + MISSING_RECHECK_SECONDS
-        if t.watched:
-            if t.missing_polls >= MISSING_POLLS_BEFORE_FAIL:
-                self.ctx.finish(t)  # nothing to report: ECS no longer knows the task it was stopping
-        elif t.state is TaskState.ADOPTED:
-            arn = t.arn or ""
-            self.ctx.finish(t)
+        tracked.heard_at = time.monotonic() - self.ctx.settings.reconcile_interval + MISSING_RECHECK_SECONDS
+        if tracked.watched:
+            if tracked.missing_polls >= MISSING_POLLS_BEFORE_FAIL:
+                self.ctx.finish(tracked)  # nothing to report: ECS no longer knows the task it was stopping
+        elif tracked.state is TryState.ADOPTED:
+            arn = tracked.arn or ""
+            self.ctx.finish(tracked)
             self.ctx.emit(
-                m.AdoptionFailed(t.key, arn, f"ECS does not know this task on cluster {t.cluster!r}")
+                m.AdoptionFailed(
+                    tracked.key, arn, f"ECS does not know this task on cluster {tracked.cluster!r}"
+                )
             )
-        elif t.missing_polls >= MISSING_POLLS_BEFORE_FAIL:
-            arn = t.arn or ""
-            self.ctx.finish(t)
-            reason = f"ECS no longer knows task {arn} on cluster {t.cluster!r} (DescribeTasks: MISSING)"
-            self.ctx.emit(m.StateChanged(t.key, arn, TaskStatus(Phase.FAILED, reason)))
+        elif tracked.missing_polls >= MISSING_POLLS_BEFORE_FAIL:
+            arn = tracked.arn or ""
+            self.ctx.finish(tracked)
+            reason = f"ECS no longer knows task {arn} on cluster {tracked.cluster!r} (DescribeTasks: MISSING)"
+            self.ctx.emit(m.StateChanged(tracked.key, arn, TaskStatus(Phase.FAILED, reason)))
 
-    def observe(self, t: Tracked, task: Mapping[str, Any]) -> None:
+    def observe(self, tracked: Tracked, task: Mapping[str, Any]) -> None:
         version = task.get("version")
         if type(version) is int:
-            if version < t.version:
+            if version < tracked.version:
                 return  # an older view (an event overtaken, or a lagging read): never move backwards
-            t.version = version
-        t.heard_at = time.monotonic()
+            tracked.version = version
+        tracked.heard_at = time.monotonic()
         status = task_status(task, self.ctx.settings.container_name)
-        if t.watched:
+        if tracked.watched:
             if task.get("lastStatus") == "STOPPED":
-                self.ctx.finish(t)
+                self.ctx.finish(tracked)
             return
-        if status.phase == t.phase:
+        if status.phase == tracked.phase:
             return
-        t.phase = status.phase
+        tracked.phase = status.phase
         if not status.phase.is_terminal:
-            self._progress(t, status.phase)
+            self._progress(tracked, status.phase)
             if status.phase != Phase.RUNNING:
                 return  # PENDING and STOPPING change nothing in the executor; not sending them halves results
         else:
             decision = classify_stopped(status, relaunch_spot=self.ctx.settings.relaunch_on_spot_interruption)
             if decision is not None and decision.kind == FailureKind.SPOT:
                 self.ctx.counters["spot_interruptions"] += 1
-            if (
-                decision is not None
-                and decision.verdict == Verdict.RELAUNCH
-                and self._may_relaunch(t, decision)
-            ):
-                self.ctx.registry.untrack_arn(t)
-                t.phase = None
-                t.launch_task = self.ctx.spawn(self._relaunch(t, decision))
+            if decision is not None and decision.verdict == Verdict.RELAUNCH and self._may_relaunch(tracked):
+                self.ctx.registry.untrack_arn(tracked)
+                tracked.phase = None
+                tracked.launch_future = self.ctx.spawn(self._relaunch(tracked, decision))
                 return
             if decision is not None and decision.verdict in (Verdict.FAIL, Verdict.RELAUNCH):
                 status = TaskStatus(
                     Phase.FAILED, decision.reason, status.exit_code, status.stop_code, status.task_stopped
                 )
-            self.ctx.reported(t, status.task_stopped)
+            self.ctx.reported(tracked, status.task_stopped)
         arn = str(task.get("taskArn"))
         if status.phase == Phase.FAILED and status.exit_code not in (None, 0):
             # A crash: the last container lines usually say why. Fetched off the loop, bounded.
-            self.ctx.spawn(self._report_crash(t, arn, str(task.get("taskDefinitionArn") or ""), status))
+            self.ctx.spawn(self._report_crash(tracked, arn, str(task.get("taskDefinitionArn") or ""), status))
             return
-        self.ctx.emit(m.StateChanged(t.key, arn, status))
+        self.ctx.emit(m.StateChanged(tracked.key, arn, status))
 
-    def _progress(self, t: Tracked, phase: Phase) -> None:
-        if t.stopping:
+    def _progress(self, tracked: Tracked, phase: Phase) -> None:
+        if tracked.stopping:
             return
         if phase == Phase.RUNNING:
-            t.source = None  # a task that ran is never relaunched; free the workload JSON
-            t.move(TaskState.RUNNING)
-        elif phase == Phase.PENDING and t.state is TaskState.ADOPTED:
-            t.move(TaskState.PENDING)
+            tracked.source = None  # a task that ran is never relaunched; free the workload JSON
+            tracked.move(TryState.RUNNING)
+        elif phase == Phase.PENDING and tracked.state is TryState.ADOPTED:
+            tracked.move(TryState.PENDING)
 
-    def _may_relaunch(self, t: Tracked, decision: Decision) -> bool:
+    def _may_relaunch(self, tracked: Tracked) -> bool:
         # A try we saw RUNNING is never relaunched (its source is gone): Airflow's Execution API refuses to
         # start a try that is already running (409 invalid_state), Spot interruption included.
-        return t.source is not None and not t.stopping and t.state is not TaskState.RUNNING
+        return tracked.source is not None and not tracked.stopping and tracked.state is not TryState.RUNNING
 
-    async def _report_crash(self, t: Tracked, arn: str, task_definition_arn: str, status: TaskStatus) -> None:
+    async def _report_crash(
+        self, tracked: Tracked, arn: str, task_definition_arn: str, status: TaskStatus
+    ) -> None:
         lines: list[str] = []
         if self._crash_lines is not None:
             try:
@@ -302,4 +303,4 @@ class Tracker:
             status = TaskStatus(
                 status.phase, f"{status.reason}; last log lines: {tail}", status.exit_code, status.stop_code
             )
-        self.ctx.emit(m.StateChanged(t.key, arn, status))
+        self.ctx.emit(m.StateChanged(tracked.key, arn, status))

@@ -13,16 +13,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecs_executor.local_ecs.timing import PROFILES, TIMING_PROFILES
+from ecs_executor.request.ecs_rules import (
+    DESCRIBE_BURST,
+    DESCRIBE_RATE,
+    EC2_RUN_TASK_RATE,
+    FARGATE_RUN_TASK_RATE,
+    RUN_TASK_BURST,
+)
 
 #: Operation groups with their real-ECS (burst, refill per second) token buckets. Operations not listed
 #: here are never throttled by the bucket emulation.
 DEFAULT_BUCKETS: dict[str, tuple[float, float]] = {
-    "cluster_modify": (100, 40),  # RunTask, StartTask, StopTask
-    "cluster_read": (100, 20),  # DescribeTasks, ListTasks
+    "cluster_modify": (RUN_TASK_BURST, EC2_RUN_TASK_RATE),  # RunTask, StartTask, StopTask
+    "cluster_read": (DESCRIBE_BURST, DESCRIBE_RATE),  # DescribeTasks, ListTasks
     "cluster_describe": (50, 20),  # DescribeClusters
     "task_definition_modify": (20, 1),  # Register/DeregisterTaskDefinition
     "task_definition_read": (50, 20),  # DescribeTaskDefinition (our choice, not a published figure)
-    "fargate_launch": (100, 20),  # task launches with launchType FARGATE, only when fargate=True
+    # Task launches with launchType FARGATE, only when fargate=True.
+    "fargate_launch": (RUN_TASK_BURST, FARGATE_RUN_TASK_RATE),
 }
 
 OPERATION_BUCKETS: dict[str, str] = {

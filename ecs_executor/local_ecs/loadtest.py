@@ -79,7 +79,7 @@ def _stats(url: str) -> dict[str, Any]:
 
 class _NullSqs:
     """Answers SendMessageBatch at once and counts the messages, so the figures are the endpoint's own
-    (moto's SQS takes milliseconds per message and slows as its queue fills; see ``local_ecs.sqs``)."""
+    (moto's SQS takes milliseconds per message and slows as its queue fills; see ``local_ecs.local_sqs``)."""
 
     def __init__(self) -> None:
         self.received = 0

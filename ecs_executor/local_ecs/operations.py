@@ -1,4 +1,6 @@
-"""The ECS operations: request validation and response shaping, as real ECS does them.
+"""The ECS operations: each request dispatched, applied to the registry and answered as real ECS does.
+
+What ECS refuses in a request's values is ``validation.py``'s; the records' shapes are ``model.py``'s.
 
 Each operation is synchronous (no ``await``), so a RunTask is applied atomically with respect to other
 calls: a clientToken check and the tasks it creates can never interleave with a concurrent retry.
@@ -10,62 +12,39 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ecs_executor.ecs_rules import (
-    MAX_CLIENT_TOKEN,
-    MAX_DESCRIBE_CLUSTERS,
-    MAX_DESCRIBE_TASKS,
-    MAX_LIST_RESULTS,
-    MAX_OVERRIDES_CHARS,
-    MAX_RUN_COUNT,
-    MAX_SECURITY_GROUPS,
-    MAX_STARTED_BY,
-    MAX_SUBNETS,
-    container_memory_problem,
-    cpu_units,
-    fargate_size_problem,
-    is_type_problem,
-    launch_target_problems,
-    memory_mib,
-    overrides_size,
-    request_problems,
-    resolve_launch_target,
-    tag_problems,
-)
 from ecs_executor.local_ecs.faults import PROVISIONING_LIMIT, SHORTAGE_REASONS, Faults
 from ecs_executor.local_ecs.model import (
     ACCOUNT_ID,
     RUNNING,
     STOPPED,
     USER_STOPPED_REASON,
-    Cluster,
     EcsError,
-    Registry,
     TaskDefinition,
     cluster_arn,
     cluster_name_of,
     invalid,
 )
+from ecs_executor.local_ecs.registry import Registry
 from ecs_executor.local_ecs.runner import Runner
-
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+from ecs_executor.local_ecs.validation import NAME, task_definition_spec, validate_run_task, validate_tags
+from ecs_executor.request.ecs_rules import (
+    MAX_DESCRIBE_CLUSTERS,
+    MAX_DESCRIBE_TASKS,
+    MAX_LIST_RESULTS,
+    is_type_problem,
+    request_problems,
+    resolve_launch_target,
+)
 
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-
-
-def _validate_tags(tags: Any) -> list[dict[str, str]]:
-    problem = tag_problems(tags)
-    if problem is not None:
-        raise invalid(problem)
-    return [{"key": tag["key"], "value": tag.get("value", "")} for tag in tags or []]
 
 
 def _merge_tags(current: list[dict[str, str]], new: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -137,9 +116,9 @@ class EcsApi:
 
     def create_cluster(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         name = params.get("clusterName") or "default"
-        if not _NAME.match(name):
+        if not NAME.match(name):
             raise invalid("Cluster name can have up to 255 letters, numbers, hyphens and underscores.")
-        params = {**params, "tags": _validate_tags(params.get("tags"))}
+        params = {**params, "tags": validate_tags(params.get("tags"))}
         cluster = self.registry.create_cluster(region, name, params)
         return {"cluster": cluster.to_dict({"TAGS", "SETTINGS", "CONFIGURATIONS"})}
 
@@ -165,73 +144,7 @@ class EcsApi:
     # Task definitions -----------------------------------------------------------------------------
 
     def register_task_definition(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
-        family = params.get("family")
-        if not isinstance(family, str) or not _NAME.match(family):
-            raise EcsError(
-                "ClientException", "Family can have up to 255 letters, numbers, hyphens and underscores."
-            )
-        containers = params.get("containerDefinitions")
-        if not isinstance(containers, list) or not containers:
-            raise EcsError("ClientException", "Container list cannot be empty.")
-        fargate = "FARGATE" in (params.get("requiresCompatibilities") or [])
-        if fargate and params.get("networkMode") != "awsvpc":
-            raise EcsError("ClientException", "Fargate only supports network mode 'awsvpc'.")
-        if fargate and not (params.get("cpu") and params.get("memory")):
-            raise EcsError(
-                "ClientException", "Fargate requires that 'cpu' and 'memory' be defined at the task level."
-            )
-        if fargate:
-            size_problem = fargate_size_problem(params.get("cpu"), params.get("memory"))
-            if size_problem is not None:
-                raise EcsError("ClientException", size_problem)
-        normalized, names = [], set()
-        for container in containers:
-            name = container.get("name")
-            if not isinstance(name, str) or not _NAME.match(name):
-                raise EcsError(
-                    "ClientException",
-                    "Container name is required: up to 255 letters, numbers, hyphens, underscores.",
-                )
-            if name in names:
-                raise EcsError("ClientException", f"Duplicate container name '{name}'.")
-            names.add(name)
-            if not container.get("image"):
-                raise EcsError(
-                    "ClientException", f"Container.image should not be null or empty (container '{name}')."
-                )
-            if not params.get("memory") and not (
-                container.get("memory") or container.get("memoryReservation")
-            ):
-                raise EcsError(
-                    "ClientException",
-                    f"Invalid setting for container '{name}'. At least one of 'memory' or "
-                    "'memoryReservation' must be specified.",
-                )
-            memory_problem = container_memory_problem(params.get("memory"), container)
-            if memory_problem is not None:
-                raise EcsError("ClientException", memory_problem)
-            normalized.append(
-                {
-                    "cpu": 0,
-                    "essential": True,
-                    "portMappings": [],
-                    "environment": [],
-                    "mountPoints": [],
-                    "volumesFrom": [],
-                    "systemControls": [],
-                    **container,
-                }
-            )
-        if not any(c["essential"] for c in normalized):
-            raise EcsError("ClientException", "Task definition must have at least one essential container.")
-        tags = _validate_tags(params.get("tags"))
-        spec = {**params, "containerDefinitions": normalized, "tags": tags}
-        # ECS stores "1 vCPU" / "2 GB" as CPU units and MiB.
-        if (units := cpu_units(params.get("cpu"))) is not None:
-            spec["cpu"] = str(units)
-        if (mib := memory_mib(params.get("memory"))) is not None:
-            spec["memory"] = str(mib)
-        definition = self.registry.register(region, spec)
+        definition = self.registry.register(region, task_definition_spec(params))
         return {"taskDefinition": definition.to_dict(), "tags": definition.tags}
 
     def deregister_task_definition(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -266,103 +179,10 @@ class EcsApi:
             raise EcsError("ClientException", f"TaskDefinition '{identifier}' is inactive.")
         return definition
 
-    def _validate_run_task(self, cluster: Cluster, definition: TaskDefinition, params: dict[str, Any]) -> int:
-        count = params.get("count", 1)
-        if not isinstance(count, int) or not 1 <= count <= MAX_RUN_COUNT:
-            raise invalid(f"Count must be between 1 and {MAX_RUN_COUNT}.")
-        token = params.get("clientToken")
-        if token is not None and not 1 <= len(str(token)) <= MAX_CLIENT_TOKEN:
-            raise invalid(f"clientToken length must be between 1 and {MAX_CLIENT_TOKEN}.")
-        started_by = params.get("startedBy")
-        if started_by is not None and len(str(started_by)) > MAX_STARTED_BY:
-            raise invalid(f"startedBy length must be at most {MAX_STARTED_BY}.")
-        self._validate_launch_target(cluster, definition, params)
-        self._validate_network(definition, params)
-        self._validate_overrides(definition, params)
-        _validate_tags(params.get("tags"))
-        return count
-
-    def _validate_launch_target(
-        self, cluster: Cluster, definition: TaskDefinition, params: dict[str, Any]
-    ) -> None:
-        """Where the task would run: the request's launch type or strategy, the cluster default, or EC2."""
-        problem = launch_target_problems(params)
-        if problem is not None:
-            raise invalid(problem)
-        strategy = params.get("capacityProviderStrategy") or (
-            [] if params.get("launchType") else cluster.default_strategy
-        )
-        for item in strategy:
-            if item.get("capacityProvider") not in cluster.capacity_providers:
-                raise invalid(
-                    "The specified capacity provider strategy cannot contain a capacity provider that is "
-                    "not associated with the cluster. Associate the capacity provider with the cluster or "
-                    f"specify a valid capacity provider and try again. ({item.get('capacityProvider')})"
-                )
-        launch_type, _ = resolve_launch_target(params, cluster.default_strategy)
-        if launch_type == "FARGATE":
-            if not definition.fargate:
-                raise invalid("Task definition does not support launch_type FARGATE.")
-            return
-        if params.get("platformVersion"):
-            raise invalid(f"The platform version must be null when specifying an {launch_type} launch type.")
-        if not definition.ec2:
-            # The endpoint stands in for EC2 container instances only for task definitions that do not
-            # require Fargate; on a cluster without instances ECS answers this for any EC2 launch.
-            raise invalid("No Container Instances were found in your cluster.")
-
-    @staticmethod
-    def _validate_network(definition: TaskDefinition, params: dict[str, Any]) -> None:
-        network = params.get("networkConfiguration")
-        awsvpc = (network or {}).get("awsvpcConfiguration") or {}
-        if definition.spec.get("networkMode") != "awsvpc":
-            if network:
-                raise invalid(
-                    "Network Configuration is not valid for the given networkMode of this task definition."
-                )
-            return
-        subnets = awsvpc.get("subnets") or []
-        if not subnets:
-            raise invalid("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
-        if len(subnets) > MAX_SUBNETS:
-            raise invalid(f"subnets can have at most {MAX_SUBNETS} items.")
-        if len(awsvpc.get("securityGroups") or []) > MAX_SECURITY_GROUPS:
-            raise invalid(f"securityGroups can have at most {MAX_SECURITY_GROUPS} items.")
-
-    @staticmethod
-    def _validate_overrides(definition: TaskDefinition, params: dict[str, Any]) -> None:
-        overrides = params.get("overrides")
-        if overrides is None:
-            return
-        if overrides_size(overrides) > MAX_OVERRIDES_CHARS:
-            raise invalid(f"Container Overrides length must be at most {MAX_OVERRIDES_CHARS}")
-        task_memory = overrides.get("memory") or definition.spec.get("memory")
-        if definition.fargate and (overrides.get("cpu") or overrides.get("memory")):
-            cpu = overrides.get("cpu") or definition.spec.get("cpu")
-            size_problem = fargate_size_problem(cpu, task_memory)
-            if size_problem is not None:
-                raise invalid(size_problem)
-        by_name = {o.get("name"): o for o in overrides.get("containerOverrides") or []}
-        for name in by_name:
-            if name not in definition.containers:
-                raise invalid(
-                    f"Override for container named {name} is not a container in the TaskDefinition."
-                )
-        for name, container in definition.containers.items():
-            override = by_name.get(name) or {}
-            effective = {
-                "name": name,
-                **{key: container[key] for key in ("memory", "memoryReservation") if key in container},
-                **{key: override[key] for key in ("memory", "memoryReservation") if key in override},
-            }
-            memory_problem = container_memory_problem(task_memory, effective)
-            if memory_problem is not None:
-                raise invalid(memory_problem)
-
     def run_task(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         cluster = self.registry.cluster(region, params.get("cluster"))
         definition = self._run_task_definition(region, params)
-        count = self._validate_run_task(cluster, definition, params)
+        count = validate_run_task(cluster, definition, params)
         token = params.get("clientToken")
         # A digest, not the request: 10,000 tokens must not pin 10,000 copies of the overrides.
         request = _compact({k: v for k, v in params.items() if k != "clientToken"})
@@ -473,7 +293,7 @@ class EcsApi:
 
     def tag_resource(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         owner = self._tag_owner(region, str(params.get("resourceArn") or ""))
-        owner.tags = _merge_tags(owner.tags or [], _validate_tags(params.get("tags")))
+        owner.tags = _merge_tags(owner.tags or [], validate_tags(params.get("tags")))
         return {}
 
     def untag_resource(self, region: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ecs_executor.ecs_rules import SIGNING_KEY_VARIABLE
 from ecs_executor.local_ecs import podman
+from ecs_executor.local_ecs.container_plan import Plan, container_plans
 from ecs_executor.local_ecs.knobs import Knobs
 from ecs_executor.local_ecs.model import (
     DEACTIVATING,
@@ -36,9 +36,9 @@ from ecs_executor.local_ecs.model import (
     STOPPED,
     STOPPING,
     USER_INITIATED,
-    Registry,
     Task,
 )
+from ecs_executor.local_ecs.registry import Registry
 from ecs_executor.local_ecs.timing import Timing
 
 log = logging.getLogger(__name__)
@@ -50,16 +50,6 @@ SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
 def exit_code_of(returncode: int) -> int:
     """Docker reports death by signal N as exit code 128 + N; asyncio reports -N."""
     return 128 - returncode if returncode < 0 else returncode
-
-
-def inherited_environment() -> dict[str, str]:
-    """What a task process inherits from this process: everything but Airflow's signing key.
-
-    The endpoint usually runs with the scheduler's environment, which holds the key; a container on ECS
-    never gets it (workers need only the workload's token), so a task process started here does not
-    inherit it either. A task definition that sets it still passes it on, as ECS would.
-    """
-    return {k: v for k, v in os.environ.items() if not SIGNING_KEY_VARIABLE.match(k.upper())}
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -288,36 +278,10 @@ class Runner:
                 await podman.remove(task.id, self._podman_tasks.pop(task.id))
             self._supervisors.pop(task.id, None)
 
-    def _plan(self, task: Task) -> list[tuple[str, list[str], dict[str, str], str | None]] | str:
-        """(container, argv, env, cwd) for each container, or why the task cannot start."""
-        plans: list[tuple[str, list[str], dict[str, str], str | None]] = []
-        in_podman = self.knobs.container_runner == "podman"
-        if in_podman and (reason := podman.unavailable_reason()):
-            return reason
-        for container in task.containers:
-            spec = task.definition.containers[container.name]
-            override = task.container_override(container.name)
-            if in_podman:
-                self._podman_tasks.setdefault(task.id, []).append(container.name)
-                volumes = task.definition.spec.get("volumes") or []
-                argv, env = podman.run_command(task.id, container.name, spec, override, volumes)
-                plans.append((container.name, argv, env, None))
-                continue
-            command = override["command"] if "command" in override else spec.get("command")
-            argv = [str(part) for part in (spec.get("entryPoint") or []) + (command or [])]
-            if not argv:
-                return "CannotStartContainerError: Error response from daemon: No command specified"
-            env = inherited_environment()
-            for entry in (spec.get("environment") or []) + (override.get("environment") or []):
-                env[str(entry["name"])] = str(entry.get("value", ""))
-            plans.append((container.name, argv, env, spec.get("workingDirectory")))
-        return plans
-
-    async def _run_containers(self, task: Task) -> None:
-        plans = self._plan(task)
-        if isinstance(plans, str):
-            self._fail_to_start(task, plans)
-            return
+    async def _spawn_containers(
+        self, task: Task, plans: list[Plan]
+    ) -> list[asyncio.subprocess.Process] | None:
+        """One process per container; None when one could not start (the task then failed to start)."""
         processes: list[asyncio.subprocess.Process] = []
         self._processes[task.id] = processes
         with open(self.log_path(task.id), "ab") as log_file:
@@ -342,8 +306,20 @@ class Runner:
                         "container runtime task: OCI runtime create failed: unable to start container "
                         f"process: exec: {argv[0]!r}: {exc.strerror or exc}: unknown",
                     )
-                    return
+                    return None
                 processes.append(process)
+        return processes
+
+    async def _run_containers(self, task: Task) -> None:
+        plans = container_plans(task, self.knobs.container_runner)
+        if isinstance(plans, str):
+            self._fail_to_start(task, plans)
+            return
+        if self.knobs.container_runner == "podman":
+            self._podman_tasks.setdefault(task.id, []).extend(name for name, *_ in plans)
+        processes = await self._spawn_containers(task, plans)
+        if processes is None:
+            return
         if task.id in self._forced_exit:  # finish() arrived while spawning
             self._kill(task)
         if task.stop_code is not None:  # StopTask arrived while spawning: it never really ran

@@ -19,11 +19,12 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
-from ecs_executor.local_ecs.events import EventPublisher
+from ecs_executor.local_ecs.event_publisher import EventPublisher
 from ecs_executor.local_ecs.faults import Faults
 from ecs_executor.local_ecs.knobs import KnobError, Knobs
-from ecs_executor.local_ecs.model import EcsError, Registry, task_id_of
+from ecs_executor.local_ecs.model import EcsError, task_id_of
 from ecs_executor.local_ecs.operations import EcsApi
+from ecs_executor.local_ecs.registry import Registry
 from ecs_executor.local_ecs.runner import Runner
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ecs_executor.demo.stack import LocalStack
+from ecs_executor.demo.deployment import LocalDeployment
 from tests.image.conftest import Image
 
 DAGS = Path(__file__).with_name("dags")
@@ -21,7 +21,7 @@ DAGS = Path(__file__).with_name("dags")
 
 @pytest.fixture
 def stack(tmp_path: Path, default_image: Image):
-    s = LocalStack(tmp_path / "stack", dags_folder=DAGS, worker_image=default_image.tag)
+    s = LocalDeployment(tmp_path / "stack", dags_folder=DAGS, worker_image=default_image.tag)
     try:
         yield s
     finally:
@@ -29,7 +29,7 @@ def stack(tmp_path: Path, default_image: Image):
 
 
 @pytest.mark.timeout(420)
-def test_task_instances_run_in_the_image_and_report_success_and_failure(stack: LocalStack) -> None:
+def test_task_instances_run_in_the_image_and_report_success_and_failure(stack: LocalDeployment) -> None:
     stack.start()
     stack.wait_for_dag("image_worker")
     run_id = stack.trigger("image_worker")

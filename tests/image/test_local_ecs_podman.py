@@ -11,7 +11,7 @@ import pytest
 
 from ecs_executor.local_ecs import LocalEcs
 from tests.image.conftest import Image
-from tests.local_ecs.helpers import CLUSTER, make_client, run, wait_for, wait_status
+from tests.integration.local_ecs.helpers import CLUSTER, make_client, run, wait_for, wait_status
 
 HANDLER = (
     "import signal, sys, time\n"

@@ -1,0 +1,1 @@
+"""AWS plumbing outside the engine: clients and errors, container logs, keeping tokens out of logs."""

@@ -1,0 +1,1 @@
+"""``airflow ecs-executor check`` / ``python -m ecs_executor.check``: can this deployment run tasks?"""
