@@ -26,12 +26,25 @@ from ecs_executor.request.ecs_rules import (
     overrides_size,
     sanitize_tag_text,
 )
-from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, deep_merge, overlay
+from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, deep_merge, overlay, targets_fargate
+from ecs_executor.request.task_settings import (
+    EXECUTOR_CONTAINER_ENV,
+    SCHEDULER_AIRFLOW_ENV,
+    SCHEDULER_PYTHON_ENV,
+    TYPED_KEYS,
+    Derivation,
+    TaskSettings,
+    conflicts,
+    derivation_of,
+    layer,
+    parse,
+    run_task_overrides,
+    split_executor_config,
+    target_problems,
+    typed_part,
+)
 
-EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
-# Read by entrypoint.sh to refuse running with a Python/Airflow that differs from the scheduler's.
-SCHEDULER_PYTHON_ENV = "ECS_EXECUTOR_SCHEDULER_PYTHON_VERSION"
-SCHEDULER_AIRFLOW_ENV = "ECS_EXECUTOR_SCHEDULER_AIRFLOW_VERSION"
+__all__ = ["EXECUTOR_CONTAINER_ENV", "SCHEDULER_AIRFLOW_ENV", "SCHEDULER_PYTHON_ENV"]
 STARTED_BY = "airflow-ecs-executor"
 TAG_PREFIX = "airflow:"
 _STARTED_BY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_/-]")
@@ -121,6 +134,7 @@ class RunTaskBuilder:
         self.default_queue = default_queue
         self._base = settings.base_run_task_kwargs()
         self._profiles = settings.profile_run_task_kwargs()
+        self._profile_settings = {name: typed_part(p) for name, p in settings.queue_profiles.items()}
         self._extra_env = dict(extra_env or {})
 
     def clusters(self) -> list[str]:
@@ -130,15 +144,45 @@ class RunTaskBuilder:
 
     def for_queue(self, queue: str | None) -> dict[str, Any]:
         """The layered arguments for a task on ``queue``."""
+        profile = self._profile_name(queue)
+        return self._base if profile is None else self._profiles[profile]
+
+    def _profile_name(self, queue: str | None) -> str | None:
+        """The queue profile a task on ``queue`` uses; None for the base options."""
         if queue is not None and queue in self._profiles:
-            return self._profiles[queue]
+            return queue
         if not self._profiles or queue in (None, self.default_queue):
-            return self._base
+            return None
         raise NoQueueProfile(
             f"queue {queue!r} has no entry in queue_profiles; configured: "
             f"{', '.join(sorted(self._profiles))} (tasks on the default queue {self.default_queue!r} "
             "use the base options)"
         )
+
+    def _task_settings(
+        self, executor_config: Mapping[str, Any] | None, queue: str | None
+    ) -> tuple[dict[str, Any], TaskSettings, TaskSettings]:
+        """(the task's RunTask arguments, its own typed keys, those layered over its profile's)."""
+        profile = self._profile_name(queue)
+        below = self._profile_settings[profile] if profile is not None else TaskSettings()
+        if not executor_config:
+            return {}, TaskSettings(), below
+        _check_executor_config(executor_config, self.settings.container_name)
+        run_task_args, typed = split_executor_config(executor_config)
+        try:
+            own = parse(typed, "executor_config")
+        except ValueError as exc:
+            raise InvalidTaskConfig(str(exc)) from None
+        problems = conflicts(run_task_args, own, self.settings.container_name)
+        if problems:
+            raise InvalidTaskConfig("executor_config " + "; ".join(problems))
+        return run_task_args, own, layer(below, own)
+
+    def derivation(self, executor_config: Mapping[str, Any] | None, queue: str | None) -> Derivation | None:
+        """What this task needs in a derived task definition (image, runtime_platform, gpu; its profile's
+        below its own), or None when RunTask overrides carry everything. Raises InvalidTaskConfig for a
+        bad executor_config or queue, as build() does; build() checks the whole request."""
+        return derivation_of(self._task_settings(executor_config, queue)[2])
 
     def build(
         self,
@@ -153,9 +197,10 @@ class RunTaskBuilder:
         """Exactly what RunTask receives for this workload and launch attempt (launch target unresolved
         when neither the options nor the task name one: see layering.fill_launch_target)."""
         merged = self.for_queue(queue)
+        run_task_args, own, layered = self._task_settings(executor_config, queue)
         if executor_config:
-            _check_executor_config(executor_config, self.settings.container_name)
-            merged = overlay(merged, executor_config)
+            merged = overlay(merged, run_task_args)
+            merged = deep_merge(merged, run_task_overrides(own, self.settings.container_name))
         environment = [{"name": EXECUTOR_CONTAINER_ENV, "value": "true"}] + [
             {"name": k, "value": v} for k, v in self._extra_env.items()
         ]
@@ -181,7 +226,14 @@ class RunTaskBuilder:
                 )
             problem = run_task_param_problems(kwargs) or launch_target_problems(kwargs)
             if problem:
+                if problem.startswith("Unknown parameter in input"):
+                    problem += f"; or one of the executor's own keys: {', '.join(TYPED_KEYS)}"
                 raise InvalidTaskConfig(f"executor_config does not match the ECS RunTask API: {problem}")
+        if layered.given():
+            problems = target_problems(layered, kwargs, self.settings.container_name, targets_fargate(kwargs))
+            if problems:
+                where = "executor_config" if own.given() else f"queue_profiles[{queue!r}]"
+                raise InvalidTaskConfig(f"{where}: " + "; ".join(problems))
         size = overrides_size(kwargs["overrides"])
         if size > MAX_OVERRIDES_CHARS:
             raise InvalidTaskConfig(
