@@ -137,10 +137,10 @@ def _profile_problems(s: EcsExecutorSettings, option: str) -> list[str]:
         typed = typed_part(profile)
         same_layer = conflicts(profile.run_task_kwargs, typed, s.container_name)
         layered = profile_request(s, profile)
-        for problem in same_layer or target_problems(
+        typed_problems = same_layer or target_problems(
             typed, layered, s.container_name, targets_fargate(layered)
-        ):
-            problems.append(f"{where}: {problem}")
+        )
+        problems.extend(f"{where}: {text}" for text in typed_problems)
         if layered.get("launchType") in ("EC2", "EXTERNAL") and "platformVersion" in layered:
             problems.append(f"{where}: platform_version applies only to Fargate, not {layered['launchType']}")
         if overrides_our_command(layered, s.container_name):

@@ -324,7 +324,9 @@ def is_windows(os_family: str | None) -> bool:
 def platform_before_1_4(version: str | None) -> bool:
     """A Fargate platform version older than 1.4.0 (``LATEST`` and unset are not)."""
     match = re.match(r"^(\d+)\.(\d+)", str(version or ""))
-    return bool(match) and (int(match.group(1)), int(match.group(2))) < (1, 4)
+    if match is None:
+        return False
+    return (int(match.group(1)), int(match.group(2))) < (1, 4)
 
 
 # Overrides and ARNs ------------------------------------------------------------------------------

@@ -106,7 +106,8 @@ class TaskSettings(BaseModel):
     def _cpu(cls, value: int | None) -> int | None:
         if value is not None and not MIN_TASK_CPU <= value <= MAX_TASK_CPU:
             raise ValueError(
-                f"task cpu must be {MIN_TASK_CPU}-{MAX_TASK_CPU} CPU units (1024 = 1 vCPU); {fargate_sizes_text()}"
+                f"task cpu must be {MIN_TASK_CPU}-{MAX_TASK_CPU} CPU units (1024 = 1 vCPU); "
+                f"{fargate_sizes_text()}"
             )
         return value
 
