@@ -178,6 +178,37 @@ class RunTaskBuilder:
             raise InvalidTaskConfig("executor_config " + "; ".join(problems))
         return run_task_args, own, layer(below, own)
 
+    def check_target(
+        self,
+        kwargs: Mapping[str, Any],
+        executor_config: Mapping[str, Any] | None,
+        queue: str | None,
+        default_strategy: list[Any] | None,
+    ) -> None:
+        """The typed keys' Fargate/EC2 rules once the engine knows where a request that names no launch
+        target runs (fill_launch_target: the cluster's default strategy, else Fargate); build() checked
+        the requests that name one."""
+        _, own, layered = self._task_settings(executor_config, queue)
+        if not layered.given():
+            return
+        view = dict(kwargs)
+        if LAUNCH_TYPE not in view and STRATEGY not in view and default_strategy:
+            view[STRATEGY] = default_strategy
+        self._raise_target_problems(view, own, layered, queue, targets_fargate(view))
+
+    def _raise_target_problems(
+        self,
+        kwargs: Mapping[str, Any],
+        own: TaskSettings,
+        layered: TaskSettings,
+        queue: str | None,
+        fargate: bool | None,
+    ) -> None:
+        problems = target_problems(layered, kwargs, self.settings.container_name, fargate)
+        if problems:
+            where = "executor_config" if own.given() else f"queue_profiles[{queue!r}]"
+            raise InvalidTaskConfig(f"{where}: " + "; ".join(problems))
+
     def derivation(self, executor_config: Mapping[str, Any] | None, queue: str | None) -> Derivation | None:
         """What this task needs in a derived task definition (image, runtime_platform, gpu; its profile's
         below its own), or None when RunTask overrides carry everything. Raises InvalidTaskConfig for a
@@ -230,10 +261,7 @@ class RunTaskBuilder:
                     problem += f"; or one of the executor's own keys: {', '.join(TYPED_KEYS)}"
                 raise InvalidTaskConfig(f"executor_config does not match the ECS RunTask API: {problem}")
         if layered.given():
-            problems = target_problems(layered, kwargs, self.settings.container_name, targets_fargate(kwargs))
-            if problems:
-                where = "executor_config" if own.given() else f"queue_profiles[{queue!r}]"
-                raise InvalidTaskConfig(f"{where}: " + "; ".join(problems))
+            self._raise_target_problems(kwargs, own, layered, queue, targets_fargate(kwargs))
         size = overrides_size(kwargs["overrides"])
         if size > MAX_OVERRIDES_CHARS:
             raise InvalidTaskConfig(

@@ -401,3 +401,17 @@ def test_when_the_cluster_default_decides_only_target_free_rules_apply() -> None
     assert kwargs["overrides"]["memory"] == "3000" and "launchType" not in kwargs
     with pytest.raises(InvalidTaskConfig, match="ephemeral storage must be 21-200 GiB"):
         builder.build(IDENT, CMD, {"ephemeral_storage": 300}, launch_id=LID)
+
+
+def test_check_target_applies_the_rules_once_the_cluster_default_is_known() -> None:
+    builder = RunTaskBuilder(SETTINGS)
+    kwargs = builder.build(IDENT, CMD, {"gpu": 1}, launch_id=LID)
+    builder.check_target(kwargs, {"gpu": 1}, None, [{"capacityProvider": "ec2-asg"}])
+    with pytest.raises(InvalidTaskConfig, match="Fargate has no GPUs"):
+        builder.check_target(kwargs, {"gpu": 1}, None, [{"capacityProvider": "FARGATE_SPOT"}])
+    with pytest.raises(InvalidTaskConfig, match="Fargate has no GPUs"):  # what fill_launch_target sends
+        builder.check_target({**kwargs, "launchType": "FARGATE"}, {"gpu": 1}, None, None)
+    windows = {"runtime_platform": {"operating_system_family": "WINDOWS_SERVER_2022_CORE"}}
+    with pytest.raises(InvalidTaskConfig, match="FARGATE_SPOT runs only Linux tasks"):
+        builder.check_target(kwargs, windows, None, [{"capacityProvider": "FARGATE_SPOT"}])
+    builder.check_target(kwargs, None, None, [{"capacityProvider": "FARGATE"}])  # nothing typed
