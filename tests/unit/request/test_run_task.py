@@ -116,6 +116,17 @@ def test_executor_config_merges_last_and_by_container_name() -> None:
             },
             "over ECS's limit of 8192",
         ),
+        # The typed keys (request/task_settings.py), one row each.
+        ({"image": "a b"}, "executor_config image = 'a b': an image is 1-255 letters"),
+        ({"cpu": 100}, "executor_config cpu = 100: task cpu must be 128-196608 CPU units"),
+        ({"memory": -1}, "executor_config memory = -1: task memory must be a positive number of MiB"),
+        (
+            {"ephemeral_storage": 250},
+            "executor_config ephemeral_storage = 250: ephemeral storage must be 21-200",
+        ),
+        ({"runtime_platform": {"cpu_architecture": "RISCV"}}, "must be one of X86_64, ARM64"),
+        ({"gpu": 0}, "executor_config gpu = 0: gpu must be a whole number of GPUs, at least 1"),
+        ({"environment": {"A": 1}}, "executor_config environment.A = 1: Input should be a valid string"),
     ],
 )
 def test_bad_executor_config_is_refused_with_a_reason(executor_config, text) -> None:
