@@ -29,6 +29,7 @@ from ecs_executor.request.ecs_rules import (
 from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, deep_merge, overlay, targets_fargate
 from ecs_executor.request.task_settings import (
     EXECUTOR_CONTAINER_ENV,
+    NO_SETTINGS,
     SCHEDULER_AIRFLOW_ENV,
     SCHEDULER_PYTHON_ENV,
     TYPED_KEYS,
@@ -164,9 +165,9 @@ class RunTaskBuilder:
     ) -> tuple[dict[str, Any], TaskSettings, TaskSettings]:
         """(the task's RunTask arguments, its own typed keys, those layered over its profile's)."""
         profile = self._profile_name(queue)
-        below = self._profile_settings[profile] if profile is not None else TaskSettings()
+        below = self._profile_settings[profile] if profile is not None else NO_SETTINGS
         if not executor_config:
-            return {}, TaskSettings(), below
+            return {}, NO_SETTINGS, below
         _check_executor_config(executor_config, self.settings.container_name)
         run_task_args, typed = split_executor_config(executor_config)
         try:
@@ -206,8 +207,11 @@ class RunTaskBuilder:
     ) -> None:
         problems = target_problems(layered, kwargs, self.settings.container_name, fargate)
         if problems:
-            where = "executor_config" if own.given() else f"queue_profiles[{queue!r}]"
-            raise InvalidTaskConfig(f"{where}: " + "; ".join(problems))
+            profile = self._profile_name(queue)
+            layers = ["executor_config"] if own.given() else []
+            if profile is not None and self._profile_settings[profile].given():
+                layers.append(f"queue_profiles[{profile!r}]")
+            raise InvalidTaskConfig(f"{' over '.join(layers)}: " + "; ".join(problems))
 
     def derivation(self, executor_config: Mapping[str, Any] | None, queue: str | None) -> Derivation | None:
         """What this task needs in a derived task definition (image, runtime_platform, gpu; its profile's

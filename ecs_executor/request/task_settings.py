@@ -157,6 +157,10 @@ class TaskSettings(BaseModel):
         return {key: getattr(self, key) for key in TYPED_KEYS if getattr(self, key) is not None}
 
 
+#: A layer that sets no typed key (frozen, so shared).
+NO_SETTINGS = TaskSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class Derivation:
     """What RunTask cannot override: the engine derives a task definition from the base one with these."""
@@ -210,7 +214,7 @@ def _describe(err: Any, source: str) -> str:
 def typed_part(model: TaskSettings | None) -> TaskSettings:
     """Only the typed keys of ``model`` (a queue profile is a TaskSettings with more fields)."""
     if model is None:
-        return TaskSettings()
+        return NO_SETTINGS
     return TaskSettings.model_validate(model.given())
 
 

@@ -358,6 +358,11 @@ def test_a_profiles_typed_keys_apply_and_the_tasks_win() -> None:
             "queue_profiles['big']: ephemeral_storage = 40 applies only to Fargate",
         ),
         (
+            {"launchType": "EC2", "environment": {"X": "1"}},
+            "big",
+            "executor_config over queue_profiles['big']: ephemeral_storage = 40 applies only to Fargate",
+        ),
+        (
             {"ephemeral_storage": 30, "launchType": "EC2"},
             None,
             "ephemeral_storage = 30 applies only to Fargate",
