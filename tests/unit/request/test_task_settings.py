@@ -346,3 +346,12 @@ def test_fargate_pairs_all_pass_and_old_platforms_are_recognised() -> None:
             )
     assert platform_before_1_4("1.3.0") and platform_before_1_4("1.0.0")
     assert not any(platform_before_1_4(v) for v in ("1.4.0", "LATEST", None, "2.0.0"))
+
+
+def test_typed_keys_never_clash_with_run_task_arguments() -> None:
+    # They sit beside RunTask's arguments at the top of executor_config: a RunTask member of the same
+    # name (a future botocore) would make a key ambiguous.
+    from ecs_executor.request.ecs_rules import _service_model
+
+    members = set(_service_model().operation_model("RunTask").input_shape.members)
+    assert members and not members & set(TYPED_KEYS)
