@@ -30,8 +30,6 @@ from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, deep_merge, ove
 from ecs_executor.request.task_settings import (
     EXECUTOR_CONTAINER_ENV,
     NO_SETTINGS,
-    SCHEDULER_AIRFLOW_ENV,
-    SCHEDULER_PYTHON_ENV,
     TYPED_KEYS,
     Derivation,
     TaskSettings,
@@ -45,7 +43,11 @@ from ecs_executor.request.task_settings import (
     typed_part,
 )
 
-__all__ = ["EXECUTOR_CONTAINER_ENV", "SCHEDULER_AIRFLOW_ENV", "SCHEDULER_PYTHON_ENV"]
+# Read by entrypoint.sh to refuse running with a Python/Airflow that differs from the scheduler's;
+# defined with the other names the executor sets in our container (task_settings.EXECUTOR_ENV_NAMES).
+from ecs_executor.request.task_settings import SCHEDULER_AIRFLOW_ENV as SCHEDULER_AIRFLOW_ENV
+from ecs_executor.request.task_settings import SCHEDULER_PYTHON_ENV as SCHEDULER_PYTHON_ENV
+
 STARTED_BY = "airflow-ecs-executor"
 TAG_PREFIX = "airflow:"
 _STARTED_BY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_/-]")
