@@ -15,7 +15,8 @@ from ecs_executor.config.values import (
     overrides_our_command,
     run_task_param_problems,
 )
-from ecs_executor.request.layering import base_request, options_kwargs, profile_request
+from ecs_executor.request.layering import base_request, options_kwargs, profile_request, targets_fargate
+from ecs_executor.request.task_settings import conflicts, target_problems, typed_part
 
 if TYPE_CHECKING:
     from ecs_executor.config.settings import EcsExecutorSettings
@@ -133,7 +134,13 @@ def _profile_problems(s: EcsExecutorSettings, option: str) -> list[str]:
                 f"{where} sets both launch_type and capacity_provider_strategy; ECS accepts one of them"
             )
             continue
+        typed = typed_part(profile)
+        same_layer = conflicts(profile.run_task_kwargs, typed, s.container_name)
         layered = profile_request(s, profile)
+        typed_problems = same_layer or target_problems(
+            typed, layered, s.container_name, targets_fargate(layered)
+        )
+        problems.extend(f"{where}: {text}" for text in typed_problems)
         if layered.get("launchType") in ("EC2", "EXTERNAL") and "platformVersion" in layered:
             problems.append(f"{where}: platform_version applies only to Fargate, not {layered['launchType']}")
         if overrides_our_command(layered, s.container_name):

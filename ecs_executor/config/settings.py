@@ -169,10 +169,12 @@ class EcsExecutorSettings(BaseSettings):
         default_factory=dict,
         description="JSON object mapping an Airflow queue name to run-task settings for its tasks, layered "
         "over the options above: cluster, task_definition, launch_type or capacity_provider_strategy, "
-        "platform_version, subnets, security_groups, assign_public_ip, cpu and memory (of our container) "
-        "and run_task_kwargs. Tasks on Airflow's default queue ([operators] default_queue) use the base "
-        "options unless a profile has that name; when profiles are set, a task on any other queue "
-        "without a profile fails with a reason naming the queues configured.",
+        "platform_version, subnets, security_groups, assign_public_ip, run_task_kwargs, and the typed keys "
+        "of executor_config (image, cpu and memory of the task, ephemeral_storage, runtime_platform, gpu, "
+        "environment), which a task's own executor_config keys override. Tasks on Airflow's default "
+        "queue ([operators] default_queue) use the base options unless a profile has that name; when "
+        "profiles are set, a task on any other queue without a profile fails with a reason naming the "
+        "queues configured.",
     )
     capacity_wait_seconds: float = Field(
         default=600.0,

@@ -16,6 +16,7 @@ from ecs_executor.request.ecs_rules import (
     MAX_SUBNETS,
     request_problems,
 )
+from ecs_executor.request.task_settings import TaskSettings
 
 SECTION = "aws_ecs_executor"
 #: How the engine learns of ECS task state changes: DescribeTasks polling, or ECS task state change
@@ -103,8 +104,9 @@ def launch_type_value(value: Any) -> Any:
     return value
 
 
-class QueueProfile(BaseModel):
-    """Run-task settings for the tasks of one Airflow queue, layered over the base options."""
+class QueueProfile(TaskSettings):
+    """Run-task settings for the tasks of one Airflow queue, layered over the base options; with the
+    typed keys of TaskSettings (image, task-level cpu and memory, ...), below a task's own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -116,10 +118,6 @@ class QueueProfile(BaseModel):
     subnets: tuple[str, ...] | None = None
     security_groups: tuple[str, ...] | None = None
     assign_public_ip: bool | None = None
-    cpu: int | None = Field(default=None, ge=0, description="container-level CPU units for our container")
-    memory: int | None = Field(
-        default=None, gt=0, description="container-level memory (MiB) for our container"
-    )
     run_task_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     _upper = field_validator("launch_type", mode="before")(launch_type_value)

@@ -191,7 +191,13 @@ class Launcher:
             return False
         tracked.cluster = str(kwargs.get("cluster") or self.ctx.settings.cluster)
         if LAUNCH_TYPE not in kwargs and STRATEGY not in kwargs:
-            kwargs = fill_launch_target(kwargs, await self.clusters.strategy(tracked.cluster))
+            default_strategy = await self.clusters.strategy(tracked.cluster)
+            kwargs = fill_launch_target(kwargs, default_strategy)
+            try:  # the typed keys' Fargate/EC2 rules, now that the target is known
+                self.builder.check_target(kwargs, source.executor_config, source.queue, default_strategy)
+            except InvalidTaskConfig as exc:
+                self.ctx.fail_launch(tracked, f"not launched: {exc}", "invalid_config")
+                return False
         tracked.kwargs = kwargs
         return True
 

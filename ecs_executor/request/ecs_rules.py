@@ -11,6 +11,7 @@ one-line message worded like ECS's own error, so callers can raise it or show it
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 import unicodedata
@@ -262,6 +263,70 @@ def container_memory_problem(task_memory: str | int | None, container: Mapping[s
         if mib is not None and mib > limit:
             return f"The '{setting}' setting for container '{name}' is greater than for the task."
     return None
+
+
+# Task settings RunTask or a derived task definition carries ---------------------------------
+
+
+#: EC2/EXTERNAL task cpu: "between 128 CPU units (0.125 vCPUs) and 196608 CPU units (192 vCPUs)".
+MIN_TASK_CPU = 128
+MAX_TASK_CPU = 196608
+#: Fargate task cpu that needs Linux platform version 1.4.0 or later (8 and 16 vCPU).
+FARGATE_CPU_NEEDS_1_4 = frozenset({8192, 16384})
+#: ``ephemeralStorage.sizeInGiB``: "minimum supported value is 21 GiB and the maximum ... 200 GiB".
+MIN_EPHEMERAL_GIB = 21
+MAX_EPHEMERAL_GIB = 200
+#: ``runtimePlatform`` enums in ECS's service model.
+CPU_ARCHITECTURES = ("X86_64", "ARM64")
+OS_FAMILIES = (
+    "LINUX",
+    "WINDOWS_SERVER_2019_FULL",
+    "WINDOWS_SERVER_2019_CORE",
+    "WINDOWS_SERVER_2016_FULL",
+    "WINDOWS_SERVER_2004_CORE",
+    "WINDOWS_SERVER_2022_CORE",
+    "WINDOWS_SERVER_2022_FULL",
+    "WINDOWS_SERVER_2025_CORE",
+    "WINDOWS_SERVER_2025_FULL",
+    "WINDOWS_SERVER_20H2_CORE",
+)
+#: A container image reference: up to 255 letters, digits and ``- _ : . / # @``.
+MAX_IMAGE = 255
+_IMAGE = re.compile(r"^[A-Za-z0-9_:./#@-]{1,255}$")
+
+
+def image_problem(image: str) -> str | None:
+    """ECS's rule for a container definition's ``image``."""
+    if _IMAGE.match(image):
+        return None
+    return (
+        f"an image is 1-{MAX_IMAGE} letters, digits and - _ : . / # @ "
+        "(such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/airflow:3.1)"
+    )
+
+
+def fargate_sizes_text(cpu: int | None = None) -> str:
+    """What Fargate accepts, for messages: every cpu value, or the memory range for one."""
+    if cpu not in FARGATE_SIZES:
+        return "Fargate task cpu is one of " + ", ".join(str(c) for c in FARGATE_SIZES)
+    allowed = sorted(FARGATE_SIZES[cpu])
+    steps = {b - a for a, b in itertools.pairwise(allowed)}
+    if len(steps) == 1:
+        low, high = allowed[0], allowed[-1]
+        return f"with cpu {cpu} Fargate takes memory {low}-{high} MiB in steps of {steps.pop()}"
+    return f"with cpu {cpu} Fargate takes memory " + ", ".join(str(m) for m in allowed) + " MiB"
+
+
+def is_windows(os_family: str | None) -> bool:
+    return bool(os_family) and str(os_family).startswith("WINDOWS")
+
+
+def platform_before_1_4(version: str | None) -> bool:
+    """A Fargate platform version older than 1.4.0 (``LATEST`` and unset are not)."""
+    match = re.match(r"^(\d+)\.(\d+)", str(version or ""))
+    if match is None:
+        return False
+    return (int(match.group(1)), int(match.group(2))) < (1, 4)
 
 
 # Overrides and ARNs ------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """How RunTask arguments are layered. Pure: dicts in, dicts out.
 
 From lowest to highest: ``run_task_kwargs`` < explicit options < the task's queue profile (its own
-``run_task_kwargs`` < its options) < the task's ``executor_config`` < what the executor owns. Dicts merge
+``run_task_kwargs`` < its options, typed keys included) < the task's ``executor_config`` (its RunTask
+arguments, then its typed keys, request/task_settings.py) < what the executor owns. Dicts merge
 recursively; lists are replaced, except container overrides and environments, merged by name.
 
 A launch target set by a higher layer *replaces* the lower one: ECS refuses a request with both a
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ecs_executor.request.ecs_rules import FARGATE_CAPACITY_PROVIDERS
+from ecs_executor.request.task_settings import TaskSettings, run_task_overrides, typed_part
 
 LAUNCH_TYPE = "launchType"
 STRATEGY = "capacityProviderStrategy"
@@ -118,9 +120,9 @@ def options_kwargs(options: Any, container_name: str | None = None) -> dict[str,
         awsvpc["assignPublicIp"] = "ENABLED" if options.assign_public_ip else "DISABLED"
     if awsvpc:
         explicit["networkConfiguration"] = {"awsvpcConfiguration": awsvpc}
-    sizes = {k: getattr(options, k) for k in ("cpu", "memory") if getattr(options, k, None) is not None}
-    if sizes and container_name:
-        explicit["overrides"] = {"containerOverrides": [{"name": container_name, **sizes}]}
+    if container_name and isinstance(options, TaskSettings):
+        # A queue profile's typed keys RunTask can carry: task-level cpu/memory, storage, environment.
+        explicit.update(run_task_overrides(typed_part(options), container_name))
     return explicit
 
 

@@ -26,12 +26,28 @@ from ecs_executor.request.ecs_rules import (
     overrides_size,
     sanitize_tag_text,
 )
-from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, deep_merge, overlay
+from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, deep_merge, overlay, targets_fargate
+from ecs_executor.request.task_settings import (
+    EXECUTOR_CONTAINER_ENV,
+    NO_SETTINGS,
+    TYPED_KEYS,
+    Derivation,
+    TaskSettings,
+    conflicts,
+    derivation_of,
+    layer,
+    parse,
+    run_task_overrides,
+    split_executor_config,
+    target_problems,
+    typed_part,
+)
 
-EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
-# Read by entrypoint.sh to refuse running with a Python/Airflow that differs from the scheduler's.
-SCHEDULER_PYTHON_ENV = "ECS_EXECUTOR_SCHEDULER_PYTHON_VERSION"
-SCHEDULER_AIRFLOW_ENV = "ECS_EXECUTOR_SCHEDULER_AIRFLOW_VERSION"
+# Read by entrypoint.sh to refuse running with a Python/Airflow that differs from the scheduler's;
+# defined with the other names the executor sets in our container (task_settings.EXECUTOR_ENV_NAMES).
+from ecs_executor.request.task_settings import SCHEDULER_AIRFLOW_ENV as SCHEDULER_AIRFLOW_ENV
+from ecs_executor.request.task_settings import SCHEDULER_PYTHON_ENV as SCHEDULER_PYTHON_ENV
+
 STARTED_BY = "airflow-ecs-executor"
 TAG_PREFIX = "airflow:"
 _STARTED_BY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_/-]")
@@ -121,6 +137,7 @@ class RunTaskBuilder:
         self.default_queue = default_queue
         self._base = settings.base_run_task_kwargs()
         self._profiles = settings.profile_run_task_kwargs()
+        self._profile_settings = {name: typed_part(p) for name, p in settings.queue_profiles.items()}
         self._extra_env = dict(extra_env or {})
 
     def clusters(self) -> list[str]:
@@ -130,15 +147,79 @@ class RunTaskBuilder:
 
     def for_queue(self, queue: str | None) -> dict[str, Any]:
         """The layered arguments for a task on ``queue``."""
+        profile = self._profile_name(queue)
+        return self._base if profile is None else self._profiles[profile]
+
+    def _profile_name(self, queue: str | None) -> str | None:
+        """The queue profile a task on ``queue`` uses; None for the base options."""
         if queue is not None and queue in self._profiles:
-            return self._profiles[queue]
+            return queue
         if not self._profiles or queue in (None, self.default_queue):
-            return self._base
+            return None
         raise NoQueueProfile(
             f"queue {queue!r} has no entry in queue_profiles; configured: "
             f"{', '.join(sorted(self._profiles))} (tasks on the default queue {self.default_queue!r} "
             "use the base options)"
         )
+
+    def _task_settings(
+        self, executor_config: Mapping[str, Any] | None, queue: str | None
+    ) -> tuple[dict[str, Any], TaskSettings, TaskSettings]:
+        """(the task's RunTask arguments, its own typed keys, those layered over its profile's)."""
+        profile = self._profile_name(queue)
+        below = self._profile_settings[profile] if profile is not None else NO_SETTINGS
+        if not executor_config:
+            return {}, NO_SETTINGS, below
+        _check_executor_config(executor_config, self.settings.container_name)
+        run_task_args, typed = split_executor_config(executor_config)
+        try:
+            own = parse(typed, "executor_config")
+        except ValueError as exc:
+            raise InvalidTaskConfig(str(exc)) from None
+        problems = conflicts(run_task_args, own, self.settings.container_name)
+        if problems:
+            raise InvalidTaskConfig("executor_config " + "; ".join(problems))
+        return run_task_args, own, layer(below, own)
+
+    def check_target(
+        self,
+        kwargs: Mapping[str, Any],
+        executor_config: Mapping[str, Any] | None,
+        queue: str | None,
+        default_strategy: list[Any] | None,
+    ) -> None:
+        """The typed keys' Fargate/EC2 rules once the engine knows where a request that names no launch
+        target runs (fill_launch_target: the cluster's default strategy, else Fargate); build() checked
+        the requests that name one."""
+        _, own, layered = self._task_settings(executor_config, queue)
+        if not layered.given():
+            return
+        view = dict(kwargs)
+        if LAUNCH_TYPE not in view and STRATEGY not in view and default_strategy:
+            view[STRATEGY] = default_strategy
+        self._raise_target_problems(view, own, layered, queue, targets_fargate(view))
+
+    def _raise_target_problems(
+        self,
+        kwargs: Mapping[str, Any],
+        own: TaskSettings,
+        layered: TaskSettings,
+        queue: str | None,
+        fargate: bool | None,
+    ) -> None:
+        problems = target_problems(layered, kwargs, self.settings.container_name, fargate)
+        if problems:
+            profile = self._profile_name(queue)
+            layers = ["executor_config"] if own.given() else []
+            if profile is not None and self._profile_settings[profile].given():
+                layers.append(f"queue_profiles[{profile!r}]")
+            raise InvalidTaskConfig(f"{' over '.join(layers)}: " + "; ".join(problems))
+
+    def derivation(self, executor_config: Mapping[str, Any] | None, queue: str | None) -> Derivation | None:
+        """What this task needs in a derived task definition (image, runtime_platform, gpu; its profile's
+        below its own), or None when RunTask overrides carry everything. Raises InvalidTaskConfig for a
+        bad executor_config or queue, as build() does; build() checks the whole request."""
+        return derivation_of(self._task_settings(executor_config, queue)[2])
 
     def build(
         self,
@@ -153,9 +234,10 @@ class RunTaskBuilder:
         """Exactly what RunTask receives for this workload and launch attempt (launch target unresolved
         when neither the options nor the task name one: see layering.fill_launch_target)."""
         merged = self.for_queue(queue)
+        run_task_args, own, layered = self._task_settings(executor_config, queue)
         if executor_config:
-            _check_executor_config(executor_config, self.settings.container_name)
-            merged = overlay(merged, executor_config)
+            merged = overlay(merged, run_task_args)
+            merged = deep_merge(merged, run_task_overrides(own, self.settings.container_name))
         environment = [{"name": EXECUTOR_CONTAINER_ENV, "value": "true"}] + [
             {"name": k, "value": v} for k, v in self._extra_env.items()
         ]
@@ -181,7 +263,11 @@ class RunTaskBuilder:
                 )
             problem = run_task_param_problems(kwargs) or launch_target_problems(kwargs)
             if problem:
+                if problem.startswith("Unknown parameter in input"):
+                    problem += f"; or one of the executor's own keys: {', '.join(TYPED_KEYS)}"
                 raise InvalidTaskConfig(f"executor_config does not match the ECS RunTask API: {problem}")
+        if layered.given():
+            self._raise_target_problems(kwargs, own, layered, queue, targets_fargate(kwargs))
         size = overrides_size(kwargs["overrides"])
         if size > MAX_OVERRIDES_CHARS:
             raise InvalidTaskConfig(

@@ -240,8 +240,10 @@ def test_queue_profiles_route_tasks_and_an_unknown_queue_fails_with_the_choices(
     )
     task = describe(local_ecs.url, "gpu-cluster", arns(executor)[gpu.ti.key])
     assert task["taskDefinitionArn"].endswith(":task-definition/gpu-worker:1")
+    # A profile's memory is task-level (issue 24): RunTask overrides.memory, as a string.
+    assert task["overrides"]["memory"] == "2048" and task["memory"] == "2048"
     (ours,) = [c for c in task["overrides"]["containerOverrides"] if c["name"] == CONTAINER]
-    assert ours["memory"] == 2048
+    assert "memory" not in ours
     assert f"/{CLUSTER}/" in arns(executor)[plain.ti.key]
     reason = failure_reason(executor, "lost")
     assert "queue 'highmem' has no entry in queue_profiles; configured: gpu" in reason

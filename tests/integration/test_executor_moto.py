@@ -179,18 +179,24 @@ def test_bad_executor_config_fails_only_that_task(configure, ecs_cluster, new_ex
             }
         },
     )
-    good = make_workload("good")
-    for w in (bad, huge, good):
+    typed = make_workload("typed", executor_config={"ephemeral_storage": 500})
+    good = make_workload("good", executor_config={"cpu": 1024, "memory": 2048, "environment": {"C": "3"}})
+    for w in (bad, huge, typed, good):
         executor.queue_workload(w, session=None)
-    driver.until(lambda: len(driver.final_states()) == 3)
+    driver.until(lambda: len(driver.final_states()) == 4)
     states = driver.final_states()
     assert states[bad.ti.key] == TaskInstanceState.FAILED
     assert states[huge.ti.key] == TaskInstanceState.FAILED
+    assert states[typed.ti.key] == TaskInstanceState.FAILED
     assert states[good.ti.key] == TaskInstanceState.SUCCESS
     events = {e.task_id: e.extra for e in view(executor).task_events}
     assert 'Unknown parameter in input: "overides"' in events["bad"]
     assert "8192" in events["huge"]
-    assert len(moto_tasks(ecs_cluster)) == 1
+    assert "executor_config ephemeral_storage = 500: ephemeral storage must be 21-200 GiB" in events["typed"]
+    (task,) = moto_tasks(ecs_cluster).values()
+    # The typed keys arrive as task-level overrides (strings) and our container's environment.
+    assert (task.overrides["cpu"], task.overrides["memory"]) == ("1024", "2048")
+    assert {"name": "C", "value": "3"} in _our_override(task)["environment"]
 
 
 def test_permanent_run_task_error_fails_at_once(configure, ecs_cluster, new_executor):

@@ -126,7 +126,41 @@ BAD_INPUTS: list[tuple[dict[str, Any], str, str]] = [
     ({"queue_profiles": '{"gpu": {"clustr": "x"}}'}, "QUEUE_PROFILES", "Extra inputs are not permitted"),
     ({"queue_profiles": '{"gpu": {"launch_type": "GPU"}}'}, "QUEUE_PROFILES", "must be one of FARGATE"),
     ({"queue_profiles": '{"gpu": {"subnets": "vpc-1"}}'}, "QUEUE_PROFILES", "must start with 'subnet-'"),
-    ({"queue_profiles": '{"gpu": {"memory": 0}}'}, "QUEUE_PROFILES", "greater than 0"),
+    ({"queue_profiles": '{"gpu": {"memory": 0}}'}, "QUEUE_PROFILES", "task memory must be a positive number"),
+    # The typed keys (request/task_settings.py): one row per key, the profile and key named.
+    ({"queue_profiles": '{"gpu": {"image": "a b"}}'}, "QUEUE_PROFILES", "an image is 1-255 letters"),
+    ({"queue_profiles": '{"gpu": {"cpu": 64}}'}, "QUEUE_PROFILES", "task cpu must be 128-196608 CPU units"),
+    (
+        {"queue_profiles": '{"gpu": {"cpu": "1024"}}'},
+        "QUEUE_PROFILES",
+        "valid integer (at queue_profiles.gpu.cpu)",
+    ),
+    (
+        {"queue_profiles": '{"big": {"ephemeral_storage": 10}}'},
+        "QUEUE_PROFILES",
+        "ephemeral storage must be 21-200 GiB (Fargate only) (at queue_profiles.big.ephemeral_storage)",
+    ),
+    (
+        {"queue_profiles": '{"arm": {"runtime_platform": {"cpu_architecture": "ARM"}}}'},
+        "QUEUE_PROFILES",
+        "must be one of X86_64, ARM64 (at queue_profiles.arm.runtime_platform.cpu_architecture)",
+    ),
+    (
+        {"queue_profiles": '{"arm": {"runtime_platform": {"operating_system_family": "MACOS"}}}'},
+        "QUEUE_PROFILES",
+        "must be one of LINUX, WINDOWS_SERVER_2019_FULL",
+    ),
+    (
+        {"queue_profiles": '{"gpu": {"gpu": 0}}'},
+        "QUEUE_PROFILES",
+        "gpu must be a whole number of GPUs, at least 1",
+    ),
+    (
+        {"queue_profiles": '{"gpu": {"environment": {"AIRFLOW_IS_EXECUTOR_CONTAINER": "x"}}}'},
+        "QUEUE_PROFILES",
+        "is set by the executor itself",
+    ),
+    ({"queue_profiles": '{"gpu": {"environment": {"A": 1}}}'}, "QUEUE_PROFILES", "valid string"),
     (
         {
             "queue_profiles": json.dumps(
@@ -181,6 +215,84 @@ def test_bad_input_gives_one_clear_message(changes: dict[str, Any], option: str,
                 "PLATFORM_VERSION",
                 "RUN_TASK_KWARGS",
             )
+
+
+# A profile's typed keys judged in its layered request (launch target, the same layer's RunTask
+# arguments): (options changed from BASE, text naming the profile, the key and its value).
+BAD_PROFILE_LAYERING: list[tuple[dict[str, Any], str]] = [
+    (
+        {"launch_type": "FARGATE", "queue_profiles": '{"gpu": {"gpu": 1}}'},
+        "['gpu']: gpu = 1: Fargate has no GPUs",
+    ),
+    (
+        {"launch_type": "FARGATE", "queue_profiles": '{"big": {"memory": 3000}}'},
+        "['big']: memory = 3000 needs cpu too on Fargate",
+    ),
+    (
+        {"launch_type": "FARGATE", "queue_profiles": '{"big": {"cpu": 4096, "memory": 4096}}'},
+        "['big']: cpu = 4096, memory = 4096 is not a Fargate size; with cpu 4096 Fargate takes memory "
+        "8192-30720",
+    ),
+    (
+        {"queue_profiles": '{"big": {"launch_type": "EC2", "ephemeral_storage": 50}}'},
+        "['big']: ephemeral_storage = 50 applies only to Fargate tasks",
+    ),
+    (
+        {"queue_profiles": '{"big": {"cpu": 1024, "run_task_kwargs": {"overrides": {"cpu": "512"}}}}'},
+        "['big']: cpu = 1024 contradicts overrides.cpu = '512'; set one of them",
+    ),
+    (
+        {
+            "launch_type": "EC2",
+            "run_task_kwargs": json.dumps(
+                {
+                    "overrides": {
+                        "containerOverrides": [
+                            {"name": "w", "resourceRequirements": [{"type": "GPU", "value": "1"}]}
+                        ]
+                    }
+                }
+            ),
+            "queue_profiles": '{"gpu": {"gpu": 4}}',
+        },
+        "['gpu']: gpu = 4 contradicts the GPU resourceRequirements = '1' of container 'w'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "text"), BAD_PROFILE_LAYERING, ids=[t[:40] for _, t in BAD_PROFILE_LAYERING]
+)
+def test_a_profiles_typed_keys_are_checked_layered_at_start_up(changes: dict[str, Any], text: str) -> None:
+    with pytest.raises(EcsExecutorConfigError) as err:
+        settings(**changes)
+    (problem,) = err.value.problems
+    assert problem.startswith("queue_profiles (AIRFLOW__AWS_ECS_EXECUTOR__QUEUE_PROFILES)[")
+    assert text in problem
+
+
+def test_a_profiles_typed_keys_that_fit_its_target_start() -> None:
+    s = settings(
+        launch_type="FARGATE",
+        queue_profiles=json.dumps(
+            {
+                "big": {"cpu": 4096, "memory": 30720, "ephemeral_storage": 200, "image": "acme/big:1"},
+                "gpu": {"launch_type": "EC2", "gpu": 2, "memory": 60000},
+                "arm": {"runtime_platform": {"cpu_architecture": "ARM64"}, "environment": {"A": "1"}},
+            }
+        ),
+    )
+    profiles = s.profile_run_task_kwargs()
+    assert profiles["big"]["overrides"] == {
+        "cpu": "4096",
+        "memory": "30720",
+        "ephemeralStorage": {"sizeInGiB": 200},
+    }
+    assert profiles["gpu"]["overrides"] == {"memory": "60000"}
+    assert profiles["arm"]["overrides"] == {
+        "containerOverrides": [{"name": "w", "environment": [{"name": "A", "value": "1"}]}]
+    }
+    assert s.queue_profiles["big"].image == "acme/big:1" and "image" not in profiles["big"]
 
 
 def test_bad_input_table_is_large_enough() -> None:
@@ -350,7 +462,8 @@ def test_queue_profiles_layer_over_the_base_options() -> None:
     assert gpu["cluster"] == "gpu" and gpu["taskDefinition"] == "gpu-td"
     # The profile's launch type replaces the base one, and Fargate's platform version goes with it.
     assert gpu["launchType"] == "EC2" and "platformVersion" not in gpu
-    assert gpu["overrides"] == {"containerOverrides": [{"name": "w", "memory": 4096}]}
+    # A profile's cpu/memory are task-level (they were container-level before issue 24).
+    assert gpu["overrides"] == {"memory": "4096"}
     spot = profiles["spot"]
     assert (
         "launchType" not in spot and spot["capacityProviderStrategy"][0]["capacityProvider"] == "FARGATE_SPOT"

@@ -99,6 +99,32 @@ def test_no_launch_target_uses_the_cluster_default_or_fargate(default, expected)
     assert len(fake.requests("describe_clusters")) == 1  # read once, at start
 
 
+@pytest.mark.parametrize(
+    ("default", "config", "refused"),
+    [
+        ([], {"gpu": 1}, "executor_config: gpu = 1: Fargate has no GPUs"),  # our Fargate fallback
+        ([{"capacityProvider": "FARGATE_SPOT"}], {"memory": 3000}, "memory = 3000 needs cpu too on Fargate"),
+        ([{"capacityProvider": "gpu-asg"}], {"ephemeral_storage": 30}, "applies only to Fargate tasks"),
+        ([{"capacityProvider": "gpu-asg"}], {"gpu": 1, "memory": 3000}, None),
+        ([{"capacityProvider": "FARGATE"}], {"cpu": 1024, "memory": 2048, "ephemeral_storage": 30}, None),
+    ],
+)
+def test_typed_keys_meet_the_target_the_cluster_default_decides(default, config, refused) -> None:
+    fake = FakeEcs()
+    fake.cluster_defaults["main"] = default
+    with running_engine(fake) as engine:
+        launch(engine, "typed", config)
+        launch(engine, "plain")
+        done = of(m.LaunchFailed, "typed") if refused else of(m.Launched, "typed")
+        seen = results_until(engine, lambda s: done(s) and of(m.Launched, "plain")(s))
+    failed = [r for r in seen if isinstance(r, m.LaunchFailed)]
+    if refused:
+        assert failed[0].kind == "invalid_config" and refused in failed[0].reason
+        assert len(fake.requests("run_task")) == 1  # only the plain task's
+    else:
+        assert failed == [] and len(fake.requests("run_task")) == 2
+
+
 def test_a_requeue_while_the_previous_launch_waits_replaces_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """The previous queueing's relaunch must not start a second ECS task for the same try."""
     monkeypatch.setattr("ecs_executor.core.relaunch.RELAUNCH_BASE_SECONDS", 1.0)

@@ -224,3 +224,49 @@ def test_cluster_of_task_arn() -> None:
     assert rules.cluster_of_task_arn("arn:aws:ecs:us-east-1:123456789012:task/0123abcd") is None
     assert rules.cluster_of_task_arn("0123abcd") is None
     assert rules.cluster_of_task_arn("arn:aws:ecs:us-east-1:123456789012:cluster/prod") is None
+
+
+# Task settings: ranges, enums, images ----------------------------------------------------------------
+
+
+def test_task_setting_constants_match_ecs_and_botocores_model() -> None:
+    assert (rules.MIN_TASK_CPU, rules.MAX_TASK_CPU) == (128, 196608)
+    assert (rules.MIN_EPHEMERAL_GIB, rules.MAX_EPHEMERAL_GIB) == (21, 200)
+    model = rules._service_model()
+    platform = model.shape_for("RuntimePlatform")
+    assert tuple(platform.members["cpuArchitecture"].enum) == rules.CPU_ARCHITECTURES
+    assert set(platform.members["operatingSystemFamily"].enum) == set(rules.OS_FAMILIES)
+    assert frozenset({8192, 16384}) == rules.FARGATE_CPU_NEEDS_1_4
+
+
+@pytest.mark.parametrize(
+    ("image", "ok"),
+    [
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/airflow:3.1", True),
+        ("acme/airflow@sha256:" + "0" * 64, True),
+        ("airflow", True),
+        ("x" * 255, True),
+        ("x" * 256, False),
+        ("", False),
+        ("acme/airflow 3", False),
+        ("acme/airflow:3;rm", False),
+    ],
+)
+def test_image_problem(image: str, ok: bool) -> None:
+    assert (rules.image_problem(image) is None) is ok
+
+
+def test_fargate_sizes_text_lists_what_fargate_takes() -> None:
+    assert rules.fargate_sizes_text() == "Fargate task cpu is one of 256, 512, 1024, 2048, 4096, 8192, 16384"
+    assert rules.fargate_sizes_text(256) == "with cpu 256 Fargate takes memory 512, 1024, 2048 MiB"
+    assert (
+        rules.fargate_sizes_text(8192)
+        == "with cpu 8192 Fargate takes memory 16384-61440 MiB in steps of 4096"
+    )
+
+
+def test_platform_versions_and_windows() -> None:
+    assert rules.platform_before_1_4("1.3.0") and not rules.platform_before_1_4("1.4.0")
+    assert not rules.platform_before_1_4("LATEST") and not rules.platform_before_1_4(None)
+    assert rules.is_windows("WINDOWS_SERVER_2022_CORE") and not rules.is_windows("LINUX")
+    assert not rules.is_windows(None)

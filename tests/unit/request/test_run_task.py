@@ -19,6 +19,7 @@ from ecs_executor.request.run_task import (
     started_by,
     workload_command,
 )
+from ecs_executor.request.task_settings import Derivation
 
 SETTINGS = settings_from_mapping(
     {
@@ -115,6 +116,17 @@ def test_executor_config_merges_last_and_by_container_name() -> None:
             },
             "over ECS's limit of 8192",
         ),
+        # The typed keys (request/task_settings.py), one row each.
+        ({"image": "a b"}, "executor_config image = 'a b': an image is 1-255 letters"),
+        ({"cpu": 100}, "executor_config cpu = 100: task cpu must be 128-196608 CPU units"),
+        ({"memory": -1}, "executor_config memory = -1: task memory must be a positive number of MiB"),
+        (
+            {"ephemeral_storage": 250},
+            "executor_config ephemeral_storage = 250: ephemeral storage must be 21-200",
+        ),
+        ({"runtime_platform": {"cpu_architecture": "RISCV"}}, "must be one of X86_64, ARM64"),
+        ({"gpu": 0}, "executor_config gpu = 0: gpu must be a whole number of GPUs, at least 1"),
+        ({"environment": {"A": 1}}, "executor_config environment.A = 1: Input should be a valid string"),
     ],
 )
 def test_bad_executor_config_is_refused_with_a_reason(executor_config, text) -> None:
@@ -195,3 +207,227 @@ def test_executor_config_launch_target_replaces_the_configured_one() -> None:
         builder.build(IDENT, CMD, {"launchType": "EC2", "capacityProviderStrategy": spot}, launch_id=LID)
     elsewhere = builder.build(IDENT, CMD, {"cluster": "other"}, launch_id=LID, queue="gpu")
     assert elsewhere["cluster"] == "other" and elsewhere["taskDefinition"] == "gpu-td"
+
+
+TYPED = settings_from_mapping(
+    {
+        "cluster": "c",
+        "container_name": "w",
+        "region_name": "us-east-1",
+        "task_definition": "td:3",
+        "launch_type": "FARGATE",
+        "subnets": "subnet-1",
+        "queue_profiles": json.dumps(
+            {
+                "big": {
+                    "cpu": 2048,
+                    "memory": 8192,
+                    "ephemeral_storage": 40,
+                    "image": "acme/big:1",
+                    "environment": {"SIZE": "big", "TIER": "profile"},
+                },
+                "gpu": {"launch_type": "EC2", "task_definition": "gpu-td", "gpu": 1, "memory": 30000},
+                "arm": {"runtime_platform": {"cpu_architecture": "ARM64"}},
+            }
+        ),
+    }
+)
+
+
+def _ours(kwargs):
+    (ours,) = [c for c in kwargs["overrides"]["containerOverrides"] if c["name"] == "w"]
+    return ours
+
+
+@pytest.mark.parametrize(
+    ("executor_config", "overrides"),
+    [
+        ({"cpu": 1024, "memory": 4096}, {"cpu": "1024", "memory": "4096"}),
+        ({"cpu": 16384, "memory": 122880}, {"cpu": "16384", "memory": "122880"}),
+        ({"ephemeral_storage": 50}, {"ephemeralStorage": {"sizeInGiB": 50}}),
+        ({"image": "acme/other:2"}, {}),
+        ({"runtime_platform": {"cpu_architecture": "ARM64"}}, {}),
+    ],
+)
+def test_each_typed_key_in_the_run_task_request(executor_config, overrides) -> None:
+    builder = RunTaskBuilder(TYPED)
+    kwargs = builder.build(IDENT, CMD, executor_config, launch_id=LID)
+    extra = {k: v for k, v in kwargs["overrides"].items() if k != "containerOverrides"}
+    assert extra == overrides
+    for key in executor_config:  # the typed keys never appear as RunTask keys
+        assert key not in kwargs
+    assert kwargs["taskDefinition"] == "td:3"  # the engine swaps in a derived definition
+    assert builder.build(IDENT, CMD, {"overrides": {}, **executor_config}, launch_id=LID) == kwargs
+
+
+def test_typed_environment_joins_our_containers_environment() -> None:
+    kwargs = RunTaskBuilder(TYPED, extra_env={"V": "1"}).build(
+        IDENT,
+        CMD,
+        {
+            "environment": {"BATCH": "large"},
+            "overrides": {
+                "containerOverrides": [{"name": "w", "environment": [{"name": "X", "value": "1"}]}]
+            },
+        },
+        launch_id=LID,
+    )
+    names = [e["name"] for e in _ours(kwargs)["environment"]]
+    assert names == ["X", "BATCH", "AIRFLOW_IS_EXECUTOR_CONTAINER", "V"]
+    assert _ours(kwargs)["command"] == CMD
+
+
+def test_typed_gpu_on_ec2_builds_and_derives() -> None:
+    builder = RunTaskBuilder(TYPED)
+    kwargs = builder.build(IDENT, CMD, {"gpu": 2, "launchType": "EC2"}, launch_id=LID)
+    assert "gpu" not in kwargs and "resourceRequirements" not in _ours(kwargs)
+    assert builder.derivation({"gpu": 2, "launchType": "EC2"}, None) == Derivation(gpu=2)
+
+
+def test_derivation_is_none_without_image_platform_or_gpu() -> None:
+    builder = RunTaskBuilder(TYPED)
+    assert builder.derivation(None, None) is None
+    assert builder.derivation({}, "default") is None
+    assert builder.derivation({"cpu": 1024, "memory": 2048, "environment": {"A": "1"}}, None) is None
+    assert builder.derivation({"overrides": {"cpu": "1024"}}, None) is None
+
+
+def test_derivation_layers_the_tasks_keys_over_its_profiles() -> None:
+    builder = RunTaskBuilder(TYPED)
+    assert builder.derivation(None, "big") == Derivation(image="acme/big:1")
+    assert builder.derivation({"image": "acme/mine:3"}, "big") == Derivation(image="acme/mine:3")
+    assert builder.derivation(
+        {"runtime_platform": {"operating_system_family": "LINUX"}}, "arm"
+    ) == Derivation(cpu_architecture="ARM64", operating_system_family="LINUX")
+    assert builder.derivation(None, "gpu") == Derivation(gpu=1)
+    assert builder.derivation({"gpu": 4}, "gpu") == Derivation(gpu=4)
+
+
+@pytest.mark.parametrize(
+    ("executor_config", "queue", "text"),
+    [
+        ({"gpu": 0}, None, "executor_config gpu = 0: gpu must be a whole number of GPUs, at least 1"),
+        ({"image": "no spaces"}, None, "executor_config image = 'no spaces'"),
+        ({"cpu": 1024, "overrides": {"cpu": "2048"}}, None, "cpu = 1024 contradicts overrides.cpu"),
+        ({}, "nope", "queue 'nope' has no entry in queue_profiles"),
+        ("not a dict", None, "must be a dict"),
+    ],
+)
+def test_derivation_refuses_what_build_refuses(executor_config, queue, text) -> None:
+    builder = RunTaskBuilder(TYPED)
+    with pytest.raises(InvalidTaskConfig) as derivation_err:
+        builder.derivation(executor_config, queue)
+    with pytest.raises(InvalidTaskConfig) as build_err:
+        builder.build(IDENT, CMD, executor_config, launch_id=LID, queue=queue)
+    assert text in str(derivation_err.value) and text in str(build_err.value)
+
+
+def test_a_profiles_typed_keys_apply_and_the_tasks_win() -> None:
+    builder = RunTaskBuilder(TYPED)
+    big = builder.build(IDENT, CMD, launch_id=LID, queue="big")
+    assert big["overrides"]["cpu"] == "2048" and big["overrides"]["memory"] == "8192"
+    assert big["overrides"]["ephemeralStorage"] == {"sizeInGiB": 40}
+    assert {"name": "SIZE", "value": "big"} in _ours(big)["environment"]
+    mine = builder.build(
+        IDENT,
+        CMD,
+        {"memory": 16384, "ephemeral_storage": 100, "environment": {"TIER": "task"}},
+        launch_id=LID,
+        queue="big",
+    )
+    assert (mine["overrides"]["cpu"], mine["overrides"]["memory"]) == ("2048", "16384")
+    assert mine["overrides"]["ephemeralStorage"] == {"sizeInGiB": 100}
+    environment = {e["name"]: e["value"] for e in _ours(mine)["environment"]}
+    assert (environment["SIZE"], environment["TIER"]) == ("big", "task")
+    # The profile's cpu/memory are task-level now; its EC2 launch type lets memory stand alone.
+    gpu = builder.build(IDENT, CMD, launch_id=LID, queue="gpu")
+    assert gpu["overrides"]["memory"] == "30000" and "memory" not in _ours(gpu)
+
+
+@pytest.mark.parametrize(
+    ("executor_config", "queue", "text"),
+    [
+        ({"memory": 3000}, None, "executor_config: memory = 3000 needs cpu too on Fargate"),
+        ({"cpu": 1024, "memory": 3000}, None, "is not a Fargate size; with cpu 1024 Fargate takes memory"),
+        ({"memory": 100000}, "big", "cpu = 2048, memory = 100000 is not a Fargate size"),
+        ({"gpu": 1}, None, "gpu = 1: Fargate has no GPUs"),
+        ({"gpu": 1, "launchType": "FARGATE"}, "gpu", "Fargate has no GPUs"),  # the task's target wins
+        (
+            {"launchType": "EC2"},
+            "big",
+            "queue_profiles['big']: ephemeral_storage = 40 applies only to Fargate",
+        ),
+        (
+            {"launchType": "EC2", "environment": {"X": "1"}},
+            "big",
+            "executor_config over queue_profiles['big']: ephemeral_storage = 40 applies only to Fargate",
+        ),
+        (
+            {"ephemeral_storage": 30, "launchType": "EC2"},
+            None,
+            "ephemeral_storage = 30 applies only to Fargate",
+        ),
+        (
+            {
+                "gpu": 2,
+                "overrides": {
+                    "containerOverrides": [
+                        {"name": "w", "resourceRequirements": [{"type": "GPU", "value": "1"}]}
+                    ]
+                },
+            },
+            "gpu",
+            "gpu = 2 contradicts the GPU resourceRequirements = '1'",
+        ),
+        (
+            {
+                "environment": {"A": "1"},
+                "overrides": {
+                    "containerOverrides": [{"name": "w", "environment": [{"name": "A", "value": "2"}]}]
+                },
+            },
+            None,
+            "environment['A'] = '1' contradicts",
+        ),
+        (
+            {"ephemeral_storage": 30, "overrides": {"ephemeralStorage": {"sizeInGiB": 31}}},
+            None,
+            "contradicts overrides.ephemeralStorage",
+        ),
+        ({"imgae": "x"}, None, "or one of the executor's own keys: image, cpu, memory, ephemeral_storage"),
+        ({"environment": {"AIRFLOW_IS_EXECUTOR_CONTAINER": "false"}}, None, "is set by the executor itself"),
+        (
+            {"environment": {"BIG": "x" * 8200}},
+            None,
+            "over ECS's limit of 8192",
+        ),
+    ],
+)
+def test_typed_keys_are_checked_against_the_layered_request(executor_config, queue, text) -> None:
+    with pytest.raises(InvalidTaskConfig) as err:
+        RunTaskBuilder(TYPED).build(IDENT, CMD, executor_config, launch_id=LID, queue=queue)
+    assert text in str(err.value)
+
+
+def test_when_the_cluster_default_decides_only_target_free_rules_apply() -> None:
+    # No launch type anywhere: the cluster's default capacity provider strategy (or our Fargate fallback)
+    # decides later, so Fargate-only pairs and GPU rules are left to ECS; ranges are still checked.
+    builder = RunTaskBuilder(SETTINGS)
+    kwargs = builder.build(IDENT, CMD, {"memory": 3000, "gpu": 1, "ephemeral_storage": 30}, launch_id=LID)
+    assert kwargs["overrides"]["memory"] == "3000" and "launchType" not in kwargs
+    with pytest.raises(InvalidTaskConfig, match="ephemeral storage must be 21-200 GiB"):
+        builder.build(IDENT, CMD, {"ephemeral_storage": 300}, launch_id=LID)
+
+
+def test_check_target_applies_the_rules_once_the_cluster_default_is_known() -> None:
+    builder = RunTaskBuilder(SETTINGS)
+    kwargs = builder.build(IDENT, CMD, {"gpu": 1}, launch_id=LID)
+    builder.check_target(kwargs, {"gpu": 1}, None, [{"capacityProvider": "ec2-asg"}])
+    with pytest.raises(InvalidTaskConfig, match="Fargate has no GPUs"):
+        builder.check_target(kwargs, {"gpu": 1}, None, [{"capacityProvider": "FARGATE_SPOT"}])
+    with pytest.raises(InvalidTaskConfig, match="Fargate has no GPUs"):  # what fill_launch_target sends
+        builder.check_target({**kwargs, "launchType": "FARGATE"}, {"gpu": 1}, None, None)
+    windows = {"runtime_platform": {"operating_system_family": "WINDOWS_SERVER_2022_CORE"}}
+    with pytest.raises(InvalidTaskConfig, match="FARGATE_SPOT runs only Linux tasks"):
+        builder.check_target(kwargs, windows, None, [{"capacityProvider": "FARGATE_SPOT"}])
+    builder.check_target(kwargs, None, None, [{"capacityProvider": "FARGATE"}])  # nothing typed
