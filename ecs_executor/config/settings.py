@@ -29,6 +29,7 @@ from ecs_executor.config.values import (
     parse_json,
     split_ids,
 )
+from ecs_executor.core.fallback import DEFAULT_FALLBACK_AFTER_SECONDS
 from ecs_executor.request.ecs_rules import (
     EC2_RUN_TASK_RATE,
     FARGATE_RUN_TASK_RATE,
@@ -170,7 +171,9 @@ class EcsExecutorSettings(BaseSettings):
         description="JSON object mapping an Airflow queue name to run-task settings for its tasks, layered "
         "over the options above: cluster, task_definition, launch_type or capacity_provider_strategy, "
         "platform_version, subnets, security_groups, assign_public_ip, cpu and memory (of our container) "
-        "and run_task_kwargs. Tasks on Airflow's default queue ([operators] default_queue) use the base "
+        "and run_task_kwargs, and fallback_launch_type or fallback_capacity_provider_strategy and "
+        "fallback_after_seconds (a profile setting its own launch target but no fallback target has no "
+        "fallback). Tasks on Airflow's default queue ([operators] default_queue) use the base "
         "options unless a profile has that name; when profiles are set, a task on any other queue "
         "without a profile fails with a reason naming the queues configured.",
     )
@@ -181,6 +184,24 @@ class EcsExecutorSettings(BaseSettings):
         "failures RESOURCE:*, 'Capacity is unavailable', 'Tasks provisioning capacity limit exceeded'). "
         "Cluster auto scaling takes minutes. Also bounded by the task's Airflow token "
         "([scheduler] task_queued_timeout).",
+    )
+    fallback_capacity_provider_strategy: tuple[CapacityProviderItem, ...] | None = Field(
+        default=None,
+        description='JSON list like capacity_provider_strategy, e.g. [{"capacityProvider": "FARGATE"}]: '
+        "where a try goes once its launch target has had no capacity for fallback_after_seconds, or at "
+        "once when Spot interrupts its task before the container ran. Mutually exclusive with "
+        "fallback_launch_type. Unset (and no fallback_launch_type): no fallback.",
+    )
+    fallback_launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] | None = Field(
+        default=None,
+        description="FARGATE, EC2 or EXTERNAL: the fallback target as a launch type (see "
+        "fallback_capacity_provider_strategy).",
+    )
+    fallback_after_seconds: float = Field(
+        default=DEFAULT_FALLBACK_AFTER_SECONDS,
+        ge=0,
+        description="How long a try's launch target may answer 'no capacity' before the try moves to its "
+        "fallback target for good (0 to capacity_wait_seconds).",
     )
     relaunch_on_spot_interruption: bool = Field(
         default=False,
@@ -268,9 +289,11 @@ class EcsExecutorSettings(BaseSettings):
             return value or None
         return value
 
-    _upper_launch_type = field_validator("launch_type", mode="before")(launch_type_value)
+    _upper_launch_type = field_validator("launch_type", "fallback_launch_type", mode="before")(
+        launch_type_value
+    )
 
-    @field_validator("capacity_provider_strategy", mode="before")
+    @field_validator("capacity_provider_strategy", "fallback_capacity_provider_strategy", mode="before")
     @classmethod
     def _parse_strategy(cls, value: Any) -> Any:
         parsed = parse_json(value, list, "list of {capacityProvider, weight, base} objects")
