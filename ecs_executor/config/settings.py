@@ -187,21 +187,17 @@ class EcsExecutorSettings(BaseSettings):
     )
     fallback_capacity_provider_strategy: tuple[CapacityProviderItem, ...] | None = Field(
         default=None,
-        description='JSON list like capacity_provider_strategy, e.g. [{"capacityProvider": "FARGATE"}]: '
-        "where a try goes once its launch target has had no capacity for fallback_after_seconds, or at "
-        "once when Spot interrupts its task before the container ran. Mutually exclusive with "
-        "fallback_launch_type. Unset (and no fallback_launch_type): no fallback.",
+        description="JSON list like capacity_provider_strategy: where a try goes for good once its launch "
+        "target has had no capacity for fallback_after_seconds, or Spot interrupted it before its "
+        "container ran. Or fallback_launch_type (FARGATE, EC2 or EXTERNAL), not both. Unset: no fallback.",
     )
     fallback_launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] | None = Field(
-        default=None,
-        description="FARGATE, EC2 or EXTERNAL: the fallback target as a launch type (see "
-        "fallback_capacity_provider_strategy).",
+        default=None, description="The fallback target as a launch type (see the option above)."
     )
     fallback_after_seconds: float = Field(
         default=DEFAULT_FALLBACK_AFTER_SECONDS,
         ge=0,
-        description="How long a try's launch target may answer 'no capacity' before the try moves to its "
-        "fallback target for good (0 to capacity_wait_seconds).",
+        description="Seconds without capacity before a try moves to its fallback (0..capacity_wait_seconds).",
     )
     relaunch_on_spot_interruption: bool = Field(
         default=False,

@@ -157,6 +157,8 @@ def test_a_spot_termination_notice_is_a_spot_interruption() -> None:
     decision = classify_stopped(notice, relaunch_spot=True)
     assert decision is not None and (decision.verdict, decision.kind) == (Verdict.RELAUNCH, FailureKind.SPOT)
     assert "interrupted by Spot (TerminationNotice)" in decision.reason
-    other = TaskStatus(Phase.FAILED, "ECS task stopped (TerminationNotice); host retired", 143, "TerminationNotice")
+    other = TaskStatus(
+        Phase.FAILED, "ECS task stopped (TerminationNotice); host retired", 143, "TerminationNotice"
+    )
     decision = classify_stopped(other, relaunch_spot=True)
     assert decision is not None and (decision.verdict, decision.kind) == (Verdict.FAIL, FailureKind.START)
