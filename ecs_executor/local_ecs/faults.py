@@ -172,6 +172,13 @@ class Faults:
             return self.knobs.capacity_shortage_kind
         return None
 
+    def spot_shortage(self, provider: str | None) -> str | None:
+        """The failures[] reason for a task placed on FARGATE_SPOT while Spot has no capacity, else None."""
+        if self.knobs.spot_capacity_shortage and provider == "FARGATE_SPOT":
+            self.injected["spot_capacity_shortage"] += 1
+            return CAPACITY_UNAVAILABLE
+        return None
+
     def fail_to_start(self, image: str) -> str | None:
         """The stoppedReason for a task that should never start, if it should fail."""
         if self.knobs.image_missing:

@@ -205,7 +205,11 @@ class EcsApi:
         image = str(next(iter(definition.containers.values())).get("image", ""))
         created, failures = [], []
         for _ in range(count):
-            reason = SHORTAGE_REASONS.get(shortage or "") or self.faults.run_task_failure()
+            reason = (
+                SHORTAGE_REASONS.get(shortage or "")
+                or self.faults.spot_shortage(resolve_launch_target(params, cluster.default_strategy)[1])
+                or self.faults.run_task_failure()
+            )
             if reason is not None:
                 instance = (
                     f"arn:aws:ecs:{region}:{ACCOUNT_ID}:container-instance/{cluster.name}/{uuid.uuid4().hex}"
