@@ -132,7 +132,8 @@ def _fallback_problems(s: EcsExecutorSettings, opt: Any) -> list[str]:
             )
             continue
         fallback = fallback_for(s, profile)
-        own_after = "fallback_after_seconds" in layer.model_fields_set
+        # Airflow hands the base option's default over as if set: only a profile's own value is "set".
+        own_after = bool(where) and "fallback_after_seconds" in layer.model_fields_set
         after = fallback.after_seconds if fallback is not None else layer.fallback_after_seconds
         if (fallback is not None or own_after) and after is not None and after > s.capacity_wait_seconds:
             option = name("fallback_after_seconds") if own_after else opt("fallback_after_seconds")
