@@ -217,7 +217,8 @@ class EcsApi:
                 failures.append({"arn": instance, "reason": reason})
                 continue
             task = self.registry.new_task(cluster, definition, params)
-            self.runner.launch(task, self.faults.fail_to_start(image))
+            spot = self.faults.spot_before_start(task.capacity_provider_name)
+            self.runner.launch(task, self.faults.fail_to_start(image) or spot)
             created.append(task)
         if token is not None and created:
             cluster.client_tokens[token] = (fingerprint, [task.arn for task in created], failures)

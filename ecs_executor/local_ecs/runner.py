@@ -136,8 +136,6 @@ class Runner:
     def _start(self, task: Task, fail_reason: str | None) -> None:
         if fail_reason is not None:
             self._fail_to_start(task, fail_reason)
-        elif self.knobs.spot_interruption_before_start and task.capacity_provider_name == "FARGATE_SPOT":
-            self._interrupt_before_start(task)
         elif self.knobs.pretend_seconds is not None or task.id in self._forced_exit:
             self._to_running(task)
             delay = 0 if task.id in self._forced_exit else self.knobs.pretend_seconds or 0
@@ -160,11 +158,6 @@ class Runner:
             task, SPOT_INTERRUPTION, SPOT_INTERRUPTED_REASON
         ):
             self._take_down(task)
-
-    def _interrupt_before_start(self, task: Task) -> None:
-        """Fargate Spot reclaimed the capacity before the containers started: none ran, no exit code."""
-        self.registry.request_stop(task, SPOT_INTERRUPTION, SPOT_INTERRUPTED_REASON)
-        self._deprovision(task)
 
     def _fail_to_start(self, task: Task, reason: str) -> None:
         self.registry.fail_to_start(task, reason)
