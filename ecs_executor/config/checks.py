@@ -142,7 +142,11 @@ def _fallback_problems(s: EcsExecutorSettings, opt: Any) -> list[str]:
                 "up after capacity_wait_seconds"
             )
         if fallback is not None:
-            problems += _fallback_request_problems(where, request, switch(request, fallback))
+            base_option = (
+                "fallback_launch_type" if s.fallback_launch_type else "fallback_capacity_provider_strategy"
+            )
+            named = where or f"{opt(base_option)}: "
+            problems += _fallback_request_problems(named, request, switch(request, fallback))
     return problems
 
 
@@ -151,6 +155,8 @@ def _fallback_request_problems(where: str, preferred: dict[str, Any], moved: dic
     if any(preferred.get(k) for k in (LAUNCH_TYPE, STRATEGY)) and label == target_label(preferred):
         return [f"{where}the fallback target {label} is the launch target itself; name another one"]
     awsvpc = moved.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
+    if targets_fargate(moved) and targets_fargate(preferred) is False and not awsvpc.get("subnets"):
+        return [f"{where}the fallback target {label} is Fargate, which needs subnets (awsvpc); set subnets"]
     if awsvpc.get("assignPublicIp") == "ENABLED" and targets_fargate(moved) is False:
         return [f"{where}the fallback target {label} cannot take assign_public_ip = True (Fargate only)"]
     problem = run_task_param_problems(moved)

@@ -68,7 +68,10 @@ def test_without_a_fallback_the_default_wait_does_not_bind_capacity_wait_seconds
         ),
         (
             {"launch_type": "FARGATE", "fallback_launch_type": "FARGATE"},
-            ["the fallback target FARGATE is the launch target itself"],
+            [
+                f"fallback_launch_type ({ENV}FALLBACK_LAUNCH_TYPE): the fallback target FARGATE",
+                "is the launch target itself",
+            ],
         ),
         (
             {
@@ -77,7 +80,10 @@ def test_without_a_fallback_the_default_wait_does_not_bind_capacity_wait_seconds
                 "subnets": "subnet-1",
                 "assign_public_ip": "true",
             },
-            ["the fallback target EC2 cannot take assign_public_ip = True"],
+            [
+                f"fallback_launch_type ({ENV}FALLBACK_LAUNCH_TYPE): the fallback target EC2",
+                "cannot take assign_public_ip",
+            ],
         ),
         (
             {
@@ -96,6 +102,10 @@ def test_without_a_fallback_the_default_wait_does_not_bind_capacity_wait_seconds
                 "queue_profiles": {"q": {"fallback_launch_type": "FARGATE", "fallback_after_seconds": 11}},
             },
             ["['q']: fallback_after_seconds = 11 must be at most capacity_wait_seconds"],
+        ),
+        (
+            {"launch_type": "EC2", "fallback_launch_type": "FARGATE"},
+            ["the fallback target FARGATE is Fargate, which needs subnets (awsvpc)"],
         ),
         (
             {"queue_profiles": {"q": {"fallback_after_seconds": -1}}},
