@@ -171,9 +171,8 @@ class EcsExecutorSettings(BaseSettings):
         description="JSON object mapping an Airflow queue name to run-task settings for its tasks, layered "
         "over the options above: cluster, task_definition, launch_type or capacity_provider_strategy, "
         "platform_version, subnets, security_groups, assign_public_ip, cpu and memory (of our container) "
-        "and run_task_kwargs, and fallback_launch_type or fallback_capacity_provider_strategy and "
-        "fallback_after_seconds (a profile setting its own launch target but no fallback target has no "
-        "fallback). Tasks on Airflow's default queue ([operators] default_queue) use the base "
+        "and run_task_kwargs, and the fallback_* options (see docs/configuration.md, 'Spot with an "
+        "on-demand fallback'). Tasks on Airflow's default queue ([operators] default_queue) use the base "
         "options unless a profile has that name; when profiles are set, a task on any other queue "
         "without a profile fails with a reason naming the queues configured.",
     )
@@ -285,9 +284,7 @@ class EcsExecutorSettings(BaseSettings):
             return value or None
         return value
 
-    _upper_launch_type = field_validator("launch_type", "fallback_launch_type", mode="before")(
-        launch_type_value
-    )
+    _upper_types = field_validator("launch_type", "fallback_launch_type", mode="before")(launch_type_value)
 
     @field_validator("capacity_provider_strategy", "fallback_capacity_provider_strategy", mode="before")
     @classmethod
