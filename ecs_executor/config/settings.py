@@ -201,8 +201,8 @@ class EcsExecutorSettings(BaseSettings):
     relaunch_on_spot_interruption: bool = Field(
         default=False,
         description="Relaunch a task whose Spot capacity was reclaimed (stopCode SpotInterruption, or "
-        "TerminationNotice for Spot) before its container ran. A try seen running is never relaunched: Airflow's Execution API refuses to "
-        "start a running try again, so Airflow's own retries decide.",
+        "TerminationNotice for Spot) before its container ran. A try seen running is never relaunched: "
+        "Airflow's Execution API refuses to start a running try again, so Airflow's own retries decide.",
     )
     tracking_mode: TrackingMode | None = Field(
         default=None,
