@@ -74,23 +74,24 @@ def test_no_spot_capacity_moves_the_try_to_the_fallback_after_the_wait_and_it_st
     assert all(r.delay <= 0.3 for r in before)  # woken when the fallback fell due, not a backoff later
 
 
-def test_a_spot_task_interrupted_before_its_container_ran_is_relaunched_on_the_fallback_at_once() -> None:
+@pytest.mark.parametrize("stop_code", ["SpotInterruption", "TerminationNotice"])
+def test_a_spot_task_interrupted_before_its_container_ran_is_relaunched_on_the_fallback_at_once(
+    stop_code: str,
+) -> None:
     fake = FakeEcs()
     options = {"capacity_provider_strategy": SPOT, "fallback_launch_type": "FARGATE"}
     with running_engine(fake, **options) as engine:
         launch(engine, "a")
         results_until(engine, of(m.Launched, "a"))
         (arn,) = list(fake.tasks)
-        fake.set_status(
-            arn, "STOPPED", stop_code="SpotInterruption", reason="Your Spot Task was interrupted."
-        )
+        fake.set_status(arn, "STOPPED", stop_code=stop_code, reason="Your Spot Task was interrupted.")
         seen = results_until(engine, lambda s: any(isinstance(r, m.Launched) and r.attempt == 2 for r in s))
         assert engine.counters["fallbacks"] == 1 and engine.counters["spot_interruptions"] == 1
         # On the fallback, a second interruption is not relaunched (relaunch_on_spot_interruption is off).
         fake.set_status(list(fake.tasks)[-1], "STOPPED", stop_code="SpotInterruption", reason="again")
         final = results_until(engine, of(m.StateChanged, "a"))
     (relaunching,) = [r for r in seen if isinstance(r, m.Relaunching)]
-    assert relaunching.delay == 0.0 and "interrupted by Spot" in relaunching.reason
+    assert relaunching.delay == 0.0 and f"interrupted by Spot ({stop_code})" in relaunching.reason
     (launched,) = [r for r in seen if isinstance(r, m.Launched)]
     assert (
         launched.on_fallback == "FARGATE (fallback: the Spot task was interrupted before its container ran)"
