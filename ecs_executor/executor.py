@@ -284,10 +284,8 @@ class EcsExecutor(AdmittingExecutor):
             self._metrics.incr("launches")
             self._metrics.latency("launch_latency.accepted", self._queued_at.get(key))
             self.running_state(key, result.task_arn)
-            if result.attempt > 1:
-                self._task_event(
-                    key, "ECS task launched", f"{result.task_arn} (launch attempt {result.attempt})"
-                )
+            if (launched := result.task_event()) is not None:
+                self._task_event(key, *launched)
         elif isinstance(result, m.LaunchFailed):
             self._pending.pop(key, None)
             self._metrics.incr(f"launch_failures.{result.kind}")

@@ -71,6 +71,18 @@ class Launched:
     key: Hashable
     task_arn: str
     attempt: int
+    on_fallback: str | None = None  # "FARGATE (fallback: why)" when the try moved to its fallback target
+
+    def task_event(self) -> tuple[str, str] | None:
+        """The try's task event for this launch: worth one after a relaunch or on a fallback target."""
+        if self.on_fallback:
+            return (
+                "ECS task launched",
+                f"{self.task_arn} on {self.on_fallback} (launch attempt {self.attempt})",
+            )
+        if self.attempt > 1:
+            return "ECS task launched", f"{self.task_arn} (launch attempt {self.attempt})"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,9 @@ EXAMPLES: dict[str, str] = {
     "queue_profiles": '{"gpu": {"task_definition": "airflow-gpu", "launch_type": "EC2"}, '
     '"spot": {"capacity_provider_strategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]}}',
     "capacity_wait_seconds": "600",
+    "fallback_capacity_provider_strategy": '[{"capacityProvider": "FARGATE", "weight": 1}]',
+    "fallback_launch_type": "FARGATE",
+    "fallback_after_seconds": "120",
     "relaunch_on_spot_interruption": "False",
     "orphan_sweep": "True",
     "orphan_grace_seconds": "600",

@@ -15,7 +15,15 @@ from ecs_executor.config.values import (
     overrides_our_command,
     run_task_param_problems,
 )
-from ecs_executor.request.layering import base_request, options_kwargs, profile_request, targets_fargate
+from ecs_executor.core.fallback import fallback_for, switch, target_label
+from ecs_executor.request.layering import (
+    LAUNCH_TYPE,
+    STRATEGY,
+    base_request,
+    options_kwargs,
+    profile_request,
+    targets_fargate,
+)
 from ecs_executor.request.task_settings import conflicts, target_problems, typed_part
 
 if TYPE_CHECKING:
@@ -101,7 +109,64 @@ def cross_field_problems(s: EcsExecutorSettings, team_name: str | None = None) -
         )
     if not problems:
         problems.extend(_profile_problems(s, opt("queue_profiles")))
+    if not problems:
+        problems.extend(_fallback_problems(s, opt))
     return problems
+
+
+def _fallback_problems(s: EcsExecutorSettings, opt: Any) -> list[str]:
+    """Per layer: one fallback target at most, a wait within capacity_wait_seconds, and a RunTask request
+    that is still valid once its target is replaced by the fallback's."""
+    problems: list[str] = []
+    wait = f"{opt('capacity_wait_seconds')} = {s.capacity_wait_seconds:g}"
+    layers: list[tuple[str, Any, Any, dict[str, Any]]] = [("", s, None, base_request(s))]
+    layers += [
+        (f"{opt('queue_profiles')}[{queue!r}]: ", p, p, profile_request(s, p))
+        for queue, p in s.queue_profiles.items()
+    ]
+    for where, layer, profile, request in layers:
+        name = (lambda option: option) if where else opt
+        if layer.fallback_launch_type and layer.fallback_capacity_provider_strategy:
+            problems.append(
+                f"{where}{name('fallback_launch_type')} = {layer.fallback_launch_type!r} and "
+                f"{name('fallback_capacity_provider_strategy')} are both set; set one of them"
+            )
+            continue
+        fallback = fallback_for(s, profile)
+        # Airflow hands the base option's default over as if set: only a profile's own value is "set".
+        own_after = bool(where) and "fallback_after_seconds" in layer.model_fields_set
+        after = fallback.after_seconds if fallback is not None else layer.fallback_after_seconds
+        if (fallback is not None or own_after) and after is not None and after > s.capacity_wait_seconds:
+            option = name("fallback_after_seconds") if own_after else opt("fallback_after_seconds")
+            problems.append(
+                f"{where}{option} = {after:g} must be at most {wait}: a try waiting for capacity gives "
+                "up after capacity_wait_seconds"
+            )
+        if fallback is not None:
+            base_option = (
+                "fallback_launch_type" if s.fallback_launch_type else "fallback_capacity_provider_strategy"
+            )
+            named = where or f"{opt(base_option)}: "
+            problems += _fallback_request_problems(named, request, switch(request, fallback))
+    return problems
+
+
+def _fallback_request_problems(where: str, preferred: dict[str, Any], moved: dict[str, Any]) -> list[str]:
+    label = target_label(moved)
+    if any(preferred.get(k) for k in (LAUNCH_TYPE, STRATEGY)) and label == target_label(preferred):
+        return [f"{where}the fallback target {label} is the launch target itself; name another one"]
+    awsvpc = moved.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
+    if targets_fargate(moved) and targets_fargate(preferred) is False and not awsvpc.get("subnets"):
+        return [f"{where}the fallback target {label} is Fargate, which needs subnets (awsvpc); set subnets"]
+    if awsvpc.get("assignPublicIp") == "ENABLED" and targets_fargate(moved) is False:
+        return [f"{where}the fallback target {label} cannot take assign_public_ip = True (Fargate only)"]
+    problem = run_task_param_problems(moved)
+    if problem:
+        return [
+            f"{where}the RunTask request on the fallback target {label} does not match the ECS "
+            f"RunTask API: {problem}"
+        ]
+    return []
 
 
 def _fargate_only_problems(base: Mapping[str, Any], opt: Any) -> list[str]:

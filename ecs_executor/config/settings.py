@@ -29,6 +29,7 @@ from ecs_executor.config.values import (
     parse_json,
     split_ids,
 )
+from ecs_executor.core.fallback import DEFAULT_FALLBACK_AFTER_SECONDS
 from ecs_executor.request.ecs_rules import (
     EC2_RUN_TASK_RATE,
     FARGATE_RUN_TASK_RATE,
@@ -169,9 +170,10 @@ class EcsExecutorSettings(BaseSettings):
         default_factory=dict,
         description="JSON object mapping an Airflow queue name to run-task settings for its tasks, layered "
         "over the options above: cluster, task_definition, launch_type or capacity_provider_strategy, "
-        "platform_version, subnets, security_groups, assign_public_ip, run_task_kwargs, and the typed keys "
+        "platform_version, subnets, security_groups, assign_public_ip, run_task_kwargs, the typed keys "
         "of executor_config (image, cpu and memory of the task, ephemeral_storage, runtime_platform, gpu, "
-        "environment), which a task's own executor_config keys override. Tasks on Airflow's default "
+        "environment), which a task's own executor_config keys override, and the fallback_* options (see "
+        "docs/configuration.md, 'Spot with an on-demand fallback'). Tasks on Airflow's default "
         "queue ([operators] default_queue) use the base options unless a profile has that name; when "
         "profiles are set, a task on any other queue without a profile fails with a reason naming the "
         "queues configured.",
@@ -184,11 +186,25 @@ class EcsExecutorSettings(BaseSettings):
         "Cluster auto scaling takes minutes. Also bounded by the task's Airflow token "
         "([scheduler] task_queued_timeout).",
     )
+    fallback_capacity_provider_strategy: tuple[CapacityProviderItem, ...] | None = Field(
+        default=None,
+        description="JSON list like capacity_provider_strategy: where a try goes for good once its launch "
+        "target has had no capacity for fallback_after_seconds, or Spot interrupted it before its "
+        "container ran. Or fallback_launch_type (FARGATE, EC2 or EXTERNAL), not both. Unset: no fallback.",
+    )
+    fallback_launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] | None = Field(
+        default=None, description="The fallback target as a launch type (see the option above)."
+    )
+    fallback_after_seconds: float = Field(
+        default=DEFAULT_FALLBACK_AFTER_SECONDS,
+        ge=0,
+        description="Seconds without capacity before a try moves to its fallback (0..capacity_wait_seconds).",
+    )
     relaunch_on_spot_interruption: bool = Field(
         default=False,
-        description="Relaunch a task whose Spot capacity was reclaimed (stopCode SpotInterruption) before "
-        "its container ran. A try seen running is never relaunched: Airflow's Execution API refuses to "
-        "start a running try again, so Airflow's own retries decide.",
+        description="Relaunch a task whose Spot capacity was reclaimed (stopCode SpotInterruption, or "
+        "TerminationNotice for Spot) before its container ran. A try seen running is never relaunched: "
+        "Airflow's Execution API refuses to start a running try again, so Airflow's own retries decide.",
     )
     tracking_mode: TrackingMode | None = Field(
         default=None,
@@ -270,9 +286,9 @@ class EcsExecutorSettings(BaseSettings):
             return value or None
         return value
 
-    _upper_launch_type = field_validator("launch_type", mode="before")(launch_type_value)
+    _upper_types = field_validator("launch_type", "fallback_launch_type", mode="before")(launch_type_value)
 
-    @field_validator("capacity_provider_strategy", mode="before")
+    @field_validator("capacity_provider_strategy", "fallback_capacity_provider_strategy", mode="before")
     @classmethod
     def _parse_strategy(cls, value: Any) -> Any:
         parsed = parse_json(value, list, "list of {capacityProvider, weight, base} objects")

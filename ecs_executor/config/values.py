@@ -119,8 +119,13 @@ class QueueProfile(TaskSettings):
     security_groups: tuple[str, ...] | None = None
     assign_public_ip: bool | None = None
     run_task_kwargs: dict[str, Any] = Field(default_factory=dict)
+    fallback_launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] | None = None
+    fallback_capacity_provider_strategy: tuple[CapacityProviderItem, ...] | None = Field(
+        default=None, min_length=1
+    )
+    fallback_after_seconds: float | None = Field(default=None, ge=0)
 
-    _upper = field_validator("launch_type", mode="before")(launch_type_value)
+    _upper = field_validator("launch_type", "fallback_launch_type", mode="before")(launch_type_value)
 
     @field_validator("subnets", "security_groups", mode="before")
     @classmethod

@@ -92,6 +92,8 @@ class Tracked:
     heard_at: float = 0.0  # monotonic time of the last answer or event about it (events mode reconciles)
     capacity_since: float | None = None  # first capacity failure of this try
     capacity_relaunches: int = 0  # launch attempts spent waiting for capacity (not on max_run_task_attempts)
+    fallback: Any = field(default=None, repr=False)  # its core.fallback.Fallback, when it has one
+    fallback_reason: str | None = None  # set once the try has moved to its fallback target, for good
     launch_future: Any = field(default=None, repr=False)  # the asyncio.Task running its launch or relaunch
     # Until the try runs: what a relaunch rebuilds its arguments from (a try seen RUNNING is never
     # relaunched).

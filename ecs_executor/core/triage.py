@@ -111,6 +111,18 @@ _TRANSIENT_START_MARKERS = (
     *_TRANSIENT_OVERRIDES,
 )
 SPOT_INTERRUPTION = "SpotInterruption"
+# The two-minute warning's stop code; Spot's only when stoppedReason says so (docs.aws.amazon.com
+# AmazonECS/latest/developerguide/fargate-capacity-providers.html, "Handling Fargate Spot termination
+# notices": stopCode TerminationNotice, stoppedReason "Your Spot Task was interrupted.").
+TERMINATION_NOTICE = "TerminationNotice"
+SPOT_INTERRUPTED_REASON = "Your Spot Task was interrupted"
+
+
+def is_spot_interruption(status: TaskStatus) -> bool:
+    """Spot took the task's capacity: stopCode SpotInterruption, or TerminationNotice for Spot."""
+    if status.stop_code == SPOT_INTERRUPTION:
+        return True
+    return status.stop_code == TERMINATION_NOTICE and SPOT_INTERRUPTED_REASON in status.reason
 
 
 @dataclass(frozen=True)
@@ -161,8 +173,8 @@ def classify_stopped(status: TaskStatus, *, relaunch_spot: bool = False) -> Deci
 
     None when it is not a failure.
     """
-    if status.stop_code == SPOT_INTERRUPTION and status.phase != Phase.SUCCESS:
-        reason = f"interrupted by Spot (SpotInterruption): {status.reason}"
+    if is_spot_interruption(status) and status.phase != Phase.SUCCESS:
+        reason = f"interrupted by Spot ({status.stop_code}): {status.reason}"
         if relaunch_spot:
             return Decision(Verdict.RELAUNCH, reason, FailureKind.SPOT)
         return Decision(Verdict.FAIL, reason, FailureKind.SPOT)

@@ -29,6 +29,7 @@ COUNTERS: dict[str, str | None] = {
     "relaunches": None,
     "relaunches_capacity": "relaunches.capacity",
     "spot_interruptions": "spot_interruptions",
+    "fallbacks": "fallbacks",  # tries moved to their fallback launch target (core.fallback)
     # events mode
     "events_received": "events.received",
     "events_applied": "events.applied",

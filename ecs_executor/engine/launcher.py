@@ -11,8 +11,15 @@ from typing import Any
 
 from ecs_executor import messages as m
 from ecs_executor.aws.clients import classify_exception, is_throttle, may_have_been_applied
+from ecs_executor.core.fallback import (
+    capacity_switch_reason,
+    launched_on,
+    seconds_until_due,
+    spot_switch_reason,
+    switch,
+)
 from ecs_executor.core.lifecycle import Tracked, TryState
-from ecs_executor.core.relaunch import FailureKind
+from ecs_executor.core.relaunch import FailureKind, RelaunchDecision
 from ecs_executor.core.triage import Decision, Verdict, classify_run_task_failure
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
@@ -198,6 +205,9 @@ class Launcher:
             except InvalidTaskConfig as exc:
                 self.ctx.fail_launch(tracked, f"not launched: {exc}", "invalid_config")
                 return False
+        tracked.fallback = self.builder.fallback(source.executor_config, source.queue)
+        if tracked.fallback is not None and tracked.fallback_reason is not None:
+            kwargs = switch(kwargs, tracked.fallback)  # once moved, every later attempt stays there
         tracked.kwargs = kwargs
         return True
 
@@ -212,15 +222,9 @@ class Launcher:
         if decision.kind == FailureKind.CAPACITY and tracked.capacity_since is None:
             tracked.capacity_since = now
         capacity = decision.kind == FailureKind.CAPACITY
-        verdict = self.ctx.policy.decide(
-            decision.kind,
-            # Capacity waits are bounded by time: they do not spend max_run_task_attempts.
-            tracked.attempt if capacity else tracked.attempt - tracked.capacity_relaunches,
-            now=now,
-            capacity_since=tracked.capacity_since,
-            deadline=tracked.deadline,
-            rng=self.ctx.rng,
-        )
+        reason, verdict = self._fall_back(tracked, decision, now)
+        if verdict is None:
+            verdict = self._next_attempt(tracked, decision, now)
         if not verdict.allowed:
             self.ctx.fail_launch(tracked, f"{decision.reason} ({verdict.why_not})", verdict.kind)
             return False
@@ -230,7 +234,7 @@ class Launcher:
             self.ctx.counters["relaunches_capacity"] += 1
             self.ctx.capacity_waiting.add(tracked.key)
         tracked.move(TryState.RELAUNCHING)
-        self.ctx.emit(m.Relaunching(tracked.key, decision.reason, tracked.attempt + 1, verdict.delay))
+        self.ctx.emit(m.Relaunching(tracked.key, reason, tracked.attempt + 1, verdict.delay))
         await asyncio.sleep(verdict.delay)
         if tracked.stopping:
             return False
@@ -238,6 +242,47 @@ class Launcher:
         tracked.kwargs = None  # rebuilt for the new attempt (new clientToken)
         tracked.move(TryState.LAUNCHING)
         return True
+
+    def _next_attempt(self, tracked: Tracked, decision: Decision, now: float) -> RelaunchDecision:
+        capacity = decision.kind == FailureKind.CAPACITY
+        verdict = self.ctx.policy.decide(
+            decision.kind,
+            # Capacity waits are bounded by time: they do not spend max_run_task_attempts.
+            tracked.attempt if capacity else tracked.attempt - tracked.capacity_relaunches,
+            now=now,
+            capacity_since=tracked.capacity_since,
+            deadline=tracked.deadline,
+            rng=self.ctx.rng,
+        )
+        if verdict.allowed and capacity and tracked.fallback is not None and tracked.fallback_reason is None:
+            # Wake up when the fallback falls due, not up to a backoff later.
+            due = seconds_until_due(tracked.fallback, now=now, capacity_since=tracked.capacity_since)
+            if due is not None and due < verdict.delay:
+                verdict = RelaunchDecision(True, due)
+        return verdict
+
+    def _fall_back(
+        self, tracked: Tracked, decision: Decision, now: float
+    ) -> tuple[str, RelaunchDecision | None]:
+        """Move the try to its fallback target when that falls due: the next attempt goes there at once."""
+        fallback = tracked.fallback
+        why = None
+        if fallback is not None and tracked.fallback_reason is None:
+            if decision.kind == FailureKind.SPOT:
+                why = spot_switch_reason()
+            elif decision.kind == FailureKind.CAPACITY:
+                preferred = tracked.kwargs or {}
+                why = capacity_switch_reason(
+                    fallback, preferred, now=now, capacity_since=tracked.capacity_since
+                )
+        if fallback is None or why is None:
+            return decision.reason, None
+        tracked.fallback_reason = why
+        self.ctx.counters["fallbacks"] += 1
+        log.info("%s moves to its fallback launch target %s: %s", tracked.identity, fallback.label, why)
+        return f"{decision.reason}; next attempt on the fallback target {fallback.label} ({why})", (
+            RelaunchDecision(True, 0.0)
+        )
 
     async def relaunch_after_stop(self, tracked: Tracked, decision: Decision) -> None:
         try:
@@ -263,7 +308,8 @@ class Launcher:
         tracked.launch_future = None  # finished; do not keep its coroutine alive while the try is tracked
         tracked.kwargs = None  # a relaunch rebuilds them from tracked.source
         tracked.move(TryState.PENDING)
-        self.ctx.emit(m.Launched(tracked.key, arn, tracked.attempt))
+        on_fallback = launched_on(task, tracked.fallback_reason) if tracked.fallback_reason else None
+        self.ctx.emit(m.Launched(tracked.key, arn, tracked.attempt, on_fallback))
         self.observe(tracked, task)
 
 

@@ -253,7 +253,11 @@ class Tracker:
             if status.phase != Phase.RUNNING:
                 return  # PENDING and STOPPING change nothing in the executor; not sending them halves results
         else:
-            decision = classify_stopped(status, relaunch_spot=self.ctx.settings.relaunch_on_spot_interruption)
+            # A try with a fallback target not yet used is relaunched there when Spot interrupts it.
+            spot = self.ctx.settings.relaunch_on_spot_interruption or (
+                tracked.fallback is not None and tracked.fallback_reason is None
+            )
+            decision = classify_stopped(status, relaunch_spot=spot)
             if decision is not None and decision.kind == FailureKind.SPOT:
                 self.ctx.counters["spot_interruptions"] += 1
             if decision is not None and decision.verdict == Verdict.RELAUNCH and self._may_relaunch(tracked):

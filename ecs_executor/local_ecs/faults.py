@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from ecs_executor.local_ecs.knobs import DEFAULT_BUCKETS, OPERATION_BUCKETS, Knobs
+from ecs_executor.local_ecs.model import SPOT_INTERRUPTED_REASON
 
 #: Operations that change state; a lost reply on them is the interesting case (applied, but unseen).
 MUTATING_OPERATIONS = frozenset(
@@ -170,6 +171,20 @@ class Faults:
         if self.shortage_until and self.clock() < self.shortage_until:
             self.injected["capacity_shortage"] += 1
             return self.knobs.capacity_shortage_kind
+        return None
+
+    def spot_shortage(self, provider: str | None) -> str | None:
+        """The failures[] reason for a task placed on FARGATE_SPOT while Spot has no capacity, else None."""
+        if self.knobs.spot_capacity_shortage and provider == "FARGATE_SPOT":
+            self.injected["spot_capacity_shortage"] += 1
+            return CAPACITY_UNAVAILABLE
+        return None
+
+    def spot_before_start(self, provider: str | None) -> str | None:
+        """Spot's stoppedReason for a FARGATE_SPOT task to be interrupted before its containers start."""
+        if self.knobs.spot_interruption_before_start and provider == "FARGATE_SPOT":
+            self.injected["spot_interruption_before_start"] += 1
+            return SPOT_INTERRUPTED_REASON
         return None
 
     def fail_to_start(self, image: str) -> str | None:

@@ -202,6 +202,24 @@ class Knobs:
             "(failures[] 'Capacity is unavailable...'), provisioning_limit (ClientException)",
         ),
     )
+    spot_capacity_shortage: bool = field(
+        default=False,
+        metadata=_meta(
+            _bool,
+            "RunTask placing a task on FARGATE_SPOT answers failures[] 'Capacity is unavailable at this "
+            "time...' while FARGATE places it",
+            flag=True,
+        ),
+    )
+    spot_interruption_before_start: bool = field(
+        default=False,
+        metadata=_meta(
+            _bool,
+            "every task on FARGATE_SPOT is interrupted before its containers start (stopCode "
+            "SpotInterruption)",
+            flag=True,
+        ),
+    )
     image_missing: bool = field(
         default=False,
         metadata=_meta(

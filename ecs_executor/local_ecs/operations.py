@@ -205,7 +205,11 @@ class EcsApi:
         image = str(next(iter(definition.containers.values())).get("image", ""))
         created, failures = [], []
         for _ in range(count):
-            reason = SHORTAGE_REASONS.get(shortage or "") or self.faults.run_task_failure()
+            reason = (
+                SHORTAGE_REASONS.get(shortage or "")
+                or self.faults.spot_shortage(resolve_launch_target(params, cluster.default_strategy)[1])
+                or self.faults.run_task_failure()
+            )
             if reason is not None:
                 instance = (
                     f"arn:aws:ecs:{region}:{ACCOUNT_ID}:container-instance/{cluster.name}/{uuid.uuid4().hex}"
@@ -213,7 +217,8 @@ class EcsApi:
                 failures.append({"arn": instance, "reason": reason})
                 continue
             task = self.registry.new_task(cluster, definition, params)
-            self.runner.launch(task, self.faults.fail_to_start(image))
+            spot = self.faults.spot_before_start(task.capacity_provider_name)
+            self.runner.launch(task, self.faults.fail_to_start(image) or spot)
             created.append(task)
         if token is not None and created:
             cluster.client_tokens[token] = (fingerprint, [task.arn for task in created], failures)

@@ -22,6 +22,8 @@ from ecs_executor.local_ecs.model import (
     PENDING,
     PROVISIONING,
     RUNNING,
+    SPOT_INTERRUPTED_REASON,
+    SPOT_INTERRUPTION,
     STOPPED,
     TASK_FAILED_TO_START,
     Cluster,
@@ -173,7 +175,9 @@ class Registry:
 
     def fail_to_start(self, task: Task, reason: str) -> None:
         task.pull_stopped_at = task.pull_stopped_at or self.clock()
-        self.request_stop(task, TASK_FAILED_TO_START, reason)
+        # Spot reclaiming the capacity before the containers start (knob spot_interruption_before_start).
+        code = SPOT_INTERRUPTION if reason == SPOT_INTERRUPTED_REASON else TASK_FAILED_TO_START
+        self.request_stop(task, code, reason)
         for container in task.containers:
             container.last_status = STOPPED
             container.reason = reason

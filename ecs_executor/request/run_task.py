@@ -15,6 +15,7 @@ from typing import Any
 
 from ecs_executor.config.settings import EcsExecutorSettings
 from ecs_executor.config.values import executor_owned_keys, overrides_our_command, run_task_param_problems
+from ecs_executor.core.fallback import Fallback, fallback_for
 from ecs_executor.request.ecs_rules import (
     MAX_CLIENT_TOKEN,
     MAX_OVERRIDES_CHARS,
@@ -139,6 +140,10 @@ class RunTaskBuilder:
         self._profiles = settings.profile_run_task_kwargs()
         self._profile_settings = {name: typed_part(p) for name, p in settings.queue_profiles.items()}
         self._extra_env = dict(extra_env or {})
+        self._fallbacks: dict[str | None, Fallback | None] = {
+            name: fallback_for(settings, p) for name, p in settings.queue_profiles.items()
+        }
+        self._fallbacks[None] = fallback_for(settings)
 
     def clusters(self) -> list[str]:
         """Every cluster the options name (base and queue profiles), for describing them once at start."""
@@ -220,6 +225,12 @@ class RunTaskBuilder:
         below its own), or None when RunTask overrides carry everything. Raises InvalidTaskConfig for a
         bad executor_config or queue, as build() does; build() checks the whole request."""
         return derivation_of(self._task_settings(executor_config, queue)[2])
+
+    def fallback(self, executor_config: Mapping[str, Any] | None, queue: str | None) -> Fallback | None:
+        """The try's fallback target (core.fallback); none when its executor_config names a target."""
+        if executor_config and (LAUNCH_TYPE in executor_config or STRATEGY in executor_config):
+            return None
+        return self._fallbacks.get(queue if queue in self._profiles else None)
 
     def build(
         self,

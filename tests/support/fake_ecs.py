@@ -83,6 +83,14 @@ class FakeEcs:
             "desiredStatus": "RUNNING",
             "version": 1,
         }
+        strategy = kwargs.get("capacityProviderStrategy")
+        if strategy:  # ECS names the provider that placed the task (the first, here)
+            task["capacityProviderName"] = strategy[0]["capacityProvider"]
+        if kwargs.get("launchType") or strategy:
+            fargate = kwargs.get("launchType") == "FARGATE" or "FARGATE" in task.get(
+                "capacityProviderName", ""
+            )
+            task["launchType"] = "FARGATE" if fargate else kwargs.get("launchType", "EC2")
         self.tasks[arn] = task
         return {"tasks": [task], "failures": []}
 

@@ -53,3 +53,13 @@ def test_the_channel_keeps_finals_apart_and_numbers_every_result_in_the_order_se
     for result in sent:
         channel.put_result(result)
     assert channel.drain_results() == sent and not channel.has_results()
+
+
+def test_a_launch_is_a_task_event_after_a_relaunch_or_on_a_fallback_only() -> None:
+    assert m.Launched("k", "arn:t", 1).task_event() is None  # the first attempt on its own target: as before
+    assert m.Launched("k", "arn:t", 2).task_event() == ("ECS task launched", "arn:t (launch attempt 2)")
+    on_fallback = m.Launched("k", "arn:t", 1, "FARGATE (fallback: the Spot task was interrupted)")
+    assert on_fallback.task_event() == (
+        "ECS task launched",
+        "arn:t on FARGATE (fallback: the Spot task was interrupted) (launch attempt 1)",
+    )

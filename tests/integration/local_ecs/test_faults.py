@@ -280,3 +280,54 @@ def test_spot_interruption_spares_tasks_that_finish_first(lecs: LocalEcs, client
     register(client, ["true"])
     task = wait_status(client, run(client), "STOPPED")
     assert task["stopCode"] == "EssentialContainerExited"
+
+
+def test_spot_capacity_shortage_refuses_fargate_spot_only(lecs: LocalEcs, client: Any) -> None:
+    """ECS's answer when Fargate Spot has no capacity (AWS re:Post ecs-fargate-runtask-capacity): a
+    failures[] entry; the same request on FARGATE places the task."""
+    lecs.configure(pretend_seconds=60, spot_capacity_shortage=True)
+    client.create_cluster(
+        clusterName="fg",
+        capacityProviders=["FARGATE", "FARGATE_SPOT"],
+        defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
+    )
+    fargate_definition(client)
+    spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    common = {"cluster": "fg", "taskDefinition": "fg", "networkConfiguration": NETWORK}
+    refused = client.run_task(capacityProviderStrategy=spot, **common)
+    assert refused["tasks"] == [] and [f["reason"] for f in refused["failures"]] == [CAPACITY_UNAVAILABLE]
+    assert client.run_task(**common)["failures"][0]["reason"] == CAPACITY_UNAVAILABLE  # the default: Spot
+    on_demand = client.run_task(capacityProviderStrategy=[{"capacityProvider": "FARGATE"}], **common)
+    assert on_demand["failures"] == [] and on_demand["tasks"][0]["capacityProviderName"] == "FARGATE"
+    assert client.run_task(launchType="FARGATE", **common)["failures"] == []
+    assert lecs.stats()["faults"]["spot_capacity_shortage"] == 2
+    lecs.configure(spot_capacity_shortage=False)
+    assert client.run_task(capacityProviderStrategy=spot, **common)["failures"] == []
+
+
+def _on_fg(client: Any, arn: str, status: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while True:
+        (task,) = client.describe_tasks(cluster="fg", tasks=[arn])["tasks"]
+        if task["lastStatus"] == status or time.monotonic() > deadline:
+            return dict(task)
+        time.sleep(0.05)
+
+
+def test_spot_interruption_before_start_stops_spot_tasks_before_any_container_ran(
+    lecs: LocalEcs, client: Any
+) -> None:
+    lecs.configure(pretend_seconds=60, spot_interruption_before_start=True)
+    client.create_cluster(clusterName="fg", capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    fargate_definition(client)
+    common = {"cluster": "fg", "taskDefinition": "fg", "networkConfiguration": NETWORK}
+    spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    arn = client.run_task(capacityProviderStrategy=spot, **common)["tasks"][0]["taskArn"]
+    task = _on_fg(client, arn, "STOPPED")
+    assert (task["stopCode"], task["stoppedReason"]) == (
+        "SpotInterruption",
+        "Your Spot Task was interrupted.",
+    )
+    assert "startedAt" not in task and "exitCode" not in task["containers"][0]
+    on_demand = client.run_task(launchType="FARGATE", **common)["tasks"][0]["taskArn"]
+    assert _on_fg(client, on_demand, "RUNNING")["lastStatus"] == "RUNNING"

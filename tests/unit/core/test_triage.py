@@ -144,3 +144,21 @@ def test_spot_interruption_is_named_and_relaunched_only_when_opted_in() -> None:
     assert opted is not None and (opted.verdict, opted.kind) == (Verdict.RELAUNCH, FailureKind.SPOT)
     finished = TaskStatus(Phase.SUCCESS, "exited 0", 0, "SpotInterruption")
     assert classify_stopped(finished, relaunch_spot=True) is None  # it had finished its work
+
+
+def test_a_spot_termination_notice_is_a_spot_interruption() -> None:
+    """The two-minute warning's stop code (AWS's example event) counts as Spot only with Spot's reason."""
+    notice = TaskStatus(
+        Phase.FAILED,
+        "ECS task stopped (TerminationNotice); Your Spot Task was interrupted.",
+        143,
+        "TerminationNotice",
+    )
+    decision = classify_stopped(notice, relaunch_spot=True)
+    assert decision is not None and (decision.verdict, decision.kind) == (Verdict.RELAUNCH, FailureKind.SPOT)
+    assert "interrupted by Spot (TerminationNotice)" in decision.reason
+    other = TaskStatus(
+        Phase.FAILED, "ECS task stopped (TerminationNotice); host retired", 143, "TerminationNotice"
+    )
+    decision = classify_stopped(other, relaunch_spot=True)
+    assert decision is not None and (decision.verdict, decision.kind) == (Verdict.FAIL, FailureKind.START)
