@@ -80,6 +80,24 @@ class _AirflowConfigSource(PydanticBaseSettingsSource):
         return values
 
 
+# The clean-up of derived task definitions (engine/definition_cleanup.py).
+_RETENTION = (
+    "Seconds a task definition this executor derived (tagged ecs-executor:managed=true) may go unused "
+    "before the clean-up deregisters and then deletes it: its ecs-executor:last-used tag, or its "
+    "registration when untagged, is older, and no task this scheduler tracks or any RUNNING/PENDING task "
+    "in its clusters uses it. Definitions without the tag are never touched."
+)
+_KEEP = (
+    "How many of the most recently used derived task definitions per base family the clean-up keeps "
+    "however long unused."
+)
+_CLEANUP = (
+    "Seconds between clean-ups of derived task definitions (ListTaskDefinitionFamilies, "
+    "ListTaskDefinitions, DescribeTaskDefinition, ListTasks and DescribeTasks; deregistrations paced to a "
+    "few a minute, leaving ECS's register/deregister budget to registration)."
+)
+
+
 class EcsExecutorSettings(BaseSettings):
     """Every ``[aws_ecs_executor]`` option. Field descriptions feed the docs' config reference."""
 
@@ -242,30 +260,9 @@ class EcsExecutorSettings(BaseSettings):
         description="Seconds between orphan sweeps (ListTasks and DescribeTasks per cluster, paced by the "
         "DescribeTasks bucket, and one DB query per 100 untracked tasks).",
     )
-    derived_definition_retention: float = Field(
-        default=604800.0,
-        ge=60,
-        le=31536000,
-        description="Seconds a task definition this executor derived (tagged ecs-executor:managed=true) may go "
-        "unused before the clean-up deregisters and then deletes it: its ecs-executor:last-used tag, or its "
-        "registration when untagged, is older, and no task this scheduler tracks or any RUNNING/PENDING task in "
-        "its clusters uses it. Definitions without the tag are never touched.",
-    )
-    derived_definition_keep: int = Field(
-        default=1,
-        ge=0,
-        le=100,
-        description="How many of the most recently used derived task definitions per base family the clean-up "
-        "keeps however long unused.",
-    )
-    derived_definition_cleanup_interval: float = Field(
-        default=3600.0,
-        ge=60,
-        le=86400,
-        description="Seconds between clean-ups of derived task definitions (ListTaskDefinitionFamilies, "
-        "ListTaskDefinitions, DescribeTaskDefinition, ListTasks and DescribeTasks; deregistrations paced to a "
-        "few a minute, leaving ECS's register/deregister budget to registration).",
-    )
+    derived_definition_retention: float = Field(default=604800.0, ge=60, le=31536000, description=_RETENTION)
+    derived_definition_keep: int = Field(default=1, ge=0, le=100, description=_KEEP)
+    derived_definition_cleanup_interval: float = Field(default=3600.0, ge=60, le=86400, description=_CLEANUP)
 
     @classmethod
     def settings_customise_sources(

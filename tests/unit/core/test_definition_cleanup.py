@@ -152,7 +152,7 @@ def test_delete_batches_of_ten_skipping_those_in_use() -> None:
     deregistered = [f"{ARN}airflow-x{i:016x}:1" for i in range(23)]
     batches = to_delete(deregistered + deregistered[:2], [deregistered[0]])
     assert [len(b) for b in batches] == [10, 10, 2]
-    assert deregistered[0] not in sum(batches, [])
+    assert all(deregistered[0] not in b for b in batches)
     assert to_delete([], []) == []
 
 
