@@ -183,8 +183,8 @@ class FakeEcs:
         arns = [
             arn
             for arn, d in self.definitions.items()
-            if d["taskDefinition"]["family"].startswith(familyPrefix)
-            and d["taskDefinition"]["status"] == status
+            # ECS: familyPrefix is a full family name
+            if familyPrefix in ("", d["taskDefinition"]["family"]) and d["taskDefinition"]["status"] == status
         ]
         kw.pop("sort", None)
         return self._page(arns, "taskDefinitionArns", **kw)

@@ -29,7 +29,8 @@ from tests.support.fake_ecs import (
 )
 
 DAY = 86400.0
-OLD = time.time() - 30 * DAY
+NOW = time.time()
+OLD = NOW - 30 * DAY
 TASK = "arn:aws:ecs:us-east-1:123456789012:task/main/"
 
 
@@ -43,6 +44,7 @@ def ours(base: str = "td:1", last_used: float | None = OLD) -> dict[str, str]:
 def sweep(engine: Engine) -> Sweep:
     cleaner = engine.definition_cleaner
     cleaner.spacing = 0.0
+    cleaner.clock = lambda: NOW
     return engine.run_coroutine(cleaner.sweep_once, timeout=30)
 
 
