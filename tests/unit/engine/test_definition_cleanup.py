@@ -29,7 +29,7 @@ from tests.support.fake_ecs import (
 )
 
 DAY = 86400.0
-NOW = time.time()
+NOW = float(int(time.time()))  # whole seconds, as the last-used tag holds them
 OLD = NOW - 30 * DAY
 TASK = "arn:aws:ecs:us-east-1:123456789012:task/main/"
 
