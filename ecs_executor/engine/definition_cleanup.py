@@ -145,7 +145,14 @@ class DefinitionCleaner:
             for arn in arns:
                 if revision_ref(arn).rsplit(":", 1)[0] != family:  # a longer family with this prefix
                     continue
-                answer = await self._read("describe_task_definition", taskDefinition=arn, include=["TAGS"])
+                try:
+                    answer = await self._read(
+                        "describe_task_definition", taskDefinition=arn, include=["TAGS"]
+                    )
+                except SweepFailed as exc:
+                    if _vanished(exc.__cause__):  # another scheduler deleted it since the listing
+                        continue
+                    raise
                 found.append(DerivedDefinition.from_description(answer))
         return found
 
@@ -228,6 +235,8 @@ class DefinitionCleaner:
             try:
                 await self.calls.call("deregister_task_definition", taskDefinition=d.arn)
             except Exception as exc:
+                if _vanished(exc):  # another scheduler deleted it meanwhile
+                    continue
                 sweep.problem = (
                     sweep.problem or f"DeregisterTaskDefinition {d.arn} failed ({describe_error(exc)})"
                 )
@@ -296,6 +305,15 @@ class DefinitionCleaner:
         for sent in batch:
             if revision_ref(sent) == ref:
                 self.deregistered.pop(sent, None)
+
+
+def _vanished(exc: BaseException | None) -> bool:
+    """ECS's answer about a revision that no longer exists (deleted, and no task uses it)."""
+    if exc is None:
+        return False
+    code, message, _ = error_code(exc)
+    text = message.lower()
+    return code == "ClientException" and ("does not exist" in text or "unable to describe" in text)
 
 
 def _token(token: str | None) -> dict[str, str]:

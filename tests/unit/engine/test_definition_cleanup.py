@@ -252,3 +252,20 @@ def test_the_engine_runs_the_clean_up_every_interval() -> None:
         while engine.counters["definitions_deleted"] == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
     assert fake.status_of(arn) == "DELETE_IN_PROGRESS"
+
+
+def test_a_definition_another_scheduler_deleted_meanwhile_is_no_problem() -> None:
+    fake = FakeEcs()
+    arn = fake.add_definition("td-x1111111111111111", ours())
+    gone = client_error("ClientException", "Unable to describe task definition.")
+    fake.errors["describe_task_definition"] = gone
+    with running_engine(fake, derived_definition_keep="0") as engine:
+        assert sweep(engine) == Sweep()  # listed, then gone before the describe
+        del fake.errors["describe_task_definition"]
+        fake.errors["deregister_task_definition"] = client_error(
+            "ClientException", "The specified task definition does not exist."
+        )
+        assert sweep(engine) == Sweep()  # described, then gone before the deregistration
+        fake.errors["describe_task_definition"] = client_error("ServerException", "", 500)
+        assert "DescribeTaskDefinition failed" in str(sweep(engine).problem)
+    assert fake.status_of(arn) == "ACTIVE"
