@@ -32,6 +32,7 @@ from ecs_executor.core.definition_cleanup import (
     to_deregister,
 )
 from ecs_executor.core.pacing import TokenBucket
+from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context
 from ecs_executor.request.ecs_rules import MAX_DESCRIBE_TASKS, MAX_LIST_RESULTS
 
@@ -69,7 +70,7 @@ class DefinitionCleaner:
     def __init__(
         self,
         ctx: Context,
-        calls: Any,
+        calls: EcsCalls,
         *,
         base_families: Callable[[], Iterable[str]],
         clusters: Callable[[], Iterable[str]],
@@ -109,6 +110,10 @@ class DefinitionCleaner:
         sweep = Sweep()
         try:
             found = await self._derived()
+            if not self.deregistered and not to_deregister(
+                found, self._tracked_in_use(), self.options, self.clock()
+            ):
+                return sweep  # nothing could be due: no need to list every task in our clusters
             in_use = await self._in_use()
         except SweepFailed as exc:
             sweep.problem = str(exc)

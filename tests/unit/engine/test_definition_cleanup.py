@@ -269,3 +269,13 @@ def test_a_definition_another_scheduler_deleted_meanwhile_is_no_problem() -> Non
         fake.errors["describe_task_definition"] = client_error("ServerException", "", 500)
         assert "DescribeTaskDefinition failed" in str(sweep(engine).problem)
     assert fake.status_of(arn) == "ACTIVE"
+
+
+def test_with_nothing_due_no_task_is_listed() -> None:
+    fake = FakeEcs()
+    fake.add_definition("td-x1111111111111111", ours(last_used=NOW - 60))  # used a minute ago
+    fake.add_definition("td-x2222222222222222", ours(base="other:1"))  # stale, but its base's newest
+    with running_engine(fake, derived_definition_keep="1") as engine:
+        assert sweep(engine) == Sweep()
+    assert fake.requests("list_tasks") == [] and fake.requests("describe_tasks") == []
+    assert len(fake.requests("describe_task_definition")) == 2
