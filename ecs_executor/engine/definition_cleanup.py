@@ -136,12 +136,12 @@ class DefinitionCleaner:
 
     async def _derived(self) -> list[DerivedDefinition]:
         prefixes = sorted({family_prefix(b) for b in self._base_families() if b})
-        families: list[str] = []
+        families: dict[str, None] = {}  # one base's prefix may list another's families too
         for prefix in prefixes:
             names = await self._pages(
                 "list_task_definition_families", "families", familyPrefix=prefix, status="ACTIVE"
             )
-            families += [n for n in names if is_derived_family(n) and n not in families]
+            families.update(dict.fromkeys(n for n in names if is_derived_family(n)))
         found: list[DerivedDefinition] = []
         for family in families:
             arns = await self._pages(
