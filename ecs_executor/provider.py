@@ -43,6 +43,9 @@ EXAMPLES: dict[str, str] = {
     "relaunch_on_spot_interruption": "False",
     "orphan_sweep": "True",
     "orphan_grace_seconds": "600",
+    "derived_definition_retention": "604800",
+    "derived_definition_keep": "1",
+    "derived_definition_cleanup_interval": "3600",
     "orphan_sweep_interval": "60",
 }
 # Declared without a default so an explicit setting can be told apart from "not set"

@@ -14,7 +14,8 @@ from typing import TextIO
 from ecs_executor.aws.clients import describe_error
 from ecs_executor.check.rows import FAIL, PASS, SKIP, WARN, CheckResult
 from ecs_executor.check.run import collect_checks
-from ecs_executor.config.settings import SECTION, ConfLike, EcsExecutorConfigError, EcsExecutorSettings
+from ecs_executor.config.settings import SECTION, EcsExecutorConfigError, EcsExecutorSettings
+from ecs_executor.config.source import ConfLike
 
 
 def config_results(

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ecs_executor.config.checks import cross_field_problems, describe_errors
+from ecs_executor.config.source import AirflowConfigSource, ConfLike, DictConf
 from ecs_executor.config.values import (
     SECTION,
     CapacityProviderItem,
@@ -40,12 +40,6 @@ from ecs_executor.request.ecs_rules import (
 from ecs_executor.request.layering import base_request, profile_request, targets_fargate
 
 
-class ConfLike(Protocol):
-    """The slice of Airflow's (team-scoped) config API we read from."""
-
-    def get(self, section: str, key: str, **kwargs: Any) -> str | None: ...
-
-
 class EcsExecutorConfigError(Exception):
     """Raised at start-up; the message alone tells the operator what to fix."""
 
@@ -55,30 +49,22 @@ class EcsExecutorConfigError(Exception):
         super().__init__(f"Invalid [{SECTION}] configuration ({len(problems)} problem(s)):\n{lines}")
 
 
-class _AirflowConfigSource(PydanticBaseSettingsSource):
-    """Feeds the model from Airflow's config; only options the user set are returned."""
-
-    def __init__(self, settings_cls: type[BaseSettings], conf: ConfLike):
-        super().__init__(settings_cls)
-        self._conf = conf
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        names = [field_name]
-        if isinstance(field.validation_alias, AliasChoices):
-            names = [str(c) for c in field.validation_alias.choices]
-        for name in names:
-            value = self._conf.get(SECTION, name, fallback=None)
-            if value is not None and str(value) != "":
-                return value, field_name, False
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, field in self.settings_cls.model_fields.items():
-            value, key, _ = self.get_field_value(field, name)
-            if value is not None:
-                values[key] = value
-        return values
+# The clean-up of derived task definitions (engine/definition_cleanup.py).
+_RETENTION = (
+    "Seconds a task definition this executor derived (tagged ecs-executor:managed=true) may go unused "
+    "before the clean-up deregisters and then deletes it: its ecs-executor:last-used tag, or its "
+    "registration when untagged, is older, and no task this scheduler tracks or any RUNNING/PENDING task "
+    "in its clusters uses it. Definitions without the tag are never touched."
+)
+_KEEP = (
+    "How many of the most recently used derived task definitions per base family the clean-up keeps "
+    "however long unused."
+)
+_CLEANUP = (
+    "Seconds between clean-ups of derived task definitions (ListTaskDefinitionFamilies, "
+    "ListTaskDefinitions, DescribeTaskDefinition, ListTasks and DescribeTasks; deregistrations paced to a "
+    "few a minute, leaving ECS's register/deregister budget to registration)."
+)
 
 
 class EcsExecutorSettings(BaseSettings):
@@ -260,6 +246,9 @@ class EcsExecutorSettings(BaseSettings):
         description="Seconds between orphan sweeps (ListTasks and DescribeTasks per cluster, paced by the "
         "DescribeTasks bucket, and one DB query per 100 untracked tasks).",
     )
+    derived_definition_retention: float = Field(default=604800.0, ge=60, le=31536000, description=_RETENTION)
+    derived_definition_keep: int = Field(default=1, ge=0, le=100, description=_KEEP)
+    derived_definition_cleanup_interval: float = Field(default=3600.0, ge=60, le=86400, description=_CLEANUP)
 
     @classmethod
     def settings_customise_sources(
@@ -381,7 +370,7 @@ class EcsExecutorSettings(BaseSettings):
     @classmethod
     def from_conf(cls, conf: ConfLike, team_name: str | None = None) -> EcsExecutorSettings:
         """Read and validate; raise one EcsExecutorConfigError listing every problem found."""
-        raw = _AirflowConfigSource(cls, conf)()
+        raw = AirflowConfigSource(cls, conf)()
         try:
             settings = cls(**raw)
         except ValidationError as exc:
@@ -394,13 +383,5 @@ class EcsExecutorSettings(BaseSettings):
 
 def settings_from_mapping(values: Mapping[str, Any], team_name: str | None = None) -> EcsExecutorSettings:
     """Build settings from option names as written in airflow.cfg (tools, tests, the check CLI)."""
-    conf = _DictConf({k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()})
+    conf = DictConf({k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()})
     return EcsExecutorSettings.from_conf(conf, team_name)
-
-
-class _DictConf:
-    def __init__(self, values: Mapping[str, str]):
-        self._values = values
-
-    def get(self, section: str, key: str, **kwargs: Any) -> str | None:
-        return self._values.get(key, kwargs.get("fallback"))

@@ -41,6 +41,9 @@ COUNTERS: dict[str, str | None] = {
     "reconcile_describes": "reconcile_describes",
     # the orphan sweep
     "orphans_stopped": "orphans_stopped",
+    # the clean-up of derived task definitions
+    "definitions_deregistered": "task_definitions_deregistered",
+    "definitions_deleted": "task_definitions_deleted",
 }
 
 

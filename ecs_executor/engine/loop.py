@@ -16,12 +16,14 @@ from typing import Any, TypeVar
 from ecs_executor import messages as m
 from ecs_executor.aws import redact
 from ecs_executor.config.settings import EcsExecutorSettings
+from ecs_executor.core.definition_cleanup import base_family_of
 from ecs_executor.core.lifecycle import Tracked, TryState
 from ecs_executor.core.relaunch import RelaunchPolicy
 from ecs_executor.engine.airflow_db import TryStateReader
 from ecs_executor.engine.calls import ClientFactory, EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
+from ecs_executor.engine.definition_cleanup import DefinitionCleaner
 from ecs_executor.engine.event_feed import EventFeed, SqsFactory
 from ecs_executor.engine.launcher import Launcher
 from ecs_executor.engine.orphan_sweep import OrphanSweeper
@@ -74,6 +76,7 @@ class Engine:
         self.tracker: Tracker
         self.event_feed: EventFeed | None = None  # events mode only
         self.orphan_sweeper: OrphanSweeper | None = None  # orphan_sweep only
+        self.definition_cleaner: DefinitionCleaner
         self._build_parts()
 
     def _build_parts(self) -> None:
@@ -95,6 +98,9 @@ class Engine:
                 clusters=self._sweep_clusters,
                 job_id=self.job_id,
             )
+        self.definition_cleaner = DefinitionCleaner(
+            ctx, self.calls, base_families=self._base_families, clusters=self._sweep_clusters
+        )
 
     # ---- scheduler-thread API ------------------------------------------------------------------
 
@@ -170,6 +176,7 @@ class Engine:
         self.ctx.spawn(self.clusters.prime(self.builder.clusters()))
         if self.orphan_sweeper is not None:
             self.ctx.spawn(self.orphan_sweeper.run_forever())
+        self.ctx.spawn(self.definition_cleaner.run_forever())
         try:
             # Polled, not woken: see messages.Channel. At most COMMAND_POLL_SECONDS before a launch
             # starts, less than one RunTask token (25 ms at 40/s).
@@ -248,6 +255,12 @@ class Engine:
         """Where the orphan sweep looks: the clusters the options name, and those of tracked tasks."""
         in_use = {tracked.cluster for tracked in self.ctx.registry.by_arn.values()}
         return list(dict.fromkeys([*self.builder.clusters(), *sorted(in_use)]))
+
+    def _base_families(self) -> list[str]:
+        """The families derived task definitions are derived from: the base's and the queue profiles'."""
+        requests = [self.settings.base_run_task_kwargs(), *self.settings.profile_run_task_kwargs().values()]
+        refs = [str(r.get("taskDefinition") or "") for r in requests]
+        return list(dict.fromkeys(base_family_of(ref) for ref in refs if ref))
 
     # ---- start-up check ----------------------------------------------------------------------------
 

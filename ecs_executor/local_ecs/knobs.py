@@ -28,7 +28,8 @@ DEFAULT_BUCKETS: dict[str, tuple[float, float]] = {
     "cluster_read": (DESCRIBE_BURST, DESCRIBE_RATE),  # DescribeTasks, ListTasks
     "cluster_describe": (50, 20),  # DescribeClusters
     "task_definition_modify": (20, 1),  # Register/DeregisterTaskDefinition
-    "task_definition_read": (50, 20),  # DescribeTaskDefinition (our choice, not a published figure)
+    "task_definition_read": (50, 20),  # DescribeTaskDefinition, ListTaskDefinitions, ...Families
+    "task_definition_delete": (5, 1),  # DeleteTaskDefinitions
     # Task launches with launchType FARGATE, only when fargate=True.
     "fargate_launch": (RUN_TASK_BURST, FARGATE_RUN_TASK_RATE),
 }
@@ -43,6 +44,9 @@ OPERATION_BUCKETS: dict[str, str] = {
     "RegisterTaskDefinition": "task_definition_modify",
     "DeregisterTaskDefinition": "task_definition_modify",
     "DescribeTaskDefinition": "task_definition_read",
+    "ListTaskDefinitions": "task_definition_read",
+    "ListTaskDefinitionFamilies": "task_definition_read",
+    "DeleteTaskDefinitions": "task_definition_delete",
 }
 
 

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ecs_executor.local_ecs.definition_ops import definition_operations
 from ecs_executor.local_ecs.faults import PROVISIONING_LIMIT, SHORTAGE_REASONS, Faults
 from ecs_executor.local_ecs.model import (
     ACCOUNT_ID,
@@ -86,6 +87,7 @@ class EcsApi:
             "UntagResource": self.untag_resource,
             "ListTagsForResource": self.list_tags_for_resource,
         }
+        self.operations.update(definition_operations(registry))
 
     def call(self, operation: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
         handler = self.operations.get(operation)

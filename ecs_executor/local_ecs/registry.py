@@ -35,6 +35,9 @@ from ecs_executor.local_ecs.model import (
 )
 from ecs_executor.request.ecs_rules import cluster_of_task_arn
 
+# A deleted task definition revision that no task uses any more: gone (never a status ECS shows).
+DELETE_IN_PROGRESS, GONE = "DELETE_IN_PROGRESS", "DELETED"
+
 
 class Registry:
     """All ECS state of the endpoint, keyed by Region like the real service."""
@@ -89,7 +92,13 @@ class Registry:
             return active[-1] if active else None
         if not revision.isdigit() or not 1 <= int(revision) <= len(revisions):
             return None
-        return revisions[int(revision) - 1]
+        definition = revisions[int(revision) - 1]
+        if definition.status == DELETE_IN_PROGRESS and not self.definition_in_use(definition):
+            definition.status = GONE  # deleted, and no task uses it any more
+        return None if definition.status == GONE else definition
+
+    def definition_in_use(self, definition: TaskDefinition) -> bool:
+        return any(t.definition is definition and t.last_status != STOPPED for t in self.tasks.values())
 
     # Tasks ----------------------------------------------------------------------------------------
 

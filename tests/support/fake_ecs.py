@@ -27,6 +27,12 @@ _METHODS = {
     "stop_task": "StopTask",
     "describe_clusters": "DescribeClusters",
     "describe_task_definition": "DescribeTaskDefinition",
+    # task definition clean-up
+    "list_task_definition_families": "ListTaskDefinitionFamilies",
+    "list_task_definitions": "ListTaskDefinitions",
+    "deregister_task_definition": "DeregisterTaskDefinition",
+    "delete_task_definitions": "DeleteTaskDefinitions",
+    "list_tasks": "ListTasks",
 }
 REGION, ACCOUNT = "us-east-1", "123456789012"
 
@@ -48,6 +54,10 @@ class FakeEcs:
         self.run_task_script: list[Callable[[dict[str, Any]], Any]] = []  # one per RunTask, then normal
         self.run_task_delay = 0.0  # seconds each RunTask stays unanswered
         self._ids = itertools.count(1)
+        # Task definitions by ARN: {"taskDefinition": ..., "tags": [...]} (see add_definition).
+        self.definitions: dict[str, dict[str, Any]] = {}
+        self.errors: dict[str, BaseException] = {}  # method -> raised by every call of it
+        self.page_size = 100  # list answers hold at most this many (and maxResults)
 
     def __getattr__(self, method: str) -> Any:
         if method not in _METHODS:
@@ -57,6 +67,8 @@ class FakeEcs:
             report = ParamValidator().validate(kwargs, _MODEL.operation_model(_METHODS[method]).input_shape)
             assert not report.has_errors(), report.generate_report()
             self.calls.append((method, kwargs))
+            if method in self.errors:
+                raise self.errors[method]
             await asyncio.sleep(self.run_task_delay if method == "run_task" else 0)
             return getattr(self, "_" + method)(**kwargs)
 
@@ -82,6 +94,7 @@ class FakeEcs:
             "lastStatus": "PROVISIONING",
             "desiredStatus": "RUNNING",
             "version": 1,
+            "taskDefinitionArn": kwargs["taskDefinition"],
         }
         strategy = kwargs.get("capacityProviderStrategy")
         if strategy:  # ECS names the provider that placed the task (the first, here)
@@ -117,8 +130,101 @@ class FakeEcs:
         ]
         return {"clusters": answers, "failures": []}
 
-    def _describe_task_definition(self, taskDefinition: str, **_: Any) -> Any:
-        return {"taskDefinition": {"containerDefinitions": [{"name": "w"}]}}
+    def _describe_task_definition(self, taskDefinition: str, include: Any = None, **_: Any) -> Any:
+        if taskDefinition not in self.definitions:
+            return {"taskDefinition": {"containerDefinitions": [{"name": "w"}]}}
+        stored = self.definitions[taskDefinition]
+        answer: dict[str, Any] = {"taskDefinition": dict(stored["taskDefinition"])}
+        if include and "TAGS" in include:
+            answer["tags"] = list(stored["tags"])
+        return answer
+
+    # ---- task definitions (the clean-up) ---------------------------------------------------------
+
+    def add_definition(
+        self, family: str, tags: dict[str, str] | None = None, registered_at: float | None = None
+    ) -> str:
+        """A registered ACTIVE revision (the next in its family); its ARN."""
+        revision = 1 + sum(d["taskDefinition"]["family"] == family for d in self.definitions.values())
+        arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}"
+        self.definitions[arn] = {
+            "taskDefinition": {
+                "taskDefinitionArn": arn,
+                "family": family,
+                "revision": revision,
+                "status": "ACTIVE",
+                "containerDefinitions": [{"name": "w"}],
+                "registeredAt": time.time() if registered_at is None else registered_at,
+            },
+            "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
+        }
+        return arn
+
+    def status_of(self, arn: str) -> str | None:
+        stored = self.definitions.get(arn)
+        return None if stored is None else str(stored["taskDefinition"]["status"])
+
+    def _page(
+        self, items: list[str], key: str, maxResults: int = 100, nextToken: str | None = None, **_: Any
+    ) -> Any:
+        start = int(nextToken or 0)
+        end = start + min(maxResults, self.page_size)
+        answer: dict[str, Any] = {key: items[start:end]}
+        if end < len(items):
+            answer["nextToken"] = str(end)
+        return answer
+
+    def _list_task_definition_families(
+        self, familyPrefix: str = "", status: str = "ACTIVE", **kw: Any
+    ) -> Any:
+        families = sorted(
+            {
+                d["taskDefinition"]["family"]
+                for d in self.definitions.values()
+                if d["taskDefinition"]["family"].startswith(familyPrefix)
+                and (status == "ALL" or d["taskDefinition"]["status"] == status)
+            }
+        )
+        return self._page(families, "families", **kw)
+
+    def _list_task_definitions(self, familyPrefix: str = "", status: str = "ACTIVE", **kw: Any) -> Any:
+        arns = [
+            arn
+            for arn, d in self.definitions.items()
+            # ECS: familyPrefix is a full family name
+            if familyPrefix in ("", d["taskDefinition"]["family"]) and d["taskDefinition"]["status"] == status
+        ]
+        kw.pop("sort", None)
+        return self._page(arns, "taskDefinitionArns", **kw)
+
+    def _deregister_task_definition(self, taskDefinition: str) -> Any:
+        stored = self.definitions[taskDefinition]["taskDefinition"]
+        if stored["status"] == "ACTIVE":
+            stored["status"] = "INACTIVE"
+        return {"taskDefinition": stored}
+
+    def _delete_task_definitions(self, taskDefinitions: list[str]) -> Any:
+        done, failures = [], []
+        for arn in taskDefinitions:
+            stored = self.definitions.get(arn)
+            if stored is None:
+                failures.append({"arn": arn, "reason": "The specified task definition does not exist."})
+            elif stored["taskDefinition"]["status"] == "ACTIVE":
+                failures.append(
+                    {"arn": arn, "reason": "The specified task definition is still in ACTIVE status."}
+                )
+            else:
+                stored["taskDefinition"]["status"] = "DELETE_IN_PROGRESS"
+                done.append(stored["taskDefinition"])
+        return {"taskDefinitions": done, "failures": failures}
+
+    def _list_tasks(self, cluster: str = "default", desiredStatus: str = "RUNNING", **kw: Any) -> Any:
+        arns = [
+            arn
+            for arn, task in self.tasks.items()
+            if f"/{cluster}/" in arn and task.get("desiredStatus") == desiredStatus
+        ]
+        return self._page(arns, "taskArns", **kw)
 
     def set_status(
         self,

@@ -192,6 +192,26 @@ BAD_INPUTS: list[tuple[dict[str, Any], str, str]] = [
     ({"orphan_grace_seconds": "ten minutes"}, "ORPHAN_GRACE_SECONDS", "valid number"),
     ({"orphan_sweep_interval": "1"}, "ORPHAN_SWEEP_INTERVAL", "greater than or equal to 5"),
     ({"orphan_sweep_interval": "7200"}, "ORPHAN_SWEEP_INTERVAL", "less than or equal to 3600"),
+    ({"derived_definition_retention": "59"}, "DERIVED_DEFINITION_RETENTION", "greater than or equal to 60"),
+    (
+        {"derived_definition_retention": "31536001"},
+        "DERIVED_DEFINITION_RETENTION",
+        "less than or equal to 31536000",
+    ),
+    ({"derived_definition_retention": "a week"}, "DERIVED_DEFINITION_RETENTION", "valid number"),
+    ({"derived_definition_keep": "-1"}, "DERIVED_DEFINITION_KEEP", "greater than or equal to 0"),
+    ({"derived_definition_keep": "101"}, "DERIVED_DEFINITION_KEEP", "less than or equal to 100"),
+    ({"derived_definition_keep": "1.5"}, "DERIVED_DEFINITION_KEEP", "valid integer"),
+    (
+        {"derived_definition_cleanup_interval": "30"},
+        "DERIVED_DEFINITION_CLEANUP_INTERVAL",
+        "greater than or equal to 60",
+    ),
+    (
+        {"derived_definition_cleanup_interval": "86401"},
+        "DERIVED_DEFINITION_CLEANUP_INTERVAL",
+        "less than or equal to 86400",
+    ),
 ]
 
 
@@ -498,3 +518,22 @@ def test_the_orphan_sweep_is_off_by_default_and_reads_its_options() -> None:
     )
     on = settings(orphan_sweep="True", orphan_grace_seconds="120", orphan_sweep_interval="30")
     assert (on.orphan_sweep, on.orphan_grace_seconds, on.orphan_sweep_interval) == (True, 120.0, 30.0)
+
+
+def test_the_definition_clean_up_has_defaults_and_reads_its_options() -> None:
+    default = settings()
+    assert (
+        default.derived_definition_retention,
+        default.derived_definition_keep,
+        default.derived_definition_cleanup_interval,
+    ) == (604800.0, 1, 3600.0)
+    set_ = settings(
+        derived_definition_retention="60",
+        derived_definition_keep="0",
+        derived_definition_cleanup_interval="86400",
+    )
+    assert (
+        set_.derived_definition_retention,
+        set_.derived_definition_keep,
+        set_.derived_definition_cleanup_interval,
+    ) == (60.0, 0, 86400.0)
