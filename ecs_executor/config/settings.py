@@ -26,6 +26,7 @@ from ecs_executor.config.values import (
     check_queue,
     check_run_task_kwargs_keys,
     launch_type_value,
+    lower_or_none,
     parse_json,
     split_ids,
 )
@@ -307,12 +308,7 @@ class EcsExecutorSettings(BaseSettings):
     def _queue_value(cls, value: Any) -> Any:
         return check_queue(value)
 
-    @field_validator("tracking_mode", mode="before")
-    @classmethod
-    def _lower_mode(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return value.strip().lower() or None
-        return value
+    _lower_mode = field_validator("tracking_mode", mode="before")(lower_or_none)
 
     @field_validator("subnets", "security_groups", mode="before")
     @classmethod

@@ -96,6 +96,11 @@ class CapacityProviderItem(BaseModel):
     base: int | None = Field(default=None, ge=0, le=MAX_CAPACITY_BASE)
 
 
+def lower_or_none(value: Any) -> Any:
+    """An enum-like option written in any case; blank means unset."""
+    return (value.strip().lower() or None) if isinstance(value, str) else value
+
+
 def launch_type_value(value: Any) -> Any:
     if isinstance(value, str):
         value = value.strip().upper() or None
