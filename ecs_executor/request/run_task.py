@@ -27,6 +27,7 @@ from ecs_executor.request.ecs_rules import (
     sanitize_tag_text,
 )
 from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, deep_merge, overlay
+from ecs_executor.request.task_settings import Derivation
 
 EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
 # Read by entrypoint.sh to refuse running with a Python/Airflow that differs from the scheduler's.
@@ -140,6 +141,14 @@ class RunTaskBuilder:
             "use the base options)"
         )
 
+    def derivation(
+        self, executor_config: Mapping[str, Any] | None, queue: str | None
+    ) -> Derivation | None:
+        """What this task needs a derived task definition for; None when the base one will do.
+        PLACEHOLDER (definitions branch): executor_config only; the settings helper replaces it."""
+        self.for_queue(queue)
+        return _placeholder_derivation(executor_config)
+
     def build(
         self,
         identity: TryIdentity,
@@ -153,6 +162,8 @@ class RunTaskBuilder:
         """Exactly what RunTask receives for this workload and launch attempt (launch target unresolved
         when neither the options nor the task name one: see layering.fill_launch_target)."""
         merged = self.for_queue(queue)
+        if executor_config:  # PLACEHOLDER (definitions branch): the settings helper owns the typed keys
+            executor_config = {k: v for k, v in executor_config.items() if k not in _DERIVATION_KEYS}
         if executor_config:
             _check_executor_config(executor_config, self.settings.container_name)
             merged = overlay(merged, executor_config)
@@ -189,6 +200,25 @@ class RunTaskBuilder:
                 "move environment variables into the task definition or shorten executor_config"
             )
         return kwargs
+
+
+# PLACEHOLDER (definitions branch): replaced by the settings helper's TaskSettings.
+_DERIVATION_KEYS = ("image", "runtime_platform", "gpu")
+
+
+def _placeholder_derivation(executor_config: Mapping[str, Any] | None) -> Derivation | None:
+    """PLACEHOLDER for the settings helper's ``RunTaskBuilder.derivation``: reads only ``image``,
+    ``runtime_platform`` and ``gpu`` from executor_config, unchecked beyond their types."""
+    if not isinstance(executor_config, Mapping):
+        return None
+    platform = executor_config.get("runtime_platform") or {}
+    derivation = Derivation(
+        image=executor_config.get("image"),
+        cpu_architecture=platform.get("cpu_architecture"),
+        operating_system_family=platform.get("operating_system_family"),
+        gpu=executor_config.get("gpu"),
+    )
+    return derivation if derivation.to_dict() else None
 
 
 def _check_executor_config(executor_config: Mapping[str, Any], container_name: str) -> None:
