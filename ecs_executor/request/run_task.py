@@ -162,7 +162,7 @@ class RunTaskBuilder:
         """Exactly what RunTask receives for this workload and launch attempt (launch target unresolved
         when neither the options nor the task name one: see layering.fill_launch_target)."""
         merged = self.for_queue(queue)
-        if executor_config:  # PLACEHOLDER (definitions branch): the settings helper owns the typed keys
+        if isinstance(executor_config, Mapping):  # PLACEHOLDER (definitions branch): settings helper's keys
             executor_config = {k: v for k, v in executor_config.items() if k not in _DERIVATION_KEYS}
         if executor_config:
             _check_executor_config(executor_config, self.settings.container_name)
