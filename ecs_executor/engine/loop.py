@@ -22,6 +22,7 @@ from ecs_executor.engine.airflow_db import TryStateReader
 from ecs_executor.engine.calls import ClientFactory, EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
+from ecs_executor.engine.definitions import Definitions
 from ecs_executor.engine.event_feed import EventFeed, SqsFactory
 from ecs_executor.engine.launcher import Launcher
 from ecs_executor.engine.orphan_sweep import OrphanSweeper
@@ -70,6 +71,7 @@ class Engine:
         self.calls: EcsCalls
         self.clusters: ClusterDefaults
         self.stopper: Stopper
+        self.definitions: Definitions
         self.launcher: Launcher
         self.tracker: Tracker
         self.event_feed: EventFeed | None = None  # events mode only
@@ -81,7 +83,10 @@ class Engine:
         self.calls = EcsCalls(ctx, self._client_factory)
         self.clusters = ClusterDefaults(self.calls)
         self.stopper = Stopper(ctx, self.calls)
-        self.launcher = Launcher(ctx, self.calls, self.clusters, self.builder, self.stopper)
+        self.definitions = Definitions(ctx, self.calls)
+        self.launcher = Launcher(
+            ctx, self.calls, self.clusters, self.builder, self.stopper, definitions=self.definitions
+        )
         self.tracker = Tracker(ctx, self.calls, self.launcher.relaunch_after_stop, self._last_log_lines)
         self.launcher.observe = self.tracker.observe
         if self.settings.effective_tracking_mode == "events":

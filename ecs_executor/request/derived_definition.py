@@ -115,7 +115,9 @@ def definition_hash(request: Mapping[str, Any]) -> str:
     """sha256 (64 hex) of the definition's content as canonical JSON: sorted keys, environment and secrets
     sorted by name; family and tags excluded (the family is named after this hash, tags are not content)."""
     content = {key: value for key, value in request.items() if key not in ("family", "tags")}
-    content["containerDefinitions"] = [_canonical_container(c) for c in content.get("containerDefinitions") or []]
+    content["containerDefinitions"] = [
+        _canonical_container(c) for c in content.get("containerDefinitions") or []
+    ]
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -141,9 +141,7 @@ class RunTaskBuilder:
             "use the base options)"
         )
 
-    def derivation(
-        self, executor_config: Mapping[str, Any] | None, queue: str | None
-    ) -> Derivation | None:
+    def derivation(self, executor_config: Mapping[str, Any] | None, queue: str | None) -> Derivation | None:
         """What this task needs a derived task definition for; None when the base one will do.
         PLACEHOLDER (definitions branch): executor_config only; the settings helper replaces it."""
         self.for_queue(queue)

@@ -27,6 +27,8 @@ _METHODS = {
     "stop_task": "StopTask",
     "describe_clusters": "DescribeClusters",
     "describe_task_definition": "DescribeTaskDefinition",
+    "register_task_definition": "RegisterTaskDefinition",
+    "tag_resource": "TagResource",
 }
 REGION, ACCOUNT = "us-east-1", "123456789012"
 
@@ -47,6 +49,11 @@ class FakeEcs:
         self.cluster_defaults: dict[str, list[dict[str, Any]]] = {}
         self.run_task_script: list[Callable[[dict[str, Any]], Any]] = []  # one per RunTask, then normal
         self.run_task_delay = 0.0  # seconds each RunTask stays unanswered
+        # Task definitions by family: revisions in order, each (description, tags). A family never
+        # registered that is not a derived one ("-x<hash>") describes as a minimal base definition.
+        self.definitions: dict[str, list[tuple[dict[str, Any], list[dict[str, str]]]]] = {}
+        self.register_script: list[Callable[[dict[str, Any]], Any]] = []  # one per Register, then normal
+        self.register_delay = 0.0
         self._ids = itertools.count(1)
 
     def __getattr__(self, method: str) -> Any:
@@ -57,7 +64,8 @@ class FakeEcs:
             report = ParamValidator().validate(kwargs, _MODEL.operation_model(_METHODS[method]).input_shape)
             assert not report.has_errors(), report.generate_report()
             self.calls.append((method, kwargs))
-            await asyncio.sleep(self.run_task_delay if method == "run_task" else 0)
+            delays = {"run_task": self.run_task_delay, "register_task_definition": self.register_delay}
+            await asyncio.sleep(delays.get(method, 0))
             return getattr(self, "_" + method)(**kwargs)
 
         return call
@@ -109,8 +117,56 @@ class FakeEcs:
         ]
         return {"clusters": answers, "failures": []}
 
-    def _describe_task_definition(self, taskDefinition: str, **_: Any) -> Any:
-        return {"taskDefinition": {"containerDefinitions": [{"name": "w"}]}}
+    def _describe_task_definition(self, taskDefinition: str, include: Any = None, **_: Any) -> Any:
+        family, _sep, revision = taskDefinition.rsplit("/", 1)[-1].partition(":")
+        revisions = self.definitions.get(family)
+        if revisions is None and "-x" not in family:
+            base = {
+                "family": family,
+                "containerDefinitions": [{"name": "w", "image": "base:1", "memory": 512}],
+            }
+            revisions = self.definitions[family] = [(self._stored(base, 1), [])]
+        chosen = [
+            (d, t)
+            for d, t in revisions or []
+            if (str(d["revision"]) == revision if revision else d["status"] == "ACTIVE")
+        ]
+        if not chosen:
+            raise client_error("ClientException", "Unable to describe task definition.")
+        definition, tags = chosen[-1]
+        answer: dict[str, Any] = {"taskDefinition": definition}
+        if include and "TAGS" in include:
+            answer["tags"] = list(tags)
+        return answer
+
+    def _stored(self, request: dict[str, Any], revision: int) -> dict[str, Any]:
+        family = request["family"]
+        return {
+            **{k: v for k, v in request.items() if k != "tags"},
+            "taskDefinitionArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}",
+            "revision": revision,
+            "status": "ACTIVE",
+            "compatibilities": ["EC2"],
+        }
+
+    def _register_task_definition(self, **kwargs: Any) -> Any:
+        if self.register_script:
+            answer = self.register_script.pop(0)(kwargs)
+            if isinstance(answer, BaseException):
+                raise answer
+        revisions = self.definitions.setdefault(kwargs["family"], [])
+        definition = self._stored(kwargs, len(revisions) + 1)
+        revisions.append((definition, list(kwargs.get("tags") or [])))
+        return {"taskDefinition": definition, "tags": list(kwargs.get("tags") or [])}
+
+    def _tag_resource(self, resourceArn: str, tags: list[dict[str, str]]) -> Any:
+        family, _sep, revision = resourceArn.rsplit("/", 1)[-1].partition(":")
+        for definition, current in self.definitions.get(family, []):
+            if str(definition["revision"]) == revision:
+                keys = {t["key"] for t in tags}
+                current[:] = [t for t in current if t["key"] not in keys] + list(tags)
+                return {}
+        raise client_error("ResourceNotFoundException", "The specified resource could not be found.")
 
     def set_status(
         self,

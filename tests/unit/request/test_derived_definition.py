@@ -129,7 +129,7 @@ def test_tags_ours_then_the_bases_within_ecs_limits() -> None:
 
 
 def test_base_without_our_container_is_refused_naming_it() -> None:
-    with pytest.raises(NotDerivable, match="no container named 'worker'.*container_name"):
+    with pytest.raises(NotDerivable, match=r"no container named 'worker'.*container_name"):
         register_request(described(), "worker", Derivation(image="a"))
 
 
