@@ -128,6 +128,11 @@ def input_members(operation: str) -> frozenset[str]:
     return frozenset(shape.members) if shape is not None else frozenset()
 
 
+def model_enum(shape: str) -> tuple[str, ...]:
+    """The values an enum shape of the model allows (botocore's validator does not check enums)."""
+    return tuple(_service_model().shape_for(shape).enum)
+
+
 def is_type_problem(message: str) -> bool:
     """True for a request_problems message about a wrongly typed value (ECS: SerializationException)."""
     return message.startswith("Invalid type for parameter")
