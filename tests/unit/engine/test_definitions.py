@@ -8,6 +8,7 @@ import pytest
 
 from ecs_executor import messages as m
 from ecs_executor.request.derived_definition import HASH_TAG, LAST_USED_TAG, MANAGED_TAG, tag_value
+from ecs_executor.request.run_task import TryIdentity, new_launch_id
 from tests.support.fake_ecs import FakeEcs, client_error, launch, of, results_until, running_engine
 
 PASS_ROLE_DENIED = (
@@ -161,4 +162,35 @@ def test_base_without_our_container_fails_the_task_naming_the_option() -> None:
         seen = results_until(engine, of(m.LaunchFailed, "a"))
     (failure,) = [r for r in seen if isinstance(r, m.LaunchFailed)]
     assert "no container named 'other'" in failure.reason and "container_name" in failure.reason
+    assert not fake.requests("register_task_definition")
+
+
+def test_a_try_whose_token_expires_while_waiting_fails_as_expired() -> None:
+    fake = FakeEcs()
+    fake.register_delay = 1.0
+    with running_engine(fake) as engine:
+        command = m.Launch(
+            "a",
+            TryIdentity("dag", "a", "run", 1),
+            "{}",
+            {"image": "x:1"},
+            time.monotonic() + 0.3,
+            launch_id=new_launch_id(),
+        )
+        engine.channel.send(command)
+        seen = results_until(engine, of(m.LaunchFailed, "a"))
+    (failure,) = [r for r in seen if isinstance(r, m.LaunchFailed)]
+    assert failure.kind == "expired" and not fake.requests("run_task")
+
+
+def test_a_base_that_cannot_be_described_fails_the_task_naming_the_option() -> None:
+    fake = FakeEcs()
+    with running_engine(fake, task_definition="gone-x0123456789abcdef") as engine:
+        launch(engine, "a", {"image": "x:1"})
+        launch(engine, "b", {"image": "y:1"})
+        seen = results_until(engine, ended(2))
+    reasons = [r.reason for r in seen if isinstance(r, m.LaunchFailed)]
+    assert len(reasons) == 2
+    assert all("describe base task definition gone-x0123456789abcdef" in r for r in reasons)
+    assert all("option task_definition" in r for r in reasons)
     assert not fake.requests("register_task_definition")
