@@ -89,16 +89,23 @@ class Definitions:
         self._resolved: dict[str, tuple[float, str]] = {}
         self._refused: dict[str, tuple[float, str]] = {}  # hash -> (when, reason)
         self._tagged: dict[str, float] = {}  # ARN -> when its last-used tag was last set
+        # (base ref, derivation) -> (the base description it was built from, request, hash)
+        self._requests: dict[tuple[str, Derivation], tuple[Any, dict[str, Any], str]] = {}
 
     async def resolve(self, base_ref: str, derivation: Derivation) -> str:
         """The full ARN (with revision) of the definition ``base_ref`` becomes with ``derivation``.
         Raises DefinitionUnavailable with the reason for the try."""
-        base, base_tags = await self._base(base_ref)
-        try:
-            request = register_request(base, self.container_name, derivation, base_tags)
-        except NotDerivable as exc:
-            raise DefinitionUnavailable(f"not launched: {exc}") from None
-        digest = definition_hash(request)
+        described = await self._base(base_ref)
+        memo = self._requests.get((base_ref, derivation))
+        if memo is not None and memo[0] is described:
+            request, digest = memo[1], memo[2]
+        else:  # once per derivation and base description, not per task (the engine thread holds the GIL)
+            try:
+                request = register_request(described[0], self.container_name, derivation, described[1])
+            except NotDerivable as exc:
+                raise DefinitionUnavailable(f"not launched: {exc}") from None
+            digest = definition_hash(request)
+            self._requests[(base_ref, derivation)] = (described, request, digest)
         resolved = self._resolved.get(digest)
         if resolved is not None and self._clock() - resolved[0] < LAST_USED_EVERY_SECONDS:
             arn = resolved[1]
