@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ecs_executor.aws.clients import error_code, is_throttle
+from ecs_executor.aws.clients import error_code, is_throttle, throttled_response
 from ecs_executor.core.pacing import TokenBucket
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.context import Context
@@ -89,8 +89,29 @@ class Definitions:
         self._resolved: dict[str, tuple[float, str]] = {}
         self._refused: dict[str, tuple[float, str]] = {}  # hash -> (when, reason)
         self._tagged: dict[str, float] = {}  # ARN -> when its last-used tag was last set
+        calls.on_client.append(self._watch_throttles)
         # (base ref, derivation) -> (the base description it was built from, request, hash)
         self._requests: dict[tuple[str, Derivation], tuple[Any, dict[str, Any], str]] = {}
+
+    def _watch_throttles(self, events: Any) -> None:
+        """Each throttled attempt slows its bucket. A throttled registration is not retried by botocore
+        (its retry would bypass the bucket): ``_with_retries`` retries it through the bucket."""
+        events.register_first("needs-retry.ecs.RegisterTaskDefinition", self._on_register_attempt)
+        events.register_first("needs-retry.ecs.DescribeTaskDefinition", self._on_read_attempt)
+        events.register_first("needs-retry.ecs.TagResource", self._on_tag_attempt)
+
+    def _on_register_attempt(self, response: Any = None, **_: Any) -> bool | None:
+        if throttled_response(response):
+            self.modify_bucket.throttled()
+            return False
+        self.modify_bucket.accepted()
+        return None
+
+    def _on_read_attempt(self, response: Any = None, **_: Any) -> None:
+        _answered(self.read_bucket, response)  # botocore retries it; the next reads wait longer
+
+    def _on_tag_attempt(self, response: Any = None, **_: Any) -> None:
+        _answered(self.tag_bucket, response)
 
     async def resolve(self, base_ref: str, derivation: Derivation) -> str:
         """The full ARN (with revision) of the definition ``base_ref`` becomes with ``derivation``.
@@ -178,7 +199,6 @@ class Definitions:
         await self.modify_bucket.acquire()
         tags = [*request["tags"], {"key": LAST_USED_TAG, "value": str(int(time.time()))}]
         answer = await self.calls.call("register_task_definition", **{**request, "tags": tags})
-        self.modify_bucket.accepted()
         arn = str(answer["taskDefinition"]["taskDefinitionArn"])
         self._tagged[arn] = self._clock()
         self.ctx.counters["definitions_registered"] += 1
@@ -219,8 +239,6 @@ class Definitions:
                 if refusal is not None:
                     raise DefinitionUnavailable(refusal) from None
                 waiting = is_throttle(exc) or CONCURRENT_ATTEMPTS in message
-                if waiting and "register" in what:
-                    self.modify_bucket.throttled()
                 if not waiting:
                     others += 1
                     if (code and (status or 500) < 500) or others >= MAX_OTHER_FAILURES:
@@ -254,6 +272,13 @@ class Definitions:
             log.warning(
                 "Could not tag %s as used (%s: %s); the clean-up may consider it unused", arn, code, message
             )
+
+
+def _answered(bucket: TokenBucket, response: Any) -> None:
+    if throttled_response(response):
+        bucket.throttled()
+    else:
+        bucket.accepted()
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

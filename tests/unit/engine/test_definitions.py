@@ -194,3 +194,14 @@ def test_a_base_that_cannot_be_described_fails_the_task_naming_the_option() -> N
     assert all("describe base task definition gone-x0123456789abcdef" in r for r in reasons)
     assert all("option task_definition" in r for r in reasons)
     assert not fake.requests("register_task_definition")
+
+
+def test_a_throttled_registration_slows_the_modify_bucket_and_is_not_retried_by_botocore() -> None:
+    throttled = (None, {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}})
+    with running_engine(FakeEcs()) as engine:
+        definitions = engine.definitions
+        assert definitions._on_register_attempt(response=throttled) is False  # retried through the bucket
+        assert definitions.modify_bucket.cuts == 1
+        assert definitions._on_register_attempt(response=(None, {})) is None
+        definitions._on_tag_attempt(response=throttled)
+        assert definitions.tag_bucket.cuts == 1 and definitions.read_bucket.cuts == 0
