@@ -96,6 +96,7 @@ def child(url: str, n: int, images: int, run_id: str) -> dict[str, Any]:
 
 def scheduler(endpoint: Instrumented, name: str, n: int, images: int) -> dict[str, Any]:
     registered_before = endpoint.ecs.stats()["calls"].get("RegisterTaskDefinition", 0)
+    throttled_before = dict(endpoint.throttled)
     command = [sys.executable, "-m", "benchmarks.definitions", "--child", endpoint.url, "--n", str(n)]
     command += ["--images", str(images), "--run-id", name]
     answer = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=CAP_SECONDS + 120)
@@ -106,7 +107,11 @@ def scheduler(endpoint: Instrumented, name: str, n: int, images: int) -> dict[st
     stats = endpoint.ecs.stats()
     result["registrations"] = stats["calls"].get("RegisterTaskDefinition", 0) - registered_before
     result["launch_wall_seconds"] = round(max(accepted) - result["queued_at"], 1) if accepted else None
-    result["throttled_by_endpoint"] = dict(endpoint.throttled)
+    result["throttled_by_endpoint"] = {
+        op: n - throttled_before.get(op, 0)
+        for op, n in endpoint.throttled.items()
+        if n > throttled_before.get(op, 0)
+    }
     del result["queued_at"]
     return result
 
