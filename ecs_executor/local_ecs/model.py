@@ -324,12 +324,19 @@ class Task:
             "version": self.version,
         }
         if self.launch_type == "FARGATE":
-            data["ephemeralStorage"] = {"sizeInGiB": self.ran_with()["ephemeralStorageGiB"]}
+            data["ephemeralStorage"] = {"sizeInGiB": self.ephemeral_storage_gib()}
         return _drop_none(data)
 
     @property
     def cpu_architecture(self) -> str:
         return str((self.definition.spec.get("runtimePlatform") or {}).get("cpuArchitecture") or "X86_64")
+
+    def ephemeral_storage_gib(self) -> int | None:
+        """RunTask's override, else the definition's, else Fargate's default of 20 GiB (None on EC2)."""
+        storage = (self.overrides or {}).get("ephemeralStorage") or self.definition.spec.get(
+            "ephemeralStorage"
+        )
+        return int((storage or {}).get("sizeInGiB") or 0) or (20 if self.launch_type == "FARGATE" else None)
 
     def ran_with(self) -> dict[str, Any]:
         """What the task ran with: its definition's settings with RunTask's overrides applied (what tests
@@ -341,7 +348,6 @@ class Task:
             requirements = override.get("resourceRequirements") or container.get("resourceRequirements") or []
             gpu = next((r.get("value") for r in requirements if r.get("type") == "GPU"), None)
             containers[name] = {"image": container.get("image"), "gpu": gpu}
-        storage = overrides.get("ephemeralStorage") or spec.get("ephemeralStorage") or {}
         return {
             "taskArn": self.arn,
             "taskDefinitionArn": self.definition.arn,
@@ -349,5 +355,5 @@ class Task:
             "runtimePlatform": dict(spec.get("runtimePlatform") or {}),
             "cpu": overrides.get("cpu") or spec.get("cpu"),
             "memory": overrides.get("memory") or spec.get("memory"),
-            "ephemeralStorageGiB": storage.get("sizeInGiB", 20 if self.launch_type == "FARGATE" else None),
+            "ephemeralStorageGiB": self.ephemeral_storage_gib(),
         }

@@ -11,6 +11,7 @@ import pytest
 from ecs_executor.local_ecs import LocalEcs
 from tests.integration.local_ecs.helpers import (
     CONTAINER,
+    NETWORK,
     error_code,
     fargate_definition,
     make_client,
@@ -131,3 +132,19 @@ def test_modify_bucket_is_ecs_shaped_and_a_knob(lecs: LocalEcs) -> None:
     assert answers[:20] == ["ok"] * 20 and "ThrottlingException" in answers[20:]  # burst 20, then 1/s
     lecs.configure(throttle_overrides='{"task_definition_modify": [100, 100]}')
     register(ecs, ["true"], family="after")
+
+
+def test_launch_records_hold_ephemeral_storage(lecs: LocalEcs, client: Any) -> None:
+    definition = fargate_definition(client, ephemeralStorage={"sizeInGiB": 30})
+    plain = run(client, taskDefinition=definition, launchType="FARGATE", networkConfiguration=NETWORK)
+    bigger = run(
+        client,
+        taskDefinition=definition,
+        launchType="FARGATE",
+        networkConfiguration=NETWORK,
+        overrides={"ephemeralStorage": {"sizeInGiB": 50}},
+    )
+    records = {r["taskArn"]: r for r in lecs.launch_records()}
+    assert records[plain]["ephemeralStorageGiB"] == 30 and records[bigger]["ephemeralStorageGiB"] == 50
+    described = client.describe_tasks(cluster="local", tasks=[bigger])["tasks"][0]
+    assert described["ephemeralStorage"] == {"sizeInGiB": 50}
