@@ -30,6 +30,7 @@ from ecs_executor.check.rows import (
     Probe,
     create_cluster_fix,
     first_cluster,
+    skip,
     warn,
 )
 from ecs_executor.config.settings import EcsExecutorSettings
@@ -164,10 +165,25 @@ def _check_task_definition(p: Probe, *, logs: bool = True) -> list[CheckResult]:
         results.append(_memory_result(p, td, container))
         results.extend(_signing_key_results(p, td))
         results.extend(_execution_api_results(container))
+        results.append(_derivation_result(td))
         if logs:
             results.append(_logging_result(p, td))
     results.extend(network_mode_results(p, td, network_mode))
     return results
+
+
+def _derivation_result(td: dict[str, Any]) -> CheckResult:
+    """Registering derived definitions (tasks' own image, runtime_platform, gpu) cannot be tried without
+    registering one (ECS has no dry run): the row says what it needs instead of pretending to know."""
+    roles = [str(td[key]) for key in ("taskRoleArn", "executionRoleArn") if td.get(key)]
+    pass_role = (
+        f"iam:PassRole on {', '.join(roles)}" if roles else "no iam:PassRole (the definition names no role)"
+    )
+    return skip(
+        "derived definitions",
+        "not verifiable without registering one (no dry run); tasks setting image, runtime_platform or gpu "
+        f"need ecs:RegisterTaskDefinition, ecs:TagResource on the derived families, {pass_role}",
+    )
 
 
 def _signing_key_results(p: Probe, td: dict[str, Any]) -> list[CheckResult]:

@@ -46,6 +46,8 @@ class EcsCalls:
         share = s.schedulers_sharing_budget  # the account's read bucket is shared too
         self.describe_bucket = TokenBucket(DESCRIBE_RATE / share, max(1, DESCRIBE_BURST // share))
         self._slowed_noted_at = float("-inf")
+        # More needs-retry hooks for every client built (engine/definitions.py paces its own buckets).
+        self.on_client: list[Callable[[Any], None]] = []
         self._credentials_failing_since: float | None = None
         self._refreshed_while_failing = False
 
@@ -140,6 +142,8 @@ class EcsCalls:
         events.register_first("needs-retry.ecs.RunTask", self.on_cluster_modify_attempt)
         events.register_first("needs-retry.ecs.StopTask", self.on_cluster_modify_attempt)  # same ECS bucket
         events.register_first("needs-retry.ecs.DescribeTasks", self.on_describe_attempt)
+        for hook in self.on_client:
+            hook(events)
 
     def on_cluster_modify_attempt(self, response: Any = None, **_: Any) -> bool | None:
         if throttled_response(response):

@@ -39,6 +39,10 @@ COUNTERS: dict[str, str | None] = {
     "events_unknown": "events.unknown",
     "events_dropped": "events.dropped",
     "reconcile_describes": "reconcile_describes",
+    # managed task definitions
+    "definitions_registered": "task_definitions.registered",
+    "definitions_reused": "task_definitions.reused",
+    "definition_retries": "task_definitions.retries",
     # the orphan sweep
     "orphans_stopped": "orphans_stopped",
     # the clean-up of derived task definitions

@@ -24,13 +24,17 @@ from ecs_executor.core.triage import Decision, Verdict, classify_run_task_failur
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
+from ecs_executor.engine.definitions import Definitions, DefinitionUnavailable
 from ecs_executor.engine.stopper import Stopper
 from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, fill_launch_target
 from ecs_executor.request.run_task import InvalidTaskConfig, NoQueueProfile, RunTaskBuilder, workload_command
+from ecs_executor.request.task_settings import Derivation
 
 log = logging.getLogger(__name__)
 
 Observe = Callable[[Tracked, Mapping[str, Any]], None]
+# How often a try waiting for its derived task definition looks whether it was revoked or expired.
+DERIVE_CHECK_SECONDS = 0.2
 
 
 class Launcher:
@@ -41,8 +45,11 @@ class Launcher:
         clusters: ClusterDefaults,
         builder: RunTaskBuilder,
         stopper: Stopper,
+        *,
+        definitions: Definitions | None = None,
     ):
         self.ctx = ctx
+        self.definitions = definitions or Definitions(ctx, calls)
         self.calls = calls
         self.clusters = clusters
         self.builder = builder
@@ -190,11 +197,14 @@ class Launcher:
                 attempt=tracked.attempt,
                 queue=source.queue,
             )
+            derivation = self.builder.derivation(source.executor_config, source.queue)
         except NoQueueProfile as exc:
             self.ctx.fail_launch(tracked, f"not launched: {exc}", "no_queue_profile")
             return False
         except InvalidTaskConfig as exc:
             self.ctx.fail_launch(tracked, f"not launched: {exc}", "invalid_config")
+            return False
+        if derivation is not None and not await self._derive(tracked, kwargs, derivation):
             return False
         tracked.cluster = str(kwargs.get("cluster") or self.ctx.settings.cluster)
         if LAUNCH_TYPE not in kwargs and STRATEGY not in kwargs:
@@ -209,6 +219,28 @@ class Launcher:
         if tracked.fallback is not None and tracked.fallback_reason is not None:
             kwargs = switch(kwargs, tracked.fallback)  # once moved, every later attempt stays there
         tracked.kwargs = kwargs
+        return True
+
+    async def _derive(self, tracked: Tracked, kwargs: dict[str, Any], derivation: Derivation) -> bool:
+        """Name the derived task definition (full ARN) instead of the base one. The try waits in LAUNCHING
+        without holding up other launches; a revoke or an expired token ends its wait (not the
+        registration, which others may wait on)."""
+        resolving = asyncio.ensure_future(self.definitions.resolve(str(kwargs["taskDefinition"]), derivation))
+        try:
+            while not resolving.done():
+                if tracked.stopping:
+                    return False
+                if tracked.deadline is not None and time.monotonic() > tracked.deadline:
+                    await self._expire(tracked, False)
+                    return False
+                await asyncio.wait({resolving}, timeout=DERIVE_CHECK_SECONDS)
+            kwargs["taskDefinition"] = resolving.result()
+        except DefinitionUnavailable as exc:
+            self.ctx.fail_launch(tracked, str(exc), "task_definition")
+            return False
+        finally:
+            if not resolving.done():
+                resolving.cancel()  # only this try's wait: resolve() shields the shared work
         return True
 
     async def wait_for_relaunch(self, tracked: Tracked, decision: Decision) -> bool:

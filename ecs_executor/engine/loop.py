@@ -24,6 +24,7 @@ from ecs_executor.engine.calls import ClientFactory, EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
 from ecs_executor.engine.definition_cleanup import DefinitionCleaner
+from ecs_executor.engine.definitions import Definitions
 from ecs_executor.engine.event_feed import EventFeed, SqsFactory
 from ecs_executor.engine.launcher import Launcher
 from ecs_executor.engine.orphan_sweep import OrphanSweeper
@@ -72,6 +73,7 @@ class Engine:
         self.calls: EcsCalls
         self.clusters: ClusterDefaults
         self.stopper: Stopper
+        self.definitions: Definitions
         self.launcher: Launcher
         self.tracker: Tracker
         self.event_feed: EventFeed | None = None  # events mode only
@@ -84,7 +86,10 @@ class Engine:
         self.calls = EcsCalls(ctx, self._client_factory)
         self.clusters = ClusterDefaults(self.calls)
         self.stopper = Stopper(ctx, self.calls)
-        self.launcher = Launcher(ctx, self.calls, self.clusters, self.builder, self.stopper)
+        self.definitions = Definitions(ctx, self.calls)
+        self.launcher = Launcher(
+            ctx, self.calls, self.clusters, self.builder, self.stopper, definitions=self.definitions
+        )
         self.tracker = Tracker(ctx, self.calls, self.launcher.relaunch_after_stop, self._last_log_lines)
         self.launcher.observe = self.tracker.observe
         if self.settings.effective_tracking_mode == "events":
@@ -98,8 +103,13 @@ class Engine:
                 clusters=self._sweep_clusters,
                 job_id=self.job_id,
             )
-        self.definition_cleaner = DefinitionCleaner(
-            ctx, self.calls, base_families=self._base_families, clusters=self._sweep_clusters
+        self.definition_cleaner = DefinitionCleaner(  # shares registration's bucket: ECS has one for both
+            ctx,
+            self.calls,
+            base_families=self._base_families,
+            clusters=self._sweep_clusters,
+            modify_bucket=self.definitions.modify_bucket,
+            on_deregistered=self.definitions.forget,
         )
 
     # ---- scheduler-thread API ------------------------------------------------------------------

@@ -91,6 +91,10 @@ class LocalEcs:
     def stats(self) -> dict[str, Any]:
         return self._call(self.server.stats)
 
+    def launch_records(self) -> list[dict[str, Any]]:
+        """Per launched task: image(s), runtimePlatform, cpu/memory, ephemeral storage, GPU it ran with."""
+        return self._call(self.server.launch_records)
+
     def finish_task(self, task: str, exit_code: int = 0) -> bool:
         """Make a task's containers exit now with ``exit_code`` (ARN or id)."""
         return self._call(lambda: self.server.finish_task(task, exit_code))

@@ -19,6 +19,16 @@ from ecs_executor.request.ecs_rules import (
     EC2_RUN_TASK_RATE,
     FARGATE_RUN_TASK_RATE,
     RUN_TASK_BURST,
+    TAG_MODIFY_BURST,
+    TAG_MODIFY_RATE,
+    TAG_READ_BURST,
+    TAG_READ_RATE,
+    TASK_DEFINITION_DELETE_BURST,
+    TASK_DEFINITION_DELETE_RATE,
+    TASK_DEFINITION_MODIFY_BURST,
+    TASK_DEFINITION_MODIFY_RATE,
+    TASK_DEFINITION_READ_BURST,
+    TASK_DEFINITION_READ_RATE,
 )
 
 #: Operation groups with their real-ECS (burst, refill per second) token buckets. Operations not listed
@@ -27,9 +37,13 @@ DEFAULT_BUCKETS: dict[str, tuple[float, float]] = {
     "cluster_modify": (RUN_TASK_BURST, EC2_RUN_TASK_RATE),  # RunTask, StartTask, StopTask
     "cluster_read": (DESCRIBE_BURST, DESCRIBE_RATE),  # DescribeTasks, ListTasks
     "cluster_describe": (50, 20),  # DescribeClusters
-    "task_definition_modify": (20, 1),  # Register/DeregisterTaskDefinition
-    "task_definition_read": (50, 20),  # DescribeTaskDefinition, ListTaskDefinitions, ...Families
-    "task_definition_delete": (5, 1),  # DeleteTaskDefinitions
+    # ECS's published task definition and tag buckets (Register/Deregister share "modify"; the three
+    # reads share "read")...
+    "task_definition_modify": (TASK_DEFINITION_MODIFY_BURST, TASK_DEFINITION_MODIFY_RATE),
+    "task_definition_read": (TASK_DEFINITION_READ_BURST, TASK_DEFINITION_READ_RATE),
+    "tag_modify": (TAG_MODIFY_BURST, TAG_MODIFY_RATE),  # TagResource, UntagResource
+    "tag_read": (TAG_READ_BURST, TAG_READ_RATE),  # ListTagsForResource
+    "task_definition_delete": (TASK_DEFINITION_DELETE_BURST, TASK_DEFINITION_DELETE_RATE),
     # Task launches with launchType FARGATE, only when fargate=True.
     "fargate_launch": (RUN_TASK_BURST, FARGATE_RUN_TASK_RATE),
 }
@@ -47,6 +61,9 @@ OPERATION_BUCKETS: dict[str, str] = {
     "ListTaskDefinitions": "task_definition_read",
     "ListTaskDefinitionFamilies": "task_definition_read",
     "DeleteTaskDefinitions": "task_definition_delete",
+    "TagResource": "tag_modify",
+    "UntagResource": "tag_modify",
+    "ListTagsForResource": "tag_read",
 }
 
 
@@ -119,6 +136,18 @@ def _operations(value: Any) -> list[str]:
     if isinstance(value, str):
         return [name.strip() for name in value.split(",") if name.strip()]
     return [str(name) for name in value]
+
+
+#: IAM actions ``deny_actions`` can withhold from the caller (each answered as ECS does when denied).
+DENIABLE_ACTIONS = ("ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole")
+
+
+def _actions(value: Any) -> list[str]:
+    actions = _operations(value)
+    unknown = [a for a in actions if a not in DENIABLE_ACTIONS]
+    if unknown:
+        raise ValueError(f"unknown action(s) {', '.join(unknown)}; known: {', '.join(DENIABLE_ACTIONS)}")
+    return actions
 
 
 def _bucket_overrides(value: Any) -> dict[str, tuple[float, float]]:
@@ -242,6 +271,14 @@ class Knobs:
         default=None,
         metadata=_meta(
             _optional(_operations), "comma-separated operations random faults apply to (default: all)"
+        ),
+    )
+    deny_actions: list[str] = field(
+        default_factory=list,
+        metadata=_meta(
+            _actions,
+            "comma-separated IAM actions the caller lacks (AccessDeniedException): "
+            + ", ".join(DENIABLE_ACTIONS),
         ),
     )
     seed: int | None = field(default=None, metadata=_meta(_optional(int), "seed for every random decision"))

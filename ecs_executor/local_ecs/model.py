@@ -290,7 +290,7 @@ class Task:
         containers = [self._container_dict(container) for container in self.containers]
         data = {
             "attachments": [],
-            "attributes": [{"name": "ecs.cpu-architecture", "value": "x86_64"}],
+            "attributes": [{"name": "ecs.cpu-architecture", "value": self.cpu_architecture.lower()}],
             "availabilityZone": f"{region}a",
             "capacityProviderName": self.capacity_provider_name,
             "clusterArn": self.cluster.arn,
@@ -324,5 +324,36 @@ class Task:
             "version": self.version,
         }
         if self.launch_type == "FARGATE":
-            data["ephemeralStorage"] = {"sizeInGiB": 20}
+            data["ephemeralStorage"] = {"sizeInGiB": self.ephemeral_storage_gib()}
         return _drop_none(data)
+
+    @property
+    def cpu_architecture(self) -> str:
+        return str((self.definition.spec.get("runtimePlatform") or {}).get("cpuArchitecture") or "X86_64")
+
+    def ephemeral_storage_gib(self) -> int | None:
+        """RunTask's override, else the definition's, else Fargate's default of 20 GiB (None on EC2)."""
+        storage = (self.overrides or {}).get("ephemeralStorage") or self.definition.spec.get(
+            "ephemeralStorage"
+        )
+        return int((storage or {}).get("sizeInGiB") or 0) or (20 if self.launch_type == "FARGATE" else None)
+
+    def ran_with(self) -> dict[str, Any]:
+        """What the task ran with: its definition's settings with RunTask's overrides applied (what tests
+        check a per-task image, platform or size against)."""
+        spec, overrides = self.definition.spec, self.overrides or {}
+        containers = {}
+        for name, container in self.definition.containers.items():
+            override = self.container_override(name)
+            requirements = override.get("resourceRequirements") or container.get("resourceRequirements") or []
+            gpu = next((r.get("value") for r in requirements if r.get("type") == "GPU"), None)
+            containers[name] = {"image": container.get("image"), "gpu": gpu}
+        return {
+            "taskArn": self.arn,
+            "taskDefinitionArn": self.definition.arn,
+            "containers": containers,
+            "runtimePlatform": dict(spec.get("runtimePlatform") or {}),
+            "cpu": overrides.get("cpu") or spec.get("cpu"),
+            "memory": overrides.get("memory") or spec.get("memory"),
+            "ephemeralStorageGiB": self.ephemeral_storage_gib(),
+        }

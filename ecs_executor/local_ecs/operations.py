@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ecs_executor.local_ecs import access
 from ecs_executor.local_ecs.definition_ops import definition_operations
 from ecs_executor.local_ecs.faults import PROVISIONING_LIMIT, SHORTAGE_REASONS, Faults
 from ecs_executor.local_ecs.model import (
@@ -146,6 +147,7 @@ class EcsApi:
     # Task definitions -----------------------------------------------------------------------------
 
     def register_task_definition(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        access.check_register(self.faults.knobs.deny_actions, region, params)
         definition = self.registry.register(region, task_definition_spec(params))
         return {"taskDefinition": definition.to_dict(), "tags": definition.tags}
 
@@ -185,6 +187,7 @@ class EcsApi:
         cluster = self.registry.cluster(region, params.get("cluster"))
         definition = self._run_task_definition(region, params)
         count = validate_run_task(cluster, definition, params)
+        access.check_run(self.faults.knobs.deny_actions, definition, params)
         token = params.get("clientToken")
         # A digest, not the request: 10,000 tokens must not pin 10,000 copies of the overrides.
         request = _compact({k: v for k, v in params.items() if k != "clientToken"})
@@ -299,6 +302,7 @@ class EcsApi:
         return owner
 
     def tag_resource(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        access.check_tag(self.faults.knobs.deny_actions, str(params.get("resourceArn") or ""))
         owner = self._tag_owner(region, str(params.get("resourceArn") or ""))
         owner.tags = _merge_tags(owner.tags or [], validate_tags(params.get("tags")))
         return {}

@@ -121,6 +121,11 @@ class EcsServer:
             "events": self.events.stats(),
         }
 
+    def launch_records(self) -> list[dict[str, Any]]:
+        """Per launched task, in launch order: the image(s), platform, sizes and GPU it ran with."""
+        tasks = [task for cluster in self.registry.clusters.values() for task in cluster.tasks.values()]
+        return [task.ran_with() for task in sorted(tasks, key=lambda task: task.seq)]
+
     def finish_task(self, task: str, exit_code: int = 0) -> bool:
         """Make a task's containers exit now; False for unknown or already stopping tasks."""
         found = self.registry.find_task(task)

@@ -23,6 +23,7 @@ from ecs_executor.request.ecs_rules import (
     fargate_size_problem,
     launch_target_problems,
     memory_mib,
+    model_enum,
     overrides_size,
     resolve_launch_target,
     tag_problems,
@@ -99,6 +100,13 @@ def task_definition_spec(params: dict[str, Any]) -> dict[str, Any]:
         size_problem = fargate_size_problem(params.get("cpu"), params.get("memory"))
         if size_problem is not None:
             raise EcsError("ClientException", size_problem)
+    _runtime_platform(params.get("runtimePlatform"), fargate)
+    if fargate and any(
+        r.get("type") == "GPU" for c in containers for r in (c.get("resourceRequirements") or [])
+    ):
+        raise EcsError(
+            "ClientException", "Fargate does not support GPU resource requirements (requiresCompatibilities)."
+        )
     names: set[str] = set()
     normalized = [_container_definition(container, params, names) for container in containers]
     if not any(c["essential"] for c in normalized):
@@ -111,6 +119,19 @@ def task_definition_spec(params: dict[str, Any]) -> dict[str, Any]:
     if (mib := memory_mib(params.get("memory"))) is not None:
         spec["memory"] = str(mib)
     return spec
+
+
+def _runtime_platform(platform: Any, fargate: bool) -> None:
+    """ECS's enums for the platform (botocore's validator does not check enums)."""
+    if not platform:
+        return
+    for key, shape in (("cpuArchitecture", "CPUArchitecture"), ("operatingSystemFamily", "OSFamily")):
+        value = platform.get(key)
+        if value is not None and value not in model_enum(shape):
+            raise EcsError(
+                "ClientException",
+                f"Invalid runtimePlatform.{key} '{value}'; allowed: {', '.join(model_enum(shape))}.",
+            )
 
 
 def validate_run_task(cluster: Cluster, definition: TaskDefinition, params: dict[str, Any]) -> int:

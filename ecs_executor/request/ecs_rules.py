@@ -62,6 +62,22 @@ EC2_RUN_TASK_RATE = 40.0
 FARGATE_RUN_TASK_RATE = 20.0
 DESCRIBE_BURST = 100
 DESCRIBE_RATE = 20.0
+#: "Task definition modify" (RegisterTaskDefinition, DeregisterTaskDefinition), "task definition read"
+#: (DescribeTaskDefinition, ListTaskDefinitions, ListTaskDefinitionFamilies), "tag modify" (TagResource,
+#: UntagResource) and "tag read" (ListTagsForResource), per account and Region.
+TASK_DEFINITION_MODIFY_BURST = 20
+TASK_DEFINITION_MODIFY_RATE = 1.0
+TASK_DEFINITION_READ_BURST = 50
+TASK_DEFINITION_READ_RATE = 20.0
+TASK_DEFINITION_DELETE_BURST = 5  # DeleteTaskDefinitions
+TASK_DEFINITION_DELETE_RATE = 1.0
+TAG_MODIFY_BURST = 20
+TAG_MODIFY_RATE = 10.0
+TAG_READ_BURST = 50
+TAG_READ_RATE = 20.0
+#: A task definition family: "Up to 255 letters (uppercase and lowercase), numbers, underscores, and
+#: hyphens are allowed".
+MAX_FAMILY = 255
 #: The capacity providers that put a task on Fargate.
 FARGATE_CAPACITY_PROVIDERS = frozenset({"FARGATE", "FARGATE_SPOT"})
 
@@ -107,6 +123,17 @@ def request_problems(operation: str, params: Mapping[str, Any]) -> str | None:
     if not report.has_errors():
         return None
     return "; ".join(line.strip() for line in report.generate_report().splitlines() if line.strip())
+
+
+def input_members(operation: str) -> frozenset[str]:
+    """The request members an operation's input shape has (e.g. what RegisterTaskDefinition accepts)."""
+    shape = _service_model().operation_model(operation).input_shape
+    return frozenset(shape.members) if shape is not None else frozenset()
+
+
+def model_enum(shape: str) -> tuple[str, ...]:
+    """The values an enum shape of the model allows (botocore's validator does not check enums)."""
+    return tuple(_service_model().shape_for(shape).enum)
 
 
 def is_type_problem(message: str) -> bool:

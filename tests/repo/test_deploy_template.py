@@ -328,6 +328,9 @@ NOT_THE_SCHEDULERS = {"sts:GetCallerIdentity", "cloudformation:DescribeStacks"}
 # SQS authorises a batch action by its single-message permission; there is no permission of the batch's name
 # (SQS Developer Guide, "Amazon SQS batch actions").
 AUTHORISED_AS = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage", "sqs:SendMessageBatch": "sqs:SendMessage"}
+# Methods several of these clients have, and the one client the product calls them on (engine/definitions.py
+# tags ECS task definitions).
+CALLED_ON = {"tag_resource": "ecs"}
 
 
 def _operations() -> dict[str, set[str]]:
@@ -350,7 +353,12 @@ def _product_calls() -> set[str]:
     ours = {name for text in sources for name in re.findall(r"\bdef ([a-z_]+)\(", text)}
     words = {word for text in sources for word in re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", text)}
     methods = _operations()
-    return {action for word in words - ours for action in methods.get(word, ())}
+    return {
+        action
+        for word in words - ours
+        for action in methods.get(word, ())
+        if word not in CALLED_ON or action.startswith(CALLED_ON[word] + ":")
+    }
 
 
 def _policy_actions(resource: str) -> set[str]:
@@ -476,3 +484,19 @@ def test_the_setup_guides_role_policies_are_the_deployed_templates(moto_url: str
         # moto keeps a role's inline policy (AWS::IAM::Role Policies) as the repr of a dict.
         document = ast.literal_eval(document) if isinstance(document, str) else document
         assert as_documented(document) == _documented_block(first_sid(policy_sid)), output
+
+
+def test_the_policy_lets_the_scheduler_register_tag_and_run_derived_definitions_only() -> None:
+    """Derived families (request/derived_definition.py) fall under the policy's RunTask and TagResource
+    resources; other families' definitions cannot be tagged."""
+    from ecs_executor.request.derived_definition import derived_family
+
+    statements = _documented_policy("Launch")["Statement"]
+    prefix = f"arn:aws:ecs:{DOC_REGION}:{DOC_ACCOUNT}:task-definition/"
+    derived = f"{prefix}{derived_family(f'{DOC_STACK}-worker', 'ab' * 32)}:3"
+    cluster = {"ecs:cluster": f"arn:aws:ecs:{DOC_REGION}:{DOC_ACCOUNT}:cluster/{DOC_STACK}"}
+    assert _allows(statements, "ecs:RunTask", derived, cluster)
+    assert _allows(statements, "ecs:TagResource", derived, {})
+    assert _allows(statements, "ecs:RegisterTaskDefinition", derived, {})
+    assert not _allows(statements, "ecs:TagResource", f"{prefix}someone-else:1", {})
+    assert not _allows(statements, "ecs:RunTask", f"{prefix}someone-else:1", cluster)

@@ -148,6 +148,11 @@ def _created_by_the_guide() -> dict[str, str]:
             created[f"arn:aws:events:{region}:{account}:rule/{_option(words, '--name')}"] = "rule"
     spec = _documented_task_definition()
     created[f"arn:aws:ecs:{region}:{account}:task-definition/{spec['family']}:1"] = "task definition"
+    # The executor registers task definitions derived from it (tasks' own image, runtime_platform, gpu).
+    from ecs_executor.request.derived_definition import derived_family
+
+    derived = derived_family(spec["family"], "0" * 64)
+    created[f"arn:aws:ecs:{region}:{account}:task-definition/{derived}:1"] = "derived task definition"
     env = {e["name"]: e["value"] for e in spec["containerDefinitions"][0]["environment"]}
     bucket, _, prefix = env["S3_URL"].removeprefix("s3://").partition("/")
     created[f"arn:aws:s3:::{bucket}"] = "DAG bucket"
@@ -231,7 +236,8 @@ def _uncovered_needs(paths: tuple[str, ...], created: dict[str, str]) -> list[st
         for arn in re.findall(r"Id=scheduler-queue,Arn=([^,\s]+)", " ".join(words))
     ]
     needs = {
-        "Launch": of_kind["task definition"],
+        "Launch": of_kind["task definition"] + of_kind["derived task definition"],
+        "TagDerivedDefinitions": of_kind["derived task definition"],
         "PassTaskRoles": [spec["taskRoleArn"], spec["executionRoleArn"]],
         "WriteLogs": of_kind["log group"],
         "LiveLogsInUI": of_kind["log group"],

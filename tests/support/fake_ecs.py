@@ -33,6 +33,8 @@ _METHODS = {
     "deregister_task_definition": "DeregisterTaskDefinition",
     "delete_task_definitions": "DeleteTaskDefinitions",
     "list_tasks": "ListTasks",
+    "register_task_definition": "RegisterTaskDefinition",
+    "tag_resource": "TagResource",
 }
 REGION, ACCOUNT = "us-east-1", "123456789012"
 
@@ -53,6 +55,8 @@ class FakeEcs:
         self.cluster_defaults: dict[str, list[dict[str, Any]]] = {}
         self.run_task_script: list[Callable[[dict[str, Any]], Any]] = []  # one per RunTask, then normal
         self.run_task_delay = 0.0  # seconds each RunTask stays unanswered
+        self.register_script: list[Callable[[dict[str, Any]], Any]] = []  # one per Register, then normal
+        self.register_delay = 0.0
         self._ids = itertools.count(1)
         # Task definitions by ARN: {"taskDefinition": ..., "tags": [...]} (see add_definition).
         self.definitions: dict[str, dict[str, Any]] = {}
@@ -69,7 +73,8 @@ class FakeEcs:
             self.calls.append((method, kwargs))
             if method in self.errors:
                 raise self.errors[method]
-            await asyncio.sleep(self.run_task_delay if method == "run_task" else 0)
+            delays = {"run_task": self.run_task_delay, "register_task_definition": self.register_delay}
+            await asyncio.sleep(delays.get(method, 0))
             return getattr(self, "_" + method)(**kwargs)
 
         return call
@@ -131,13 +136,78 @@ class FakeEcs:
         return {"clusters": answers, "failures": []}
 
     def _describe_task_definition(self, taskDefinition: str, include: Any = None, **_: Any) -> Any:
-        if taskDefinition not in self.definitions:
-            return {"taskDefinition": {"containerDefinitions": [{"name": "w"}]}}
-        stored = self.definitions[taskDefinition]
+        stored = self.definition(taskDefinition)
+        if stored is None:
+            raise client_error("ClientException", "Unable to describe task definition.")
         answer: dict[str, Any] = {"taskDefinition": dict(stored["taskDefinition"])}
         if include and "TAGS" in include:
             answer["tags"] = list(stored["tags"])
         return answer
+
+    def definition(self, ref: str) -> dict[str, Any] | None:
+        """What ECS would describe for an ARN, ``family:revision`` or ``family`` (its latest ACTIVE
+        revision). A family never registered that is not a derived one ("-x<hash>") describes as a
+        minimal base definition."""
+        if ref in self.definitions:
+            return self.definitions[ref]
+        family, _sep, revision = ref.rsplit("/", 1)[-1].partition(":")
+        chosen = [
+            d
+            for d in self.definitions.values()
+            if d["taskDefinition"]["family"] == family
+            and (
+                str(d["taskDefinition"]["revision"]) == revision
+                if revision
+                else d["taskDefinition"]["status"] == "ACTIVE"
+            )
+        ]
+        if chosen:
+            return chosen[-1]
+        if "-x" in family:
+            return None
+        base = {"family": family, "containerDefinitions": [{"name": "w", "image": "base:1", "memory": 512}]}
+        return self.definitions[self.store(base)]
+
+    def revisions(self, family: str) -> list[dict[str, Any]]:
+        """A family's task definition descriptions, oldest first."""
+        return [
+            d["taskDefinition"] for d in self.definitions.values() if d["taskDefinition"]["family"] == family
+        ]
+
+    def store(self, request: dict[str, Any], registered_at: float | None = None) -> str:
+        """Keep a RegisterTaskDefinition request as ECS would (the next revision of its family, ACTIVE,
+        with its tags); its ARN."""
+        family = request["family"]
+        revision = 1 + len(self.revisions(family))
+        arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}"
+        self.definitions[arn] = {
+            "taskDefinition": {
+                **{k: v for k, v in request.items() if k != "tags"},
+                "taskDefinitionArn": arn,
+                "revision": revision,
+                "status": "ACTIVE",
+                "compatibilities": ["EC2"],
+                "registeredAt": time.time() if registered_at is None else registered_at,
+            },
+            "tags": list(request.get("tags") or []),
+        }
+        return arn
+
+    def _register_task_definition(self, **kwargs: Any) -> Any:
+        if self.register_script:
+            answer = self.register_script.pop(0)(kwargs)
+            if isinstance(answer, BaseException):
+                raise answer
+        stored = self.definitions[self.store(kwargs)]
+        return {"taskDefinition": stored["taskDefinition"], "tags": list(stored["tags"])}
+
+    def _tag_resource(self, resourceArn: str, tags: list[dict[str, str]]) -> Any:
+        stored = self.definitions.get(resourceArn)
+        if stored is None:
+            raise client_error("ResourceNotFoundException", "The specified resource could not be found.")
+        keys = {t["key"] for t in tags}
+        stored["tags"] = [t for t in stored["tags"] if t["key"] not in keys] + list(tags)
+        return {}
 
     # ---- task definitions (the clean-up) ---------------------------------------------------------
 
@@ -145,20 +215,12 @@ class FakeEcs:
         self, family: str, tags: dict[str, str] | None = None, registered_at: float | None = None
     ) -> str:
         """A registered ACTIVE revision (the next in its family); its ARN."""
-        revision = 1 + sum(d["taskDefinition"]["family"] == family for d in self.definitions.values())
-        arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}"
-        self.definitions[arn] = {
-            "taskDefinition": {
-                "taskDefinitionArn": arn,
-                "family": family,
-                "revision": revision,
-                "status": "ACTIVE",
-                "containerDefinitions": [{"name": "w"}],
-                "registeredAt": time.time() if registered_at is None else registered_at,
-            },
+        request = {
+            "family": family,
+            "containerDefinitions": [{"name": "w"}],
             "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
         }
-        return arn
+        return self.store(request, registered_at)
 
     def status_of(self, arn: str) -> str | None:
         stored = self.definitions.get(arn)
@@ -339,3 +401,8 @@ def results_until(
 
 def of(kind: type, key: str) -> Callable[[list[m.Result]], bool]:
     return lambda seen: any(isinstance(r, kind) and r.key == key for r in seen)
+
+
+def _is_wanted(definition: dict[str, Any], revision: str) -> bool:
+    """The revision asked for, or (none asked) an ACTIVE one, as DescribeTaskDefinition picks."""
+    return str(definition["revision"]) == revision if revision else definition["status"] == "ACTIVE"

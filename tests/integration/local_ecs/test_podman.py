@@ -119,3 +119,22 @@ def test_the_image_task_definition_never_hands_the_container_airflows_signing_ke
     argv, podman_env = run_command("t1", spec["name"], spec, {}, definition["volumes"])
     assert "--env=AIRFLOW__CORE__EXECUTION_API_SERVER_URL" in argv
     assert not [a for a in argv if "JWT" in a] and "scheduler-only" not in podman_env.values()
+
+
+def test_each_task_runs_its_own_definitions_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two definitions (a base and one derived from it with another image): podman runs each one's image."""
+    calls = tmp_path / "podman-calls"
+    fake = tmp_path / "podman"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    with LocalEcs(provisioning_seconds=0.05, deprovisioning_seconds=0.01, container_runner="podman") as ecs:
+        assert ecs.url is not None
+        client = make_client(ecs.url)
+        client.create_cluster(clusterName=CLUSTER)
+        for family, image in (("worker", "repo/base:1"), ("worker-x0123456789abcdef", "repo/derived:2")):
+            container = {"name": "base", "image": image, "memory": 512, "command": ["true"]}
+            register(client, family=family, containerDefinitions=[container])
+            wait_status(client, run(client, taskDefinition=family), "STOPPED")
+    runs = [line.split() for line in calls.read_text().splitlines() if line.startswith("run ")]
+    assert [argv[-2] for argv in runs] == ["repo/base:1", "repo/derived:2"]  # image, then the command

@@ -1,0 +1,146 @@
+"""``python -m benchmarks.definitions [--n 1000] [--images 10]``: managed task definitions under load.
+
+One local ECS endpoint (ECS's buckets, task definition modify 20 + 1/s included; 50 ms added to every
+call; pretend tasks) and two schedulers one after the other, each a fresh process holding one
+``EcsExecutor`` driven like Airflow's scheduler (``heartbeat()`` once a second). Each queues ``--n`` tasks
+at once, task ``i`` asking for image ``i % --images``:
+
+* scheduler A finds nothing and registers one derived definition per image;
+* scheduler B (another scheduler, or A restarted) finds them again by family and hash tag;
+* scheduler C queues as many tasks with no derivation at all (the baseline on the same endpoint).
+
+Each scheduler ends with ``end()``, leaving its tasks running: the endpoint holds the earlier ones.
+
+Figures per scheduler: RegisterTaskDefinition calls the endpoint answered, failed tasks, the time from
+queueing to the last RunTask the endpoint accepted against the bound of RunTask pacing plus registration
+pacing, ``(n - 100) / 40 + max(0, images - 20) / 1`` s, and heartbeat p99/max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from benchmarks.run import ROOT, Instrumented
+from benchmarks.scenarios import BASE_KNOBS, EC2_OPTIONS, RUN_TASK_BURST, RUN_TASK_RATE
+from benchmarks.worker import _setup_environment, percentile
+from ecs_executor.request.ecs_rules import TASK_DEFINITION_MODIFY_BURST, TASK_DEFINITION_MODIFY_RATE
+
+CAP_SECONDS = 300.0
+
+
+def child(url: str, n: int, images: int, run_id: str) -> dict[str, Any]:
+    """One scheduler: queue ``n`` tasks at once, heartbeat until each is RUNNING or failed."""
+    _setup_environment({"url": url, "options": EC2_OPTIONS})
+    from benchmarks.workloads import TOKEN, build_workload
+    from ecs_executor import EcsExecutor
+
+    executor = EcsExecutor(parallelism=n + 10)
+    executor.start()
+    workloads = [
+        build_workload(
+            f"t{i}",
+            dag_id="definitions",
+            run_id=run_id,
+            token=TOKEN,
+            dag_rel_path="definitions.py",
+            log_path=None,
+            executor_config={"image": f"bench/img-{i % images}:1"} if images else None,
+        )
+        for i in range(n)
+    ]
+    queued_at = time.monotonic()
+    for workload in workloads:
+        executor.queue_workload(workload, session=None)
+    beats: list[float] = []
+    running: set[Any] = set()
+    failed: dict[Any, str] = {}
+    while len(running) + len(failed) < n and time.monotonic() - queued_at < CAP_SECONDS:
+        started = time.perf_counter()
+        executor.heartbeat()
+        beats.append(time.perf_counter() - started)
+        for key, (state, info) in executor.get_event_buffer().items():
+            state = str(getattr(state, "value", state))
+            if state == "running":
+                running.add(key)
+            elif state == "failed":
+                failed[key] = str(info)
+        time.sleep(1.0)
+    counters = dict(executor._engine.counters) if executor._engine is not None else {}
+    executor.end()
+    return {
+        "queued_at": queued_at,
+        "running": len(running),
+        "failed": len(failed),
+        "failure_samples": sorted(set(failed.values()))[:3],
+        "heartbeats": len(beats),
+        "heartbeat_p99_ms": round(1000 * (percentile(beats, 99) or 0), 1),
+        "heartbeat_max_ms": round(1000 * max(beats, default=0), 1),
+        "engine": {
+            k: counters.get(k, 0)
+            for k in (
+                "definitions_registered",
+                "definitions_reused",
+                "definition_retries",
+                "run_task_calls",
+                "run_task_retries",
+                "throttled",
+            )
+        },
+    }
+
+
+def scheduler(endpoint: Instrumented, name: str, n: int, images: int) -> dict[str, Any]:
+    registered_before = endpoint.ecs.stats()["calls"].get("RegisterTaskDefinition", 0)
+    throttled_before = dict(endpoint.throttled)
+    command = [sys.executable, "-m", "benchmarks.definitions", "--child", endpoint.url, "--n", str(n)]
+    command += ["--images", str(images), "--run-id", name]
+    answer = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=CAP_SECONDS + 120)
+    if answer.returncode != 0:
+        raise RuntimeError(f"scheduler {name} failed:\n{answer.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(answer.stdout.strip().splitlines()[-1])
+    accepted = [t for t in endpoint.accepted if t >= result["queued_at"]]
+    stats = endpoint.ecs.stats()
+    result["registrations"] = stats["calls"].get("RegisterTaskDefinition", 0) - registered_before
+    result["launch_wall_seconds"] = round(max(accepted) - result["queued_at"], 1) if accepted else None
+    result["throttled_by_endpoint"] = {
+        op: n - throttled_before.get(op, 0)
+        for op, n in endpoint.throttled.items()
+        if n > throttled_before.get(op, 0)
+    }
+    del result["queued_at"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--child")
+    parser.add_argument("--run-id", default="a")
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.n, args.images, args.run_id)))
+        return 0
+    run_bound = max(0.0, (args.n - RUN_TASK_BURST) / RUN_TASK_RATE)
+    register_bound = max(0.0, (args.images - TASK_DEFINITION_MODIFY_BURST) / TASK_DEFINITION_MODIFY_RATE)
+    figures: dict[str, Any] = {
+        "n": args.n,
+        "images": args.images,
+        "bound_seconds": round(run_bound + register_bound, 1),
+    }
+    with Instrumented({**BASE_KNOBS, "latency_ms": 50}) as endpoint:
+        figures["scheduler_a"] = scheduler(endpoint, "a", args.n, args.images)
+        figures["scheduler_b"] = scheduler(endpoint, "b", args.n, args.images)
+        # The same launch on the same endpoint (now holding 2n tasks) without any derivation: the baseline.
+        figures["baseline_no_derivation"] = scheduler(endpoint, "c", args.n, 0)
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
