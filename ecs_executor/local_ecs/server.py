@@ -76,6 +76,7 @@ class EcsServer:
         self.app.router.add_get("/", self._health)
         self.app.router.add_get(f"{CONTROL}/health", self._health)
         self.app.router.add_get(f"{CONTROL}/stats", self._stats)
+        self.app.router.add_get(f"{CONTROL}/launches", self._launches)
         self.app.router.add_get(f"{CONTROL}/config", self._config)
         self.app.router.add_post(f"{CONTROL}/config", self._config)
         self.app.router.add_post(f"{CONTROL}/finish", self._finish)
@@ -198,6 +199,10 @@ class EcsServer:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats())
+
+    async def _launches(self, request: web.Request) -> web.Response:
+        """``launch_records()`` for tests that run the endpoint as its own process."""
+        return web.json_response(self.launch_records())
 
     async def _config(self, request: web.Request) -> web.Response:
         values: Any = await request.json() if request.method == "POST" and request.can_read_body else {}
