@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ COUNTERS: dict[str, str | None] = {
     "definitions_deregistered": "task_definitions_deregistered",
     "definitions_deleted": "task_definitions_deleted",
 }
+
+log = logging.getLogger(__name__)
 
 
 class Registry:
@@ -195,3 +198,16 @@ class Context:
 
 
 CrashLines = Callable[[str, str], list[str]]
+
+
+async def every(interval: float, work: Callable[[], Awaitable[Any]], what: str) -> None:
+    """Run ``work`` every ``interval`` seconds on the engine's loop, the first time one interval after
+    start; a failure is logged and the next round still comes (periodic sweeps must never end)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; will retry in %.0fs", what, interval)

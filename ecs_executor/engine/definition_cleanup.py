@@ -33,7 +33,7 @@ from ecs_executor.core.definition_cleanup import (
 )
 from ecs_executor.core.pacing import TokenBucket
 from ecs_executor.engine.calls import EcsCalls
-from ecs_executor.engine.context import Context
+from ecs_executor.engine.context import Context, every
 from ecs_executor.request.ecs_rules import MAX_DESCRIBE_TASKS, MAX_LIST_RESULTS
 
 log = logging.getLogger(__name__)
@@ -97,14 +97,7 @@ class DefinitionCleaner:
         self._last_deregister = float("-inf")
 
     async def run_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Task definition clean-up failed; will retry in %.0fs", self.interval)
+        await every(self.interval, self.sweep_once, "Task definition clean-up")
 
     async def sweep_once(self) -> Sweep:
         sweep = Sweep()

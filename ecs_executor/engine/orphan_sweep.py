@@ -26,7 +26,7 @@ from ecs_executor.core.orphans import (
 )
 from ecs_executor.core.triage import Verdict
 from ecs_executor.engine.calls import EcsCalls
-from ecs_executor.engine.context import Context
+from ecs_executor.engine.context import Context, every
 from ecs_executor.request.ecs_rules import MAX_DESCRIBE_TASKS, MAX_LIST_RESULTS
 
 log = logging.getLogger(__name__)
@@ -117,15 +117,8 @@ class OrphanSweeper:
         self._warned: set[str] = set()
 
     async def run_forever(self) -> None:
-        while True:
-            # The first sweep waits one interval: adoption at start-up has then reached the registry.
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Orphan sweep failed; will retry in %.0fs", self.interval)
+        # The first sweep waits one interval: adoption at start-up has then reached the registry.
+        await every(self.interval, self.sweep_once, "Orphan sweep")
 
     async def sweep_once(self) -> list[str]:
         """One sweep over every cluster; returns the ARNs it stopped."""
