@@ -182,7 +182,9 @@ def _derivation_result(td: dict[str, Any]) -> CheckResult:
     return skip(
         "derived definitions",
         "not verifiable without registering one (no dry run); tasks setting image, runtime_platform or gpu "
-        f"need ecs:RegisterTaskDefinition, ecs:TagResource on the derived families, {pass_role}",
+        f"need ecs:RegisterTaskDefinition, ecs:TagResource on the derived families, {pass_role}; "
+        "their clean-up needs ecs:ListTaskDefinitionFamilies, ecs:ListTaskDefinitions, "
+        "ecs:DeregisterTaskDefinition and ecs:DeleteTaskDefinitions",
     )
 
 

@@ -127,6 +127,7 @@ def test_all_pass_fargate_with_network(aws, network, configure):
     assert rows["capacity providers"] == "SKIP"
     # Registration rights cannot be checked without registering: said, not pretended.
     assert rows["derived definitions"] == "SKIP" and "not verifiable without registering" in text
+    assert "ecs:DeregisterTaskDefinition and ecs:DeleteTaskDefinitions" in text  # the clean-up's rights
     assert "account 123456789012" in text
     assert "test-secret-key-DO-NOT-LOG" not in text and "testing" not in text
     assert "all checks passed" in text
