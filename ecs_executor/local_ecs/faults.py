@@ -11,7 +11,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from ecs_executor.local_ecs.knobs import DEFAULT_BUCKETS, OPERATION_BUCKETS, Knobs
+from ecs_executor.local_ecs.buckets import DEFAULT_BUCKETS, OPERATION_BUCKETS
+from ecs_executor.local_ecs.knobs import Knobs
 from ecs_executor.local_ecs.model import SPOT_INTERRUPTED_REASON
 
 #: Operations that change state; a lost reply on them is the interesting case (applied, but unseen).
