@@ -139,6 +139,10 @@ class RunTaskBuilder:
         self._base = settings.base_run_task_kwargs()
         self._profiles = settings.profile_run_task_kwargs()
         self._profile_settings = {name: typed_part(p) for name, p in settings.queue_profiles.items()}
+        # build(), derivation() and check_target() of one launch read the same executor_config: parsed once.
+        self._last_parsed: (
+            tuple[Any, str | None, tuple[dict[str, Any], TaskSettings, TaskSettings]] | None
+        ) = None
         self._extra_env = dict(extra_env or {})
         self._fallbacks: dict[str | None, Fallback | None] = {
             name: fallback_for(settings, p) for name, p in settings.queue_profiles.items()
@@ -171,6 +175,16 @@ class RunTaskBuilder:
         self, executor_config: Mapping[str, Any] | None, queue: str | None
     ) -> tuple[dict[str, Any], TaskSettings, TaskSettings]:
         """(the task's RunTask arguments, its own typed keys, those layered over its profile's)."""
+        last = self._last_parsed
+        if last is not None and last[0] is executor_config and last[1] == queue:
+            return last[2]
+        parsed = self._parse_task_settings(executor_config, queue)
+        self._last_parsed = (executor_config, queue, parsed)
+        return parsed
+
+    def _parse_task_settings(
+        self, executor_config: Mapping[str, Any] | None, queue: str | None
+    ) -> tuple[dict[str, Any], TaskSettings, TaskSettings]:
         profile = self._profile_name(queue)
         below = self._profile_settings[profile] if profile is not None else NO_SETTINGS
         if not executor_config:
