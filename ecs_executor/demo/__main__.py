@@ -18,6 +18,7 @@ from ecs_executor.config.values import TRACKING_MODES
 from ecs_executor.demo.airflow_api import ADMIN_USER, AirflowApiError
 from ecs_executor.demo.deployment import DeploymentError, LocalDeployment, clean
 from ecs_executor.demo.ha import HaDeployment
+from ecs_executor.demo.token_audit import audit_deployment
 from ecs_executor.local_ecs.timing import TIMING_PROFILES
 
 DAG_ID = "ecs_fanout_demo"
@@ -96,6 +97,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ha", action="store_true", help="PostgreSQL and two schedulers (Airflow's HA mode), see docs/ha.md"
     )
+    parser.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="seal every workload with a KMS key at moto's KMS (workload_kms_key, docs/security.md), then "
+        "search DescribeTasks, the events queue and every log for the workload tokens",
+    )
     args = parser.parse_args(argv)
     if args.ha and args.tracking == "events":
         parser.error("--ha runs with polling: events tracking needs one queue per scheduler (docs/ha.md)")
@@ -112,6 +119,8 @@ def _start(deployment: LocalDeployment, args: argparse.Namespace) -> None:
     if args.tracking == "events":
         queue, moto = deployment.events_queue_url, deployment.sqs_url
         print(f"    task state change events -> SQS {queue} (moto at {moto})")
+    if args.encrypt:
+        print(f"    workloads sealed with KMS key {deployment.kms_key_arn} (moto at {deployment.sqs_url})")
     database, schedulers = ("PostgreSQL", "2 schedulers") if args.ha else ("SQLite", "scheduler")
     print(
         f"2/4 airflow db migrate ({database}), then api-server, {schedulers}, dag-processor...",
@@ -149,6 +158,7 @@ def _run_dag(deployment: LocalDeployment, args: argparse.Namespace, started: flo
         f"{len(set(arns))} distinct ECS tasks; run took {run_seconds:.0f}s, "
         f"demo {time.monotonic() - started:.0f}s in all."
     )
+    ok = _audit(deployment, args) and ok
     if isinstance(deployment, HaDeployment):
         queued_by = Counter(r["queued_by_job_id"] for r in rows)
         print(
@@ -158,15 +168,26 @@ def _run_dag(deployment: LocalDeployment, args: argparse.Namespace, started: flo
     return ok
 
 
+def _audit(deployment: LocalDeployment, args: argparse.Namespace) -> bool:
+    """Where the workload tokens can be read; with --encrypt, nowhere (every command sealed)."""
+    result = audit_deployment(deployment)
+    print(f"token search: {result.summary()}")
+    if not args.encrypt:
+        return True
+    return not result.leaks and bool(result.tokens) and result.sealed == set(result.tokens)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     started = time.monotonic()
     workdir = args.workdir.resolve()
     clean(workdir)
     deployment = (
-        HaDeployment(workdir, worker_image=args.image, timing=args.timing)
+        HaDeployment(workdir, worker_image=args.image, timing=args.timing, encrypt=args.encrypt)
         if args.ha
-        else LocalDeployment(workdir, tracking=args.tracking, worker_image=args.image, timing=args.timing)
+        else LocalDeployment(
+            workdir, tracking=args.tracking, worker_image=args.image, timing=args.timing, encrypt=args.encrypt
+        )
     )
     ok = False
     try:

@@ -71,7 +71,12 @@ class LocalDeployment(AirflowApi):
 
     ``tracking="events"`` also runs moto's SQS on a thread of this process with one queue, has the local
     ECS endpoint publish its clusters' task state change events there, and sets the executor's
-    ``tracking_mode=events``, ``events_queue=<queue URL>`` and ``AWS_ENDPOINT_URL_SQS=<moto URL>``.
+    ``tracking_mode=events``, ``events_queue=<queue URL>`` and ``AWS_ENDPOINT_URL_SQS=<moto URL>``;
+    ``event_bodies`` then holds every event body the queue accepted.
+
+    ``encrypt=True`` seals every workload (issue 25, docs/security.md): moto's KMS (the same moto server)
+    with one key created at start, the executor's ``workload_kms_key`` set to it, and
+    ``AWS_ENDPOINT_URL_KMS`` for every component and task (the worker's KMS Decrypt goes there).
     """
 
     workdir: Path
@@ -90,6 +95,9 @@ class LocalDeployment(AirflowApi):
     timing: str | None = None
     sqs_url: str = ""
     events_queue_url: str = ""
+    event_bodies: list[str] = field(default_factory=list)
+    encrypt: bool = False
+    kms_key_arn: str = ""
     _sqs: Any = None
 
     @property
@@ -180,6 +188,9 @@ class LocalDeployment(AirflowApi):
         if self.tracking == "events":
             options.update(tracking_mode="events", events_queue=self.events_queue_url)
             env["AWS_ENDPOINT_URL_SQS"] = self.sqs_url
+        if self.encrypt:
+            options["workload_kms_key"] = self.kms_key_arn
+            env["AWS_ENDPOINT_URL_KMS"] = self.sqs_url
         options.update(self.executor_options)
         env.update({f"AIRFLOW__AWS_ECS_EXECUTOR__{k.upper()}": v for k, v in options.items()})
         env.update({f"AIRFLOW__{s.upper()}__{k.upper()}": v for (s, k), v in self.airflow_config.items()})
@@ -209,18 +220,35 @@ class LocalDeployment(AirflowApi):
         self.processes[name] = proc
         return proc
 
-    def start_sqs(self) -> str:
-        """Events tracking: moto's SQS on a thread of this process, and the queue events go to."""
-        if not self.events_queue_url:
+    def _moto(self) -> Any:
+        """moto in server mode on a thread of this process (SQS for events, KMS for sealing)."""
+        if self._sqs is None:
             from ecs_executor.local_ecs.local_sqs import LocalSqs
 
             self._sqs = LocalSqs(region=REGION)
             self.sqs_url = self._sqs.start()
-            self.events_queue_url = self._sqs.create_queue(EVENTS_QUEUE)
+        return self._sqs
+
+    def start_sqs(self) -> str:
+        """Events tracking: moto's SQS, the queue events go to, and a record of what it accepts."""
+        if not self.events_queue_url:
+            moto = self._moto()
+            self.event_bodies = moto.record(EVENTS_QUEUE)
+            self.events_queue_url = moto.create_queue(EVENTS_QUEUE)
         return self.events_queue_url
+
+    def start_kms(self) -> str:
+        """Encrypted mode: moto's KMS and the key that seals the workloads (its ARN)."""
+        if not self.kms_key_arn:
+            from ecs_executor.demo.token_audit import create_workload_key
+
+            self.kms_key_arn = create_workload_key(self._moto().url, REGION)
+        return self.kms_key_arn
 
     def start_local_ecs(self, *extra_args: str) -> str:
         self.logs.mkdir(parents=True, exist_ok=True)
+        if self.encrypt:  # first: the endpoint's environment is the one its task processes inherit
+            self.start_kms()
         if self.tracking == "events":
             self.start_sqs()
             extra_args = (
@@ -303,6 +331,8 @@ class LocalDeployment(AirflowApi):
         self.home.mkdir(parents=True, exist_ok=True)
         if not self.ecs_url and self.uses_ecs:
             self.start_local_ecs()
+        if self.encrypt:
+            self.start_kms()
         self.airflow("db", "migrate")
         # Write-ahead logging: readers (API server, tests) no longer block the writers. Persistent.
         with contextlib.closing(sqlite3.connect(self.db_path)) as db:

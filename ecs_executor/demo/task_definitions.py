@@ -37,12 +37,15 @@ def image_task_definition(
     As on ECS, the container gets only what the definition gives it: the Execution API URL, and the
     DAGs and the log folder as bind mounts from this host, where the scheduler and the API server find
     them. Never Airflow's signing key (``[api_auth] jwt_secret``): a worker needs only the workload's
-    token, which the command carries.
+    token, which the command carries. With sealed workloads (``AWS_ENDPOINT_URL_KMS`` in ``env``), also
+    the KMS endpoint and the local credentials, standing in for the task role ECS would provide.
     """
-    passed = (
+    passed: tuple[str, ...] = (
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
     )
+    if "AWS_ENDPOINT_URL_KMS" in env:
+        passed += ("AWS_ENDPOINT_URL_KMS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
     definition = task_definition()
     definition["volumes"] = [
         {"name": "dags", "host": {"sourcePath": str(dags_folder)}},

@@ -14,6 +14,8 @@ import logging
 from typing import Any
 
 REGION = "us-east-1"
+#: Queue name -> the lists ``LocalSqs.record`` fills with that queue's accepted message bodies.
+_RECORDERS: dict[str, list[list[str]]] = {}
 
 
 class LocalSqs:
@@ -25,6 +27,7 @@ class LocalSqs:
         self.region = region
         self.url: str | None = None
         self._server: Any = None
+        self._recorders: list[tuple[str, list[str]]] = []
 
     def start(self) -> str:
         if self.url is not None:
@@ -54,7 +57,35 @@ class LocalSqs:
         """Create a standard queue (or find the existing one) and return its URL."""
         return str(self.client().create_queue(QueueName=name)["QueueUrl"])
 
+    def record(self, queue_name: str) -> list[str]:
+        """Every message body the named queue accepts from now on, whoever sends it and however (a list
+        that fills as messages arrive; reading it removes nothing from the queue).
+
+        For audits that must see what went through a queue its consumer deletes from (the workload-token
+        search of ``demo/token_audit.py``). It wraps moto's ``Queue.add_message``, where SendMessage and
+        SendMessageBatch both end, once per process; moto runs on a thread of this process.
+        """
+        bodies: list[str] = []
+        _RECORDERS.setdefault(queue_name, []).append(bodies)
+        self._recorders.append((queue_name, bodies))
+        from moto.sqs.models import Queue
+
+        if not getattr(Queue.add_message, "_recording", False):
+            original = Queue.add_message
+
+            def add_message(queue: Any, message: Any) -> None:
+                for recorded in _RECORDERS.get(queue.name, ()):
+                    recorded.append(message.body)
+                original(queue, message)
+
+            add_message._recording = True  # type: ignore[attr-defined]
+            Queue.add_message = add_message  # type: ignore[method-assign]
+        return bodies
+
     def stop(self) -> None:
+        for name, bodies in self._recorders:  # the lists stay with their holders
+            _RECORDERS[name] = [b for b in _RECORDERS.get(name, []) if b is not bodies]
+        self._recorders.clear()
         if self._server is not None:
             self._server.stop()
             self._server = None
