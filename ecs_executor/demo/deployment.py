@@ -378,6 +378,9 @@ class LocalDeployment(AirflowApi):
                 proc.stdout.close()
         self.processes.clear()
         if self._sqs is not None:
+            if self.events_queue_url:  # moto's state outlives its server: the next deployment starts empty
+                with contextlib.suppress(Exception):
+                    self._sqs.client().delete_queue(QueueUrl=self.events_queue_url)
             self._sqs.stop()
             self._sqs = None
 

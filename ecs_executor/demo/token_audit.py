@@ -50,7 +50,10 @@ def create_workload_key(moto_url: str, region: str) -> str:
         KeyUsage="ENCRYPT_DECRYPT",
         KeySpec="SYMMETRIC_DEFAULT",
     )["KeyMetadata"]
-    kms.create_alias(AliasName=WORKLOAD_KEY_ALIAS, TargetKeyId=key["KeyId"])
+    try:
+        kms.create_alias(AliasName=WORKLOAD_KEY_ALIAS, TargetKeyId=key["KeyId"])
+    except kms.exceptions.AlreadyExistsException:  # moto's state is per process: an earlier deployment's
+        kms.update_alias(AliasName=WORKLOAD_KEY_ALIAS, TargetKeyId=key["KeyId"])
     return str(key["Arn"])
 
 
