@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-EXECUTORS = ("ours", "provider")
+EXECUTORS = ("ours", "encrypted", "provider")
 LABELS = {
     "ours": "ecs_executor",
+    "encrypted": "ecs_executor, sealed (workload_kms_key)",
     "provider": "provider AwsEcsExecutor",
 }
 
@@ -188,6 +189,16 @@ def scenario_rows(meta: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list
         return f"{c.get('RunTask', 0):,} / {c.get('DescribeTasks', 0):,}"
 
     row("API calls: RunTask / DescribeTasks", calls)
+    if any(r.get("kms_calls") is not None for r in runs.values()):
+
+        def kms(r: dict[str, Any]) -> str:
+            calls, launched = r.get("kms_calls"), r.get("launched") or 0
+            if calls is None or not launched:
+                return "-"
+            each = ", ".join(f"{op} {count}" for op, count in sorted(calls.items()))
+            return f"{sum(calls.values()) / launched * 1000:,.1f} ({each or 'none'})"
+
+        row("KMS calls per 1,000 launches (all calls of the run)", kms)
     if any(r.get("lag_seconds") for r in runs.values()):
         row("state-change lag to event buffer, s p50 / max (n)", lambda r: _lag(r.get("lag_seconds")))
         row("… engine only (ECS stop → result queued)", lambda r: _lag(r.get("engine_lag_seconds")))
@@ -266,7 +277,7 @@ def render_plot(results: dict[str, Any], path: Path) -> None:
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.6), squeeze=False)
-    colors = {"ours": "tab:blue", "provider": "tab:orange"}
+    colors = {"ours": "tab:blue", "encrypted": "tab:green", "provider": "tab:orange"}
     for ax, (name, meta) in zip(axes[0], panels, strict=True):
         n = meta["n"]
         horizon = 0.0

@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from benchmarks.kms import CountingKms
 from benchmarks.report import render_markdown, render_plot
 from benchmarks.scenarios import CLUSTER, TASK_DEFINITIONS, Scenario, scenarios
 from ecs_executor.local_ecs import LocalEcs
@@ -66,19 +67,27 @@ class Instrumented:
 
 
 def run_one(scenario: Scenario, executor: str, out: Path, profile: bool = False) -> dict[str, Any]:
-    cap = scenario.cap[executor]
+    cap = scenario.cap.get(executor, scenario.cap["ours"])
     run_dir = out / "runs" / f"{scenario.name}-{executor}"
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.iterdir():
         stale.unlink()
     result_path, progress_path = run_dir / "result.json", run_dir / "progress.jsonl"
-    with Instrumented(scenario.knobs) as endpoint:
+    sealed = executor == "encrypted"  # ours with workload_kms_key, at moto's KMS (benchmarks/kms.py)
+    with (
+        Instrumented(scenario.knobs) as endpoint,
+        CountingKms() if sealed else contextlib.nullcontext() as kms,
+    ):
+        options = {**scenario.options, **(scenario.ours_options if executor != "provider" else {})}
+        if kms is not None:
+            options["workload_kms_key"] = kms.key_arn
         spec = {
             "executor": executor,
             "url": endpoint.url,
+            "kms_url": kms.url if kms is not None else None,
             "n": scenario.n,
             "extra_pending": scenario.extra_pending,
-            "options": {**scenario.options, **(scenario.ours_options if executor != "provider" else {})},
+            "options": options,
             "tracemalloc": scenario.tracemalloc,
             "track_seconds": scenario.track_seconds,
             "lag_samples": scenario.lag_samples,
@@ -116,6 +125,7 @@ def run_one(scenario: Scenario, executor: str, out: Path, profile: bool = False)
         stats = endpoint.ecs.stats()
         accepted, throttled = list(endpoint.accepted), dict(endpoint.throttled)
         throttle_times = list(endpoint.throttle_times)
+        kms_calls = kms.calls() if kms is not None else None
     result: dict[str, Any]
     if result_path.exists():
         result = json.loads(result_path.read_text())
@@ -143,6 +153,7 @@ def run_one(scenario: Scenario, executor: str, out: Path, profile: bool = False)
             "throttle_times": [(round(t - t0, 3), op) for t, op in throttle_times] if t0 is not None else [],
         },
         progress_tail=progress[-3:],
+        kms_calls=kms_calls,
     )
     return result
 
@@ -208,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
     parser.add_argument(
         "--executors",
-        default="ours,provider",
-        help="ours (ecs_executor as it is), provider (the Amazon provider's AwsEcsExecutor)",
+        default="ours,encrypted,provider",
+        help="ours (ecs_executor as it is), encrypted (ours with workload_kms_key: every workload sealed, "
+        "moto's KMS), provider (the Amazon provider's AwsEcsExecutor)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument(

@@ -54,6 +54,11 @@ FARGATE_OPTIONS = {
 BASE_KNOBS: dict[str, Any] = {"pretend_seconds": 3600, "deprovisioning_seconds": 0, "throttle": True}
 
 
+# ``encrypted``: ours with workload_kms_key set (every workload sealed; moto's KMS, benchmarks/kms.py), run
+# beside plain ``ours`` where the launch path is measured.
+WITH_ENCRYPTED = ("ours", "encrypted", "provider")
+
+
 @dataclass
 class Scenario:
     name: str
@@ -118,6 +123,7 @@ def scenarios(quick: bool) -> list[Scenario]:
             track_seconds=6 if q else 20,
             lag_samples=5 if q else 20,
             cap=dict(caps),
+            executors=WITH_ENCRYPTED,
             plot=True,
             note="RunTask bucket 100 + 40/s, DescribeTasks 100 + 20/s",
         ),
@@ -132,6 +138,7 @@ def scenarios(quick: bool) -> list[Scenario]:
             track_seconds=0 if q else 10,
             lag_samples=0 if q else 10,
             cap=dict(caps),
+            executors=WITH_ENCRYPTED,
             plot=True,
             note="plus the Fargate launch bucket 100 + 20/s",
         ),

@@ -59,10 +59,12 @@ def _setup_environment(spec: dict[str, Any]) -> None:
 
 
 def _connection_extra(spec: dict[str, Any]) -> dict[str, Any]:
-    """The local ECS endpoint for every service; events mode's SQS at its own server (``sqs_url``)."""
+    """The local ECS endpoint for every service; events mode's SQS (``sqs_url``) and the encrypted runs'
+    KMS (``kms_url``) at their own servers."""
     extra: dict[str, Any] = {"endpoint_url": spec["url"], "region_name": REGION}
-    if spec.get("sqs_url"):
-        extra["service_config"] = {"sqs": {"endpoint_url": spec["sqs_url"]}}
+    services = {"sqs": spec.get("sqs_url"), "kms": spec.get("kms_url")}
+    if any(services.values()):
+        extra["service_config"] = {name: {"endpoint_url": url} for name, url in services.items() if url}
     return extra
 
 
@@ -241,7 +243,7 @@ class Run:
 
     def build_executor(self) -> None:
         parallelism = self.total + 100
-        if self.kind == "ours":
+        if self.kind in ("ours", "encrypted"):
             from ecs_executor import EcsExecutor
 
             self.executor = EcsExecutor(parallelism=parallelism)
