@@ -33,6 +33,7 @@ from ecs_executor.demo.task_definitions import (
     image_task_definition,
     task_definition,
 )
+from ecs_executor.demo.token_audit import create_workload_key
 
 DEMO_DAGS = Path(__file__).with_name("dags")
 OUR_EXECUTOR = "ecs_executor.EcsExecutor"
@@ -74,9 +75,8 @@ class LocalDeployment(AirflowApi):
     ``tracking_mode=events``, ``events_queue=<queue URL>`` and ``AWS_ENDPOINT_URL_SQS=<moto URL>``;
     ``event_bodies`` then holds every event body the queue accepted.
 
-    ``encrypt=True`` seals every workload (issue 25, docs/security.md): moto's KMS (the same moto server)
-    with one key created at start, the executor's ``workload_kms_key`` set to it, and
-    ``AWS_ENDPOINT_URL_KMS`` for every component and task (the worker's KMS Decrypt goes there).
+    ``encrypt=True`` seals every workload (docs/security.md): a key at moto's KMS set as ``workload_kms_key``,
+    and ``AWS_ENDPOINT_URL_KMS`` for every component and task (where the worker's KMS Decrypt goes).
     """
 
     workdir: Path
@@ -240,8 +240,6 @@ class LocalDeployment(AirflowApi):
     def start_kms(self) -> str:
         """Encrypted mode: moto's KMS and the key that seals the workloads (its ARN)."""
         if not self.kms_key_arn:
-            from ecs_executor.demo.token_audit import create_workload_key
-
             self.kms_key_arn = create_workload_key(self._moto().url, REGION)
         return self.kms_key_arn
 
@@ -360,22 +358,7 @@ class LocalDeployment(AirflowApi):
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM every process group we started, then SIGKILL what is left."""
-        order = ["scheduler", "triggerer", "dag-processor", "api-server", "local-ecs"]
-        procs = sorted(self.processes.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 0)
-        for _, proc in procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for _, proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-            if proc.stdout:
-                proc.stdout.close()
+        stop_process_groups(self.processes, grace)
         self.processes.clear()
         if self._sqs is not None:
             if self.events_queue_url:  # moto's state outlives its server: the next deployment starts empty
@@ -383,6 +366,26 @@ class LocalDeployment(AirflowApi):
                     self._sqs.client().delete_queue(QueueUrl=self.events_queue_url)
             self._sqs.stop()
             self._sqs = None
+
+
+def stop_process_groups(processes: dict[str, subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM each process group (the schedulers first, the endpoint last), SIGKILL after ``grace``."""
+    order = ["scheduler", "triggerer", "dag-processor", "api-server", "local-ecs"]
+    procs = sorted(processes.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 0)
+    for _, proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for _, proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        if proc.stdout:
+            proc.stdout.close()
 
 
 def clean(workdir: Path) -> None:
