@@ -79,7 +79,7 @@ class LocalSqs:
                 original(queue, message)
 
             add_message._recording = True  # type: ignore[attr-defined]
-            Queue.add_message = add_message  # type: ignore[method-assign]
+            Queue.add_message = add_message  # type: ignore[method-assign,assignment]
         return bodies
 
     def stop(self) -> None:
