@@ -23,6 +23,7 @@ from ecs_executor.config.values import (
     QueueProfile,
     TrackingMode,
     check_ids,
+    check_kms_key,
     check_queue,
     check_run_task_kwargs_keys,
     launch_type_value,
@@ -65,6 +66,17 @@ _CLEANUP = (
     "Seconds between clean-ups of derived task definitions (ListTaskDefinitionFamilies, "
     "ListTaskDefinitions, DescribeTaskDefinition, ListTasks and DescribeTasks; deregistrations paced to a "
     "few a minute, leaving ECS's register/deregister budget to registration)."
+)
+# The sealed workload (docs/security.md).
+_KMS_KEY = (
+    "KMS key (key ID, key ARN, alias/NAME or alias ARN; a symmetric ENCRYPT_DECRYPT customer managed key) "
+    "that seals every workload: the RunTask command then carries only the encrypted workload, and the "
+    "worker container decrypts it with kms:Decrypt under its task role. Unset: the workload travels in "
+    "clear, as with Airflow's own ECS executor."
+)
+_DATA_KEY_SECONDS = (
+    "Lifetime of one KMS data key (one kms:GenerateDataKey call) while workload_kms_key is set: every "
+    "workload sealed within it uses that data key; none is sealed with it afterwards."
 )
 
 
@@ -250,6 +262,8 @@ class EcsExecutorSettings(BaseSettings):
     derived_definition_retention: float = Field(default=604800.0, ge=60, le=31536000, description=_RETENTION)
     derived_definition_keep: int = Field(default=1, ge=0, le=100, description=_KEEP)
     derived_definition_cleanup_interval: float = Field(default=3600.0, ge=60, le=86400, description=_CLEANUP)
+    workload_kms_key: str | None = Field(default=None, description=_KMS_KEY)
+    workload_data_key_seconds: float = Field(default=300.0, ge=60, le=3600, description=_DATA_KEY_SECONDS)
 
     @classmethod
     def settings_customise_sources(
@@ -307,6 +321,8 @@ class EcsExecutorSettings(BaseSettings):
     @classmethod
     def _queue_value(cls, value: Any) -> Any:
         return check_queue(value)
+
+    _kms_key = field_validator("workload_kms_key", mode="before")(check_kms_key)
 
     _lower_mode = field_validator("tracking_mode", mode="before")(lower_or_none)
 
