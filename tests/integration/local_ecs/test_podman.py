@@ -121,6 +121,30 @@ def test_the_image_task_definition_never_hands_the_container_airflows_signing_ke
     assert not [a for a in argv if "JWT" in a] and "scheduler-only" not in podman_env.values()
 
 
+def test_the_image_task_definition_reaches_kms_only_for_sealed_workloads() -> None:
+    """The demo's --encrypt: the container gets the KMS endpoint and the local credentials (standing in
+    for the task role) so the worker can decrypt; without it, no AWS variable at all."""
+    from ecs_executor.demo.task_definitions import image_task_definition
+
+    env = {
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:8080/execution/",
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_ECS": "http://127.0.0.1:1/",
+    }
+    plain = image_task_definition("localhost/worker:1", Path("/srv/dags"), Path("/srv/logs"), env)
+    assert not [e for e in plain["containerDefinitions"][0]["environment"] if e["name"].startswith("AWS_")]
+    env["AWS_ENDPOINT_URL_KMS"] = "http://127.0.0.1:2"
+    sealed = image_task_definition("localhost/worker:1", Path("/srv/dags"), Path("/srv/logs"), env)
+    given = {e["name"]: e["value"] for e in sealed["containerDefinitions"][0]["environment"]}
+    assert (
+        given["AWS_ENDPOINT_URL_KMS"] == "http://127.0.0.1:2" and given["AWS_DEFAULT_REGION"] == "us-east-1"
+    )
+    assert given["AWS_ACCESS_KEY_ID"] == "local" and "AWS_ENDPOINT_URL_ECS" not in given
+
+
 def test_each_task_runs_its_own_definitions_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two definitions (a base and one derived from it with another image): podman runs each one's image."""
     calls = tmp_path / "podman-calls"
