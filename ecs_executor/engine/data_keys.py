@@ -64,7 +64,7 @@ class DataKeys:
         self.lifetime = ctx.settings.workload_data_key_seconds
         self.option = option_label("workload_kms_key", team_name)
         self._factory = client_factory
-        self._clock = clock
+        self.clock = clock  # when keys expire and refusals are forgotten (tests move it)
         self._client: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._key: DataKey | None = None
@@ -74,7 +74,7 @@ class DataKeys:
     def held(self) -> DataKey | None:
         """The data key to seal with now without waiting; None when there is none or it expired."""
         key = self._key
-        use = key_use(key.expires_at if key is not None else None, self.lifetime, self._clock())
+        use = key_use(key.expires_at if key is not None else None, self.lifetime, self.clock())
         if key is None or use is KeyUse.WAIT:
             return None
         if use is KeyUse.USE_AND_REFRESH:
@@ -88,7 +88,7 @@ class DataKeys:
         if key is not None:
             return key
         refused = self._refused
-        if refused is not None and self._clock() - refused[0] < REFUSAL_MEMORY_SECONDS:
+        if refused is not None and self.clock() - refused[0] < REFUSAL_MEMORY_SECONDS:
             raise DataKeyUnavailable(refused[1])
         # Shielded: a launch that stops waiting (revoked, expired) does not cancel the others' request.
         return await asyncio.shield(self._start_flight())
@@ -133,7 +133,7 @@ class DataKeys:
         failures = 0
         try:
             while True:
-                started = self._clock()
+                started = self.clock()
                 self.ctx.counters["kms_calls"] += 1
                 try:
                     if self._client is None:
@@ -170,7 +170,7 @@ class DataKeys:
         if verdict is KmsVerdict.REFUSE:
             reason = refusal_reason(self.option, self.key_id, code, message)
             # A refused key will not decrypt in the worker either: launches stop using the held one.
-            self._key, self._refused = None, (self._clock(), reason)
+            self._key, self._refused = None, (self.clock(), reason)
             log.warning("%s", reason)
             raise DataKeyUnavailable(reason)
         if verdict is KmsVerdict.REFRESH_CLIENT:
