@@ -42,9 +42,9 @@ class StrictKmsProxy(ForwardingProxy):
         if operation in self.denied:
             return kms_error_response(
                 "AccessDeniedException",
-                f"User: arn:aws:sts::123456789012:assumed-role/scheduler is not authorized to perform: "
-                f"kms:{operation} on this resource because no identity-based policy allows the kms:{operation} "
-                "action",
+                "User: arn:aws:sts::123456789012:assumed-role/scheduler is not authorized to perform: "
+                f"kms:{operation} on this resource because no identity-based policy allows the "
+                f"kms:{operation} action",
             )
         if operation == "GenerateDataKey" and self.throttle_next > 0:
             self.throttle_next -= 1
@@ -72,7 +72,9 @@ class StrictKmsProxy(ForwardingProxy):
         # moto leaves out KeyUsage for the default (ENCRYPT_DECRYPT).
         usage = metadata.get("KeyUsage") or "ENCRYPT_DECRYPT"
         if usage != "ENCRYPT_DECRYPT" or metadata.get("KeySpec") != "SYMMETRIC_DEFAULT":
-            return kms_error_response("InvalidKeyUsageException", f"{arn} key usage is {usage} which is not valid")
+            return kms_error_response(
+                "InvalidKeyUsageException", f"{arn} key usage is {usage} which is not valid"
+            )
         return None
 
     async def _describe(self, request: web.Request, key_id: str) -> dict[str, Any] | None:

@@ -97,7 +97,9 @@ def test_one_data_key_per_lifetime_and_the_command_opens_only_with_kms(kms, kms_
     # The worker's way back: KMS Decrypt with the purpose context (moto binds it), then the envelope.
     for command, (_, workload_json) in zip(sent, first + second, strict=True):
         sealed = parse(command[-1])
-        plaintext = kms.decrypt(CiphertextBlob=sealed.wrapped, EncryptionContext=sealed.kms_context)["Plaintext"]
+        plaintext = kms.decrypt(CiphertextBlob=sealed.wrapped, EncryptionContext=sealed.kms_context)[
+            "Plaintext"
+        ]
         opened = open_sealed(sealed, plaintext)
         assert opened == workload_json and identity_matches(opened, sealed.context)
     with pytest.raises(kms.exceptions.InvalidCiphertextException):
