@@ -323,7 +323,6 @@ class EcsExecutorSettings(BaseSettings):
         return check_queue(value)
 
     _kms_key = field_validator("workload_kms_key", mode="before")(check_kms_key)
-
     _lower_mode = field_validator("tracking_mode", mode="before")(lower_or_none)
 
     @field_validator("subnets", "security_groups", mode="before")

@@ -203,7 +203,8 @@ def check_queue(value: Any) -> str | None:
 
 # KMS key identifiers (KMS API reference, "KeyId"): a key ID (a UUID, or mrk- and 32 hex digits for a
 # multi-Region key), a key ARN, an alias name or an alias ARN.
-_KMS_KEY_ID = r"(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-fA-F]{32})"
+_HEX = "[0-9a-fA-F]"
+_KMS_KEY_ID = rf"(?:{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|mrk-{_HEX}{{32}})"
 _KMS_ALIAS = r"alias/[A-Za-z0-9/_-]{1,250}"
 _KMS_KEY = re.compile(
     rf"^(?:{_KMS_KEY_ID}|{_KMS_ALIAS}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{{12}}:(?:key/{_KMS_KEY_ID}|{_KMS_ALIAS}))$"
