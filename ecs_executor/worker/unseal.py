@@ -96,8 +96,9 @@ _MAX_DETAIL = 300
 _UNSAID = {
     "InvalidCiphertextException": " (the wrapped data key or its KMS encryption context was altered)",
 }
-# Bounded, so a task without a route to KMS ends within about a minute instead of hanging.
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10)
+# Bounded: a task without a route to KMS ends soon instead of hanging. Standard mode retries throttling
+# and 5xx with backoff; its attempts follow AWS_MAX_ATTEMPTS when set (3 otherwise).
+_CLIENT_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=10)
 
 
 class Refused(Exception):
