@@ -12,6 +12,7 @@ credentials and the endpoint (``AWS_ENDPOINT_URL_KMS`` or ``AWS_ENDPOINT_URL``) 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -96,8 +97,9 @@ _MAX_DETAIL = 300
 _UNSAID = {
     "InvalidCiphertextException": " (the wrapped data key or its KMS encryption context was altered)",
 }
-# Bounded, so a task without a route to KMS ends within about a minute instead of hanging.
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10)
+# Bounded: a task without a route to KMS ends soon instead of hanging. Standard mode retries throttling
+# and 5xx with backoff; its attempts follow AWS_MAX_ATTEMPTS when set (3 otherwise).
+_CLIENT_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=10)
 
 
 class Refused(Exception):
@@ -150,6 +152,16 @@ def kms_client() -> Any:
     )
 
 
+def _names_its_try(workload_json: str, context: Mapping[str, str]) -> bool:
+    """A task's workload names its try (``identity_matches``). A callback names no task instance (the
+    executor tags it with a made-up try, ``facade/admission.py``): its AES-GCM tag alone binds it."""
+    try:
+        is_callback = json.loads(workload_json).get("type") == "ExecuteCallback"
+    except (ValueError, AttributeError):
+        return False
+    return is_callback or identity_matches(workload_json, context)
+
+
 def unseal(envelope: str, make_client: Callable[[], Any] = kms_client) -> str:
     """The workload JSON inside ``envelope``, for the try it names; ``Refused`` otherwise."""
     try:
@@ -168,7 +180,7 @@ def unseal(envelope: str, make_client: Callable[[], Any] = kms_client) -> str:
         raise Refused(EXIT_CONTEXT_MISMATCH, str(exc)) from None
     except CorruptEnvelope as exc:
         raise Refused(EXIT_ENVELOPE_CORRUPT, str(exc)) from None
-    if not identity_matches(workload_json, sealed.context):
+    if not _names_its_try(workload_json, sealed.context):
         raise Refused(
             EXIT_CONTEXT_MISMATCH,
             "the workload inside names another try than its envelope "

@@ -165,6 +165,19 @@ def test_a_sealed_workload_is_opened_and_its_command_exec_d(
     assert run.exec_pid == run.pid
 
 
+def test_a_sealed_callback_is_opened_too(run_worker: Any, data_key: DataKey) -> None:
+    """A callback has no task instance: sealed under the try the executor makes up for it, it opens."""
+    from ecs_executor.core.envelope import seal, try_context
+    from ecs_executor.facade.admission import callback_identity
+    from tests.integration.test_callbacks_metrics import make_callback
+
+    callback: Any = make_callback(dag_id="sealed_dag", run_id="manual__1")
+    context = try_context(callback_identity(callback).to_dict())
+    run = run_worker(seal(callback.model_dump_json(), data_key, context))
+    assert run.code == FAKE_EXIT, run.stderr
+    assert run.exec_argv == [*WORKLOAD_COMMAND[1:], callback.model_dump_json()]
+
+
 def test_the_worker_loads_neither_airflow_nor_the_executor(run_worker: Any, workload: Any, data_key: DataKey):
     """Every module the real run imported before its exec (``-X importtime`` lists them on stderr)."""
     run = run_worker(seal_workload(workload, data_key), importtime=True)
