@@ -208,7 +208,7 @@ def test_a_refused_key_fails_the_waiting_launches_with_kind_kms_and_no_run_task(
 
 def test_a_try_revoked_while_waiting_for_a_key_never_launches() -> None:
     ecs, kms = FakeEcs(), FakeKms()
-    kms.script = [kms_error("ThrottlingException", "Rate exceeded")] * 1000  # KMS throttles for long
+    kms.script = [kms_error("ThrottlingException", "Rate exceeded")] * 100_000  # KMS throttles for long
     with running_engine(ecs, kms_factory=kms.factory, workload_kms_key=KEY) as engine:
         launch(engine, "a")
         time.sleep(0.3)
@@ -223,7 +223,7 @@ def test_a_try_revoked_while_waiting_for_a_key_never_launches() -> None:
 
 def test_a_try_whose_token_expires_while_waiting_for_a_key_fails_expired() -> None:
     ecs, kms = FakeEcs(), FakeKms()
-    kms.script = [kms_error("ThrottlingException", "Rate exceeded")] * 1000
+    kms.script = [kms_error("ThrottlingException", "Rate exceeded")] * 100_000
     with running_engine(ecs, kms_factory=kms.factory, workload_kms_key=KEY) as engine:
         engine.channel.send(
             m.Launch(
