@@ -225,8 +225,19 @@ def finish_and_count(stack: HaDeployment, run_id: str) -> Counter[TryKey]:
     assert wait_all(stack, {"ha_sleepers": run_id}, 300) == {"ha_sleepers": "success"}
     rows = stack.task_rows("ha_sleepers", run_id)
     assert all(r["state"] == "success" and r["try_number"] == 1 for r in rows)
-    launched = launches_per_try(stack, {"ha_sleepers"})
-    return Counter({k: n for k, n in launched.items() if k[2] == run_id})
+    tasks = [t for t in ecs_tasks(stack) if try_key(t)[0] == "ha_sleepers" and try_key(t)[2] == run_id]
+    launched = Counter(map(try_key, tasks))
+    twice = {  # what a failure needs to be read: which ECS tasks ran the same try, and how they ended
+        key: [
+            {k: t.get(k) for k in ("taskArn", "lastStatus", "stopCode", "stoppedReason", "createdAt")}
+            for t in tasks
+            if try_key(t) == key
+        ]
+        for key, n in launched.items()
+        if n > 1
+    }
+    assert not twice, twice
+    return launched
 
 
 def test_kill_9_of_a_scheduler_its_running_tasks_are_adopted_not_relaunched(stack: HaDeployment) -> None:
