@@ -32,6 +32,9 @@ PURPOSE_KEY = "ecs-executor:purpose"
 PURPOSE = "airflow-workload"
 KMS_CONTEXT: Mapping[str, str] = {PURPOSE_KEY: PURPOSE}
 ENVELOPE_PREFIX = "ecsw1"
+# The command a workload runs, sealed or not: request/run_task.py sends it in clear, ecs_executor.worker
+# exec's it once opened. Defined here, where the worker reads it without importing the executor.
+WORKLOAD_COMMAND = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
 DATA_KEY_BYTES = 32  # AES-256: KMS GenerateDataKey KeySpec AES_256
 NONCE_BYTES = 12  # the AES-GCM nonce size NIST recommends; random per envelope
 _FIELDS = 6
