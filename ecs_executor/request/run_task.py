@@ -53,7 +53,8 @@ from ecs_executor.request.task_settings import SCHEDULER_PYTHON_ENV as SCHEDULER
 STARTED_BY = "airflow-ecs-executor"
 TAG_PREFIX = "airflow:"
 _STARTED_BY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_/-]")
-#: With workload_kms_key set: the worker's decrypting entry point, then WORKLOAD_COMMAND (docs/security.md).
+#: With workload_kms_key set: the worker's decrypting entry point (ecs_executor.worker), which then runs
+#: WORKLOAD_COMMAND with the opened workload (docs/security.md).
 SEALED_COMMAND = ["python", "-m", "ecs_executor.worker"]
 
 

@@ -172,7 +172,7 @@ def unseal(envelope: str, make_client: Callable[[], Any] = kms_client) -> str:
         raise Refused(EXIT_ENVELOPE_CORRUPT, "the wrapped data key is empty")
     try:
         answer = make_client().decrypt(CiphertextBlob=sealed.wrapped, EncryptionContext=sealed.kms_context)
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, ValueError) as exc:  # ValueError: a malformed endpoint URL
         raise refusal_for(exc) from None
     try:
         workload_json = open_sealed(sealed, answer["Plaintext"])

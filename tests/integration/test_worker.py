@@ -314,6 +314,11 @@ def test_no_kms_endpoint_exits_85(run_worker: Any, workload: Any, data_key: Data
     refused(run, EXIT_KMS_UNREACHABLE, "no answer from KMS", "EndpointConnectionError", url, "AWS_REGION")
 
 
+def test_a_malformed_endpoint_exits_85_naming_it(run_worker: Any, workload: Any, data_key: DataKey) -> None:
+    run = run_worker(seal_workload(workload, data_key), env={"AWS_ENDPOINT_URL_KMS": "kms.internal"})
+    refused(run, EXIT_KMS_UNREACHABLE, "Invalid endpoint: kms.internal")
+
+
 def test_the_generic_endpoint_variable_is_honoured(
     run_worker: Any, workload: Any, data_key: DataKey, moto_url
 ):

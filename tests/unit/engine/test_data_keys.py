@@ -4,6 +4,8 @@ clock the test moves; and the launcher sealing commands with it."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from typing import Any
 
@@ -206,7 +208,7 @@ def test_a_refused_key_fails_the_waiting_launches_with_kind_kms_and_no_run_task(
 
 def test_a_try_revoked_while_waiting_for_a_key_never_launches() -> None:
     ecs, kms = FakeEcs(), FakeKms()
-    kms.script = [kms_error("ThrottlingException", "Rate exceeded")] * 1000  # KMS throttles for long
+    kms.script = [kms_error("ThrottlingException", "Rate exceeded")] * 100_000  # KMS throttles for long
     with running_engine(ecs, kms_factory=kms.factory, workload_kms_key=KEY) as engine:
         launch(engine, "a")
         time.sleep(0.3)
@@ -221,7 +223,7 @@ def test_a_try_revoked_while_waiting_for_a_key_never_launches() -> None:
 
 def test_a_try_whose_token_expires_while_waiting_for_a_key_fails_expired() -> None:
     ecs, kms = FakeEcs(), FakeKms()
-    kms.script = [kms_error("ThrottlingException", "Rate exceeded")] * 1000
+    kms.script = [kms_error("ThrottlingException", "Rate exceeded")] * 100_000
     with running_engine(ecs, kms_factory=kms.factory, workload_kms_key=KEY) as engine:
         engine.channel.send(
             m.Launch(
@@ -236,3 +238,18 @@ def test_a_try_whose_token_expires_while_waiting_for_a_key_fails_expired() -> No
         seen = results_until(engine, of(m.LaunchFailed, "a"))
     (failed,) = [r for r in seen if isinstance(r, m.LaunchFailed)]
     assert failed.kind == "expired" and ecs.requests("run_task") == []
+
+
+def test_a_sealed_workload_over_ecss_limit_fails_only_that_launch() -> None:
+    ecs, kms = FakeEcs(), FakeKms()
+    huge = json.dumps({"token": os.urandom(6000).hex()})  # incompressible: sealed, over 8,192 characters
+    with running_engine(ecs, kms_factory=kms.factory, workload_kms_key=KEY) as engine:
+        for name, workload in (("huge", huge), ("small", '{"token": "secret"}')):
+            identity = TryIdentity("dag", name, "run", 1)
+            engine.channel.send(
+                m.Launch(name, identity, workload, None, time.monotonic() + 600, launch_id=new_launch_id())
+            )
+        seen = results_until(engine, lambda s: of(m.LaunchFailed, "huge")(s) and of(m.Launched, "small")(s))
+    (failed,) = [r for r in seen if isinstance(r, m.LaunchFailed)]
+    assert failed.kind == "invalid_config" and "over ECS's limit of 8192" in failed.reason
+    assert len(ecs.requests("run_task")) == 1
