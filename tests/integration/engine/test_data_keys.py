@@ -4,7 +4,9 @@ client (tests/support/fake_ecs.py); KMS is reached through the Airflow connectio
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -160,3 +162,21 @@ def test_the_kms_client_honours_aws_endpoint_url_kms(kms_key, moto_url, monkeypa
         assert proxy.seen["GenerateDataKey"] == 1
     finally:
         proxy.stop()
+
+
+def test_no_data_key_or_token_reaches_the_logs_even_at_debug(kms_key, kms_proxy, caplog) -> None:
+    """botocore's DEBUG dumps hold GenerateDataKey's answer (the plaintext key) and RunTask's parameters."""
+    ecs = FakeEcs()
+    loggers = ("botocore", "aiobotocore", "ecs_executor")
+    for name in loggers:
+        caplog.set_level(logging.DEBUG, logger=name)
+    with sealed_engine(ecs, kms_key) as engine:
+        key, _ = send(engine, "a")
+        launched(engine, [key])
+        data_key = engine.data_keys.held()
+    assert data_key is not None
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "GenerateDataKey" in text and "Response body" in text  # botocore did dump the answer
+    for secret in (base64.b64encode(data_key.plaintext).decode(), repr(data_key.plaintext), SECRET_TOKEN):
+        assert secret not in text
+    assert repr(data_key.plaintext) not in repr(data_key)
