@@ -2,10 +2,12 @@
 
 Many tasks asking for the same derivation wait on one registration (single flight per content hash);
 a definition this or another scheduler registered before is found again by its family and hash tag, so
-a restart registers nothing. Registration is paced under ECS's "task definition modify" bucket and
-retried on throttles and on "Too many concurrent attempts" (a ClientException botocore does not retry)
-without costing any task a launch attempt; a refusal that waiting cannot heal (a missing permission, an
-invalid role) fails every task waiting on that definition with the permission and the fix.
+a restart registers nothing. Schedulers that register the same content at the same moment each get a
+revision of one family, and all run its earliest one (so they share one definition). Registration is
+paced under ECS's "task definition modify" bucket and retried on throttles and on "Too many concurrent
+attempts" (a ClientException botocore does not retry) without costing any task a launch attempt; a
+refusal that waiting cannot heal (a missing permission, an invalid role) fails every task waiting on
+that definition with the permission and the fix.
 """
 
 from __future__ import annotations
