@@ -250,6 +250,18 @@ class EcsExecutorSettings(BaseSettings):
     derived_definition_retention: float = Field(default=604800.0, ge=60, le=31536000, description=_RETENTION)
     derived_definition_keep: int = Field(default=1, ge=0, le=100, description=_KEEP)
     derived_definition_cleanup_interval: float = Field(default=3600.0, ge=60, le=86400, description=_CLEANUP)
+    workload_kms_key: str | None = Field(
+        default=None,
+        description="KMS key (id, alias/..., or key or alias ARN) that seals each workload in the RunTask "
+        "command: only the envelope is readable in ECS, CloudTrail and events; the worker opens it with "
+        "kms:Decrypt (docs/security.md). Empty: the workload travels in clear.",
+    )
+    workload_data_key_seconds: float = Field(
+        default=300.0,
+        ge=60,
+        le=3600,
+        description="Lifetime of one KMS data key (one GenerateDataKey serves every launch within it).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -268,7 +280,7 @@ class EcsExecutorSettings(BaseSettings):
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("task_definition", "platform_version", mode="before")
+    @field_validator("task_definition", "platform_version", "workload_kms_key", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         if isinstance(value, str):
