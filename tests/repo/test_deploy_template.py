@@ -20,7 +20,7 @@ from cfnlint.decode import cfn_yaml
 
 from ecs_executor.request.ecs_rules import FARGATE_SIZES
 from ecs_executor.request.run_task import STARTED_BY
-from ecs_executor.stack.options import MAX_EVENT_QUEUES, OPTION_OUTPUTS
+from ecs_executor.stack.options import MAX_EVENT_QUEUES, OPTION_OUTPUTS, OPTIONAL_OUTPUTS
 from tests.support.moto_cloudformation import (  # noqa: F401  (fixture)
     TEMPLATE,
     aws_clients,
@@ -59,8 +59,9 @@ def test_rules_refuse_the_cpu_memory_pairs_fargate_refuses() -> None:
 
 def test_option_outputs_match_the_config_command() -> None:
     outs = T["Outputs"]
-    for option, key in OPTION_OUTPUTS.items():
+    for option, key in {**OPTION_OUTPUTS, **OPTIONAL_OUTPUTS}.items():
         assert outs[key]["Description"].split(" ")[0] == option, key
+    assert outs["WorkloadKmsKey"]["Condition"] == "EncryptWorkload"  # no output: the option stays unset
     queues = {k for k in outs if k.startswith("EventsQueue")}
     assert queues == {f"EventsQueue{n}" for n in range(1, MAX_EVENT_QUEUES + 1)}
     for n in range(1, MAX_EVENT_QUEUES + 1):
@@ -109,6 +110,7 @@ NAME_LIMITS = {
     ("AWS::IAM::ManagedPolicy", "ManagedPolicyName"): 128,
     ("AWS::IAM::Policy", "PolicyName"): 128,
     ("AWS::CloudWatch::Alarm", "AlarmName"): 255,
+    ("AWS::KMS::Alias", "AliasName"): 256,
 }
 
 
@@ -136,7 +138,7 @@ def test_every_name_fits_aws_limits_for_any_stack_name() -> None:
                 checked += 1
         if resource["Type"] in ("AWS::SQS::Queue", "AWS::Events::Rule"):
             assert not {"QueueName", "Name"} & set(resource["Properties"]), logical_id
-    assert checked >= 4  # cluster, family, log group, policy name
+    assert checked >= 5  # cluster, family, log group, policy name, key alias
     assert _longest({"Fn::Sub": "${AWS::StackName}-ecs-events-1"}) > 64  # what the test exists for
 
 
