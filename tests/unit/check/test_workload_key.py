@@ -28,7 +28,8 @@ DRY_RUN = {"KeyId": KEY, "KeySpec": "AES_256", "EncryptionContext": dict(KMS_CON
 
 class Clients:
     def __init__(self, kms: Any):
-        self.kms, self.regions = kms, []
+        self.kms = kms
+        self.regions: list[str | None] = []
 
     def client(self, service: str, region_name: str | None = None) -> Any:
         assert service == "kms"
