@@ -126,7 +126,9 @@ KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-123456
 
 
 def test_a_stack_with_workload_encryption_sets_the_key_and_one_without_leaves_it_unset() -> None:
-    assert options_from_outputs("airflow", {**POLLING, "WorkloadKmsKey": KEY_ARN})["workload_kms_key"] == KEY_ARN
+    assert (
+        options_from_outputs("airflow", {**POLLING, "WorkloadKmsKey": KEY_ARN})["workload_kms_key"] == KEY_ARN
+    )
     assert "workload_kms_key" not in options_from_outputs("airflow", POLLING)
     assert "workload_kms_key" not in options_from_outputs("airflow", {**POLLING, "WorkloadKmsKey": ""})
     text = render(options_from_outputs("airflow", {**POLLING, "WorkloadKmsKey": KEY_ARN}), "env", "airflow")
