@@ -29,6 +29,7 @@ from tests.support.moto_cloudformation import (  # noqa: F401  (fixture)
     deploy,
     network,
     outputs,
+    without_no_value,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -477,15 +478,6 @@ DOC_QUEUE = f"arn:aws:sqs:{DOC_REGION}:{DOC_ACCOUNT}:airflow-ecs-events-1"
 DOC_RULE = f"arn:aws:events:{DOC_REGION}:{DOC_ACCOUNT}:rule/airflow-ecs-events-1"
 
 
-def _without_no_value(value: Any) -> Any:
-    """moto leaves ``!Ref AWS::NoValue`` in a list as null; CloudFormation drops the entry."""
-    if isinstance(value, list):
-        return [_without_no_value(v) for v in value if v is not None]
-    if isinstance(value, dict):
-        return {k: _without_no_value(v) for k, v in value.items()}
-    return value
-
-
 def _documented_policy(first_sid: str) -> dict[str, Any]:
     text = (ROOT / "docs" / "setup-guide.md").read_text()
     for block in re.findall(r"```json\n(.*?)```", text, flags=re.S):
@@ -510,7 +502,7 @@ def test_the_setup_guides_policy_is_the_deployed_templates(
     iam = aws_clients(moto_url, "iam")["iam"]
     version = iam.get_policy(PolicyArn=out[output])["Policy"]["DefaultVersionId"]
     deployed = iam.get_policy_version(PolicyArn=out[output], VersionId=version)["PolicyVersion"]["Document"]
-    text = json.dumps(_without_no_value(deployed))
+    text = json.dumps(without_no_value(deployed))
     c = aws_clients(moto_url, "sqs", "events")
     queue = c["sqs"].get_queue_attributes(QueueUrl=out["EventsQueue1"], AttributeNames=["QueueArn"])
     queue_arn = queue["Attributes"]["QueueArn"]
@@ -546,7 +538,7 @@ def test_the_setup_guides_role_policies_are_the_deployed_templates(moto_url: str
     iam = aws_clients(moto_url, "iam")["iam"]
 
     def as_documented(document: Any) -> Any:
-        text = json.dumps(_without_no_value(document))
+        text = json.dumps(without_no_value(document))
         for ours, theirs in ((ACCOUNT, DOC_ACCOUNT), (REGION, DOC_REGION), (stack, DOC_STACK)):
             text = text.replace(ours, theirs)
         return json.loads(text)
@@ -695,7 +687,7 @@ def test_the_deployed_workload_key_lets_each_role_do_its_part_only(moto_url: str
     assert c["kms"].get_key_rotation_status(KeyId=key)["KeyRotationEnabled"] is True
 
     policy = c["kms"].get_key_policy(KeyId=key, PolicyName="default")["Policy"]
-    statements = _without_no_value(json.loads(policy) if isinstance(policy, str) else policy)["Statement"]
+    statements = without_no_value(json.loads(policy) if isinstance(policy, str) else policy)["Statement"]
     task_role, execution_role = out["TaskRoleArn"], out["TaskExecutionRoleArn"]
     assert _key_allows(statements, scheduler, "kms:GenerateDataKey", PURPOSE)
     assert not _key_allows(statements, scheduler, "kms:GenerateDataKey", OTHER_PURPOSE)

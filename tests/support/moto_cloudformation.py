@@ -8,7 +8,8 @@ properties of two:
   compatibilities, runtime platform and both roles are dropped;
 * ``AWS::SQS::QueuePolicy`` is not supported at all (skipped with a warning);
 * ``AWS::KMS::Key``: the key policy is stored as the template's object rather than the JSON text KMS
-  keeps (moto's own DescribeKey then fails with HTTP 500), and key spec and usage are fixed, not read.
+  keeps, with a ``!Ref AWS::NoValue`` statement left as null (moto's own DescribeKey then fails with
+  HTTP 500), and key spec and usage are fixed, not read.
 
 moto's RunTask also fails (HTTP 500) on a container without container-level memory, which ECS accepts
 when the task sets memory (the template's worker container has none, so that a task-level memory override
@@ -68,6 +69,15 @@ def _convert(shape: Any, value: Any) -> Any:
     if shape.type_name == "boolean":
         return value if isinstance(value, bool) else str(value).lower() == "true"
     return value if shape.type_name != "string" else str(value)
+
+
+def without_no_value(value: Any) -> Any:
+    """moto leaves ``!Ref AWS::NoValue`` in a list as null; CloudFormation drops the entry."""
+    if isinstance(value, list):
+        return [without_no_value(v) for v in value if v is not None]
+    if isinstance(value, dict):
+        return {k: without_no_value(v) for k, v in value.items()}
+    return value
 
 
 def _snake(name: str) -> str:
@@ -159,7 +169,7 @@ def _handlers() -> dict[str, Any]:
 
             properties = cloudformation_json["Properties"]
             key = kms_backends[account_id][region_name].create_key(
-                policy=json.dumps(properties["KeyPolicy"]),
+                policy=json.dumps(without_no_value(properties["KeyPolicy"])),
                 key_usage=properties.get("KeyUsage", "ENCRYPT_DECRYPT"),
                 key_spec=properties.get("KeySpec", "SYMMETRIC_DEFAULT"),
                 description=properties.get("Description", ""),
