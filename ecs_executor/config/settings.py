@@ -66,6 +66,12 @@ _CLEANUP = (
     "ListTaskDefinitions, DescribeTaskDefinition, ListTasks and DescribeTasks; deregistrations paced to a "
     "few a minute, leaving ECS's register/deregister budget to registration)."
 )
+_WORKLOAD_KMS_KEY = (
+    "KMS key (id, alias/..., or key or alias ARN) that seals each workload in the RunTask command: only the "
+    "envelope is readable in ECS, CloudTrail and events; the worker opens it with kms:Decrypt "
+    "(docs/security.md). Empty: the workload travels in clear."
+)
+_DATA_KEY_SECONDS = "Lifetime of one KMS data key (one GenerateDataKey serves every launch within it)."
 
 
 class EcsExecutorSettings(BaseSettings):
@@ -250,18 +256,8 @@ class EcsExecutorSettings(BaseSettings):
     derived_definition_retention: float = Field(default=604800.0, ge=60, le=31536000, description=_RETENTION)
     derived_definition_keep: int = Field(default=1, ge=0, le=100, description=_KEEP)
     derived_definition_cleanup_interval: float = Field(default=3600.0, ge=60, le=86400, description=_CLEANUP)
-    workload_kms_key: str | None = Field(
-        default=None,
-        description="KMS key (id, alias/..., or key or alias ARN) that seals each workload in the RunTask "
-        "command: only the envelope is readable in ECS, CloudTrail and events; the worker opens it with "
-        "kms:Decrypt (docs/security.md). Empty: the workload travels in clear.",
-    )
-    workload_data_key_seconds: float = Field(
-        default=300.0,
-        ge=60,
-        le=3600,
-        description="Lifetime of one KMS data key (one GenerateDataKey serves every launch within it).",
-    )
+    workload_kms_key: str | None = Field(default=None, description=_WORKLOAD_KMS_KEY)
+    workload_data_key_seconds: float = Field(default=300.0, ge=60, le=3600, description=_DATA_KEY_SECONDS)
 
     @classmethod
     def settings_customise_sources(
