@@ -476,6 +476,7 @@ DOC_TASK_ROLE = f"arn:aws:iam::{DOC_ACCOUNT}:role/airflow-worker-task"
 DOC_EXECUTION_ROLE = f"arn:aws:iam::{DOC_ACCOUNT}:role/airflow-worker-execution"
 DOC_QUEUE = f"arn:aws:sqs:{DOC_REGION}:{DOC_ACCOUNT}:airflow-ecs-events-1"
 DOC_RULE = f"arn:aws:events:{DOC_REGION}:{DOC_ACCOUNT}:rule/airflow-ecs-events-1"
+DOC_KEY = f"arn:aws:kms:{DOC_REGION}:{DOC_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def _documented_policy(first_sid: str) -> dict[str, Any]:
@@ -490,7 +491,11 @@ def _documented_policy(first_sid: str) -> dict[str, Any]:
 @pytest.mark.usefixtures("complete_moto_cloudformation")
 @pytest.mark.parametrize(
     ("output", "first_sid"),
-    [("SchedulerPolicyArn", "Launch"), ("SchedulerEventsPolicyArn", "ReadTaskEvents")],
+    [
+        ("SchedulerPolicyArn", "Launch"),
+        ("SchedulerEventsPolicyArn", "ReadTaskEvents"),
+        ("SchedulerWorkloadKeyPolicyArn", "MakeWorkloadDataKeys"),
+    ],
 )
 def test_the_setup_guides_policy_is_the_deployed_templates(
     moto_url: str, output: str, first_sid: str
@@ -498,7 +503,7 @@ def test_the_setup_guides_policy_is_the_deployed_templates(
     from tests.conftest import ACCOUNT, REGION
 
     stack = f"doc{uuid.uuid4().hex[:8]}"
-    out = outputs(deploy(moto_url, stack, network(moto_url), EventQueues="1"))
+    out = outputs(deploy(moto_url, stack, network(moto_url), EventQueues="1", WorkloadKmsKey="create"))
     iam = aws_clients(moto_url, "iam")["iam"]
     version = iam.get_policy(PolicyArn=out[output])["Policy"]["DefaultVersionId"]
     deployed = iam.get_policy_version(PolicyArn=out[output], VersionId=version)["PolicyVersion"]["Document"]
@@ -512,6 +517,7 @@ def test_the_setup_guides_policy_is_the_deployed_templates(
         (out["TaskExecutionRoleArn"], DOC_EXECUTION_ROLE),
         (queue_arn, DOC_QUEUE),
         (c["events"].describe_rule(Name=rule)["Arn"], DOC_RULE),
+        (out["WorkloadKmsKey"], DOC_KEY),
         (f":{ACCOUNT}:", f":{DOC_ACCOUNT}:"),
         (f":{REGION}:", f":{DOC_REGION}:"),
         (stack, DOC_STACK),
@@ -530,16 +536,33 @@ def _documented_block(predicate: Any) -> dict[str, Any]:
 @pytest.mark.usefixtures("complete_moto_cloudformation")
 def test_the_setup_guides_role_policies_are_the_deployed_templates(moto_url: str) -> None:
     """The hand-made roles of the guide trust and allow what the stack's roles do: the trust policy
-    (confused-deputy conditions), the execution role's policy, the task role's DAG-prefix policy."""
+    (confused-deputy conditions), the execution role's policy, the task role's DAG-prefix and workload
+    policies; and the hand-made workload key's policy is the stack's key's (without SchedulerRoleName)."""
     from tests.conftest import ACCOUNT, REGION
 
     stack = f"rp{uuid.uuid4().hex[:8]}"
-    out = outputs(deploy(moto_url, stack, network(moto_url), DagsBucket="my-dag-bucket", DagsPrefix="dags"))
-    iam = aws_clients(moto_url, "iam")["iam"]
+    out = outputs(
+        deploy(
+            moto_url,
+            stack,
+            network(moto_url),
+            DagsBucket="my-dag-bucket",
+            DagsPrefix="dags",
+            WorkloadKmsKey="create",
+        )
+    )
+    c = aws_clients(moto_url, "iam", "kms")
+    iam = c["iam"]
 
     def as_documented(document: Any) -> Any:
         text = json.dumps(without_no_value(document))
-        for ours, theirs in ((ACCOUNT, DOC_ACCOUNT), (REGION, DOC_REGION), (stack, DOC_STACK)):
+        for ours, theirs in (
+            (out["WorkloadKmsKey"], DOC_KEY),
+            (out["TaskRoleArn"], DOC_TASK_ROLE),
+            (ACCOUNT, DOC_ACCOUNT),
+            (REGION, DOC_REGION),
+            (stack, DOC_STACK),
+        ):
             text = text.replace(ours, theirs)
         return json.loads(text)
 
@@ -547,14 +570,26 @@ def test_the_setup_guides_role_policies_are_the_deployed_templates(moto_url: str
         return lambda b: b.get("Statement", [{}])[0].get("Sid") == sid
 
     trust = _documented_block(lambda b: "sts:AssumeRole" in json.dumps(b))
-    for output, policy_sid in (("TaskExecutionRoleArn", "PullImage"), ("TaskRoleArn", "ListDagPrefix")):
+    inline = {
+        "TaskExecutionRoleArn": {"PullImage"},
+        "TaskRoleArn": {"ListDagPrefix", "OpenWorkloads"},
+    }
+    for output, policy_sids in inline.items():
         role = iam.get_role(RoleName=out[output].rsplit("/", 1)[1])["Role"]
         assert as_documented(role["AssumeRolePolicyDocument"]) == trust, output
-        (name,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
-        document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
-        # moto keeps a role's inline policy (AWS::IAM::Role Policies) as the repr of a dict.
-        document = ast.literal_eval(document) if isinstance(document, str) else document
-        assert as_documented(document) == _documented_block(first_sid(policy_sid)), output
+        found = set()
+        for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+            # moto keeps a role's inline policy (AWS::IAM::Role Policies) as the repr of a dict.
+            document = ast.literal_eval(document) if isinstance(document, str) else document
+            sid = document["Statement"][0]["Sid"]
+            assert as_documented(document) == _documented_block(first_sid(sid)), (output, name)
+            found.add(sid)
+        assert found == policy_sids, output
+    key_policy = json.loads(
+        c["kms"].get_key_policy(KeyId=out["WorkloadKmsKey"], PolicyName="default")["Policy"]
+    )
+    assert as_documented(key_policy) == _documented_block(first_sid("AccountAdministersTheKey"))
 
 
 def test_the_policy_lets_the_scheduler_register_tag_and_run_derived_definitions_only() -> None:
