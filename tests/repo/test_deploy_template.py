@@ -667,7 +667,10 @@ def test_data_keys_and_decryption_are_allowed_for_the_workload_purpose_only() ->
         assert statement.get("Condition") == wanted, statement
         assert statement["Resource"] == ("*" if where == "key" else KEY_ARN), statement
     assert seen == {"kms:*", "kms:GenerateDataKey", "kms:DescribeKey", "kms:Decrypt"}
-    envelope = pytest.importorskip("ecs_executor.core.envelope")  # the engine seals with this context
+
+
+def test_the_policies_context_is_the_one_the_engine_seals_with() -> None:
+    envelope = pytest.importorskip("ecs_executor.core.envelope", reason="core/envelope.py lands with issue 25")
     assert dict(envelope.KMS_CONTEXT) == dict(KMS_CONTEXT)
 
 
