@@ -670,7 +670,7 @@ def test_data_keys_and_decryption_are_allowed_for_the_workload_purpose_only() ->
 
 
 def test_the_policies_context_is_the_one_the_engine_seals_with() -> None:
-    envelope = pytest.importorskip("ecs_executor.core.envelope", reason="core/envelope.py lands with issue 25")
+    envelope = pytest.importorskip("ecs_executor.core.envelope", reason="core/envelope.py: issue 25")
     assert dict(envelope.KMS_CONTEXT) == dict(KMS_CONTEXT)
 
 
