@@ -9,7 +9,8 @@
 #
 # Exit codes: 64 no command given, 66 DAG sync from S3 failed, 70 image versions could not be read,
 # 78 version mismatch with the scheduler, 127 command not found; otherwise the command's own exit code
-# (126 when it exists but cannot be executed).
+# (126 when it exists but cannot be executed). The command of a sealed workload, python -m
+# ecs_executor.worker, adds 81-85 when it cannot open the envelope (docs/worker-image.md).
 #
 # Environment:
 #   S3_URL                       s3://bucket/prefix to sync DAGs from (empty: no sync)

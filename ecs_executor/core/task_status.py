@@ -17,6 +17,12 @@ EXIT_NO_COMMAND = 64
 EXIT_DAG_SYNC_FAILED = 66
 EXIT_VERSION_UNREADABLE = 70
 EXIT_VERSION_MISMATCH = 78
+# ecs_executor.worker exit codes: the sealed workload could not be opened, so the try never ran.
+EXIT_KMS_KEY_UNUSABLE = 81
+EXIT_KMS_ACCESS_DENIED = 82
+EXIT_CONTEXT_MISMATCH = 83
+EXIT_ENVELOPE_CORRUPT = 84
+EXIT_KMS_UNREACHABLE = 85
 
 EXIT_MEANINGS = {
     EXIT_VERSION_MISMATCH: "worker image's Python/Airflow version does not match the scheduler's "
@@ -24,6 +30,16 @@ EXIT_MEANINGS = {
     EXIT_DAG_SYNC_FAILED: "entrypoint.sh could not sync DAGs from S3 (check s3_url and the task role)",
     EXIT_NO_COMMAND: "entrypoint.sh was started without a command",
     EXIT_VERSION_UNREADABLE: "entrypoint.sh could not read the image's Python/Airflow version",
+    EXIT_KMS_KEY_UNUSABLE: "the worker could not unwrap the workload's data key: the KMS key "
+    "(workload_kms_key) is disabled, pending deletion or not found; enable it or set another key",
+    EXIT_KMS_ACCESS_DENIED: "the task role may not decrypt with the KMS key (workload_kms_key): grant it "
+    "kms:Decrypt conditioned on ecs-executor:purpose=airflow-workload (docs/security.md)",
+    EXIT_CONTEXT_MISMATCH: "the sealed workload does not authenticate for this try (made for another "
+    "try, or altered); the task never ran",
+    EXIT_ENVELOPE_CORRUPT: "the container's command is not a readable sealed workload (truncated, or "
+    "made by another version of ecs_executor)",
+    EXIT_KMS_UNREACHABLE: "the worker got no answer from KMS (network, endpoint, Region, or throttled "
+    "after retries; see the container log); the task never ran",
     1: "the worker process failed (see its container log: often the Execution API is unreachable or "
     "the DAG file is missing in the image)",
     126: "the command cannot be executed (permissions)",

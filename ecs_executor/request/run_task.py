@@ -15,6 +15,7 @@ from typing import Any
 
 from ecs_executor.config.settings import EcsExecutorSettings
 from ecs_executor.config.values import executor_owned_keys, overrides_our_command, run_task_param_problems
+from ecs_executor.core.envelope import WORKLOAD_COMMAND as WORKLOAD_COMMAND
 from ecs_executor.core.fallback import Fallback, fallback_for
 from ecs_executor.request.ecs_rules import (
     MAX_CLIENT_TOKEN,
@@ -52,7 +53,6 @@ from ecs_executor.request.task_settings import SCHEDULER_PYTHON_ENV as SCHEDULER
 STARTED_BY = "airflow-ecs-executor"
 TAG_PREFIX = "airflow:"
 _STARTED_BY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_/-]")
-WORKLOAD_COMMAND = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
 
 
 class InvalidTaskConfig(ValueError):

@@ -93,12 +93,15 @@ def ecs_client(stack: HaDeployment) -> Any:
 
 
 def ecs_tasks(stack: HaDeployment) -> list[dict[str, Any]]:
-    """Every task the endpoint ever started in the cluster (running and stopped), with its tags."""
+    """Every task the endpoint ever started in the cluster (running and stopped), with its tags, once each.
+
+    Two ListTasks filters are two moments: a task whose container exits between them is listed by both."""
     ecs = ecs_client(stack)
-    arns: list[str] = []
+    listed: dict[str, None] = {}
     for status in ("RUNNING", "STOPPED"):
         for page in ecs.get_paginator("list_tasks").paginate(cluster=CLUSTER, desiredStatus=status):
-            arns += page["taskArns"]
+            listed.update(dict.fromkeys(page["taskArns"]))
+    arns = list(listed)
     tasks: list[dict[str, Any]] = []
     for i in range(0, len(arns), 100):
         tasks += ecs.describe_tasks(cluster=CLUSTER, tasks=arns[i : i + 100], include=["TAGS"])["tasks"]
@@ -222,8 +225,19 @@ def finish_and_count(stack: HaDeployment, run_id: str) -> Counter[TryKey]:
     assert wait_all(stack, {"ha_sleepers": run_id}, 300) == {"ha_sleepers": "success"}
     rows = stack.task_rows("ha_sleepers", run_id)
     assert all(r["state"] == "success" and r["try_number"] == 1 for r in rows)
-    launched = launches_per_try(stack, {"ha_sleepers"})
-    return Counter({k: n for k, n in launched.items() if k[2] == run_id})
+    tasks = [t for t in ecs_tasks(stack) if try_key(t)[0] == "ha_sleepers" and try_key(t)[2] == run_id]
+    launched = Counter(map(try_key, tasks))
+    twice = {  # what a failure needs to be read: which ECS tasks ran the same try, and how they ended
+        key: [
+            {k: t.get(k) for k in ("taskArn", "lastStatus", "stopCode", "stoppedReason", "createdAt")}
+            for t in tasks
+            if try_key(t) == key
+        ]
+        for key, n in launched.items()
+        if n > 1
+    }
+    assert not twice, twice
+    return launched
 
 
 def test_kill_9_of_a_scheduler_its_running_tasks_are_adopted_not_relaunched(stack: HaDeployment) -> None:
@@ -236,10 +250,16 @@ def test_kill_9_of_a_scheduler_its_running_tasks_are_adopted_not_relaunched(stac
     launched = finish_and_count(stack, run_id)
     assert sorted(launched.values()) == [1] * (RUNNING + 1)  # plan + sleepers: nothing launched twice
     print(f"\nkill -9 {name}: {len(orphans)} running tasks adopted by job {survivor} in {adoption:.1f}s")
-    stack.start_component("scheduler-3")  # back to two schedulers for the next scenario
+
+
+def two_schedulers(stack: HaDeployment, name: str) -> None:
+    """Back to two live schedulers (a failed scenario before may have left one)."""
+    if len([n for n in stack.processes if n.startswith("scheduler")]) < 2:
+        stack.start_component(name)
 
 
 def test_graceful_stop_leaves_tasks_running_for_the_other_scheduler(stack: HaDeployment) -> None:
+    two_schedulers(stack, "scheduler-3")
     run_id, rows = running_batch(stack, timeout=240)
     name, stopped_job, survivor = victim(stack, rows)
     orphans = {
@@ -260,9 +280,7 @@ def test_graceful_stop_leaves_tasks_running_for_the_other_scheduler(stack: HaDep
 def test_the_orphan_sweep_stops_only_the_task_no_scheduler_tracks(stack: HaDeployment) -> None:
     # Sleepers outlive the grace period plus a sweep: each scheduler's sweep finds the other's tasks
     # untracked by itself for that long, and only the DB says they are expected.
-    live = [name for name in stack.processes if name.startswith("scheduler")]
-    if len(live) < 2:  # the SIGTERM scenario before this one left one scheduler
-        stack.start_component("scheduler-4")
+    two_schedulers(stack, "scheduler-4")  # the SIGTERM scenario before this one left one scheduler
     sleep_for = ORPHAN_GRACE + 40
     run_id = trigger(stack, "ha_sleepers", n=6, seconds=sleep_for)
     deadline = time.monotonic() + 240

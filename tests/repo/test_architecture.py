@@ -42,6 +42,8 @@ LAYERS: dict[str, int] = {
     "cli": 6,
     "__main__": 6,
     "__init__": 6,
+    # the container's entry point for sealed workloads (apart: imports only core.envelope, task_status)
+    "worker": 6,
     # development tools: may import the product, never imported by it
     "local_ecs": 7,
     "demo": 7,
@@ -150,8 +152,17 @@ def test_pure_modules_do_no_io(module: str) -> None:
 
 
 def test_only_the_aws_plumbing_reads_botocore_errors() -> None:
+    """And the worker, which runs in the container without the executor (it cannot import aws/)."""
     readers = {name for name, path in MODULES.items() if "botocore.exceptions" in path.read_text()}
-    assert readers == {"aws.clients"}, readers
+    assert readers == {"aws.clients", "worker.unseal"}, readers
+
+
+def test_the_worker_imports_only_the_envelope_and_the_exit_codes() -> None:
+    """tests/integration/test_worker.py checks the same in a real run (no Airflow, no pydantic)."""
+    for name, path in MODULES.items():
+        if name.split(".")[0] == "worker":
+            imports = internal(every_import(path)) - {"worker", "worker.unseal"}
+            assert imports <= {"core.envelope", "core.task_status"}, (name, imports)
 
 
 def test_the_facade_imports_no_cli_and_no_log_reader() -> None:

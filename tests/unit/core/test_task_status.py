@@ -113,3 +113,26 @@ def test_an_exit_code_of_a_container_still_running_is_not_an_exit() -> None:
 
 def test_a_stopped_task_is_judged_stopped() -> None:
     assert task_status(stopped("EssentialContainerExited", 0), "w").task_stopped
+
+
+@pytest.mark.parametrize(
+    ("code", "meaning"),
+    [
+        (81, "disabled, pending deletion or not found"),
+        (82, "task role may not decrypt"),
+        (83, "does not authenticate for this try"),
+        (84, "not a readable sealed workload"),
+        (85, "no answer from KMS"),
+    ],
+)
+def test_the_worker_s_exit_codes_fail_the_try_with_their_meaning_and_are_not_relaunched(
+    code, meaning
+) -> None:
+    """ecs_executor.worker's refusals: the try never ran, and it is reported failed, never relaunched."""
+    from ecs_executor.core.triage import Verdict, classify_stopped
+
+    status = task_status(stopped("EssentialContainerExited", code), "w")
+    assert status.phase == Phase.FAILED
+    assert f"exited with code {code}: " in status.reason and meaning in status.reason
+    decision = classify_stopped(status, relaunch_spot=True)
+    assert decision is not None and decision.verdict == Verdict.FAIL
