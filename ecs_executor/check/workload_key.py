@@ -10,17 +10,12 @@ Without the option, one row says the workload travels in clear.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from ecs_executor.aws.clients import describe_error, error_code
 from ecs_executor.check.rows import ACCESS_DENIED_CODES, CheckResult, Probe, skip, warn
+from ecs_executor.core.envelope import KMS_CONTEXT, PURPOSE, PURPOSE_KEY
 
-# The KMS encryption context of every workload data key (design of issue 25: core/envelope.py's KMS_CONTEXT;
-# tests/repo/test_deploy_template.py holds the template's conditions, and this, to it).
-PURPOSE_KEY = "ecs-executor:purpose"
-PURPOSE = "airflow-workload"
-KMS_CONTEXT: Mapping[str, str] = {PURPOSE_KEY: PURPOSE}
 KEY_STATE, KEY_USAGE, KEY_SPEC = "Enabled", "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT"
 CONDITION = f"kms:EncryptionContext:{PURPOSE_KEY} = {PURPOSE}"
 DOCS = "docs/security.md"

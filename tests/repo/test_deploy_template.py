@@ -18,7 +18,8 @@ import botocore.session
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from ecs_executor.check.workload_key import KEY_SPEC, KEY_USAGE, KMS_CONTEXT
+from ecs_executor.check.workload_key import KEY_SPEC, KEY_USAGE
+from ecs_executor.core.envelope import KMS_CONTEXT
 from ecs_executor.request.ecs_rules import FARGATE_SIZES
 from ecs_executor.request.run_task import STARTED_BY
 from ecs_executor.stack.options import MAX_EVENT_QUEUES, OPTION_OUTPUTS, OPTIONAL_OUTPUTS
@@ -441,8 +442,6 @@ def test_the_policy_scan_sees_one_word_calls_by_their_request_members() -> None:
 def test_the_task_role_may_decrypt_exactly_as_the_worker_calls() -> None:
     """The worker (ecs_executor/worker/) runs as the task role: its KMS calls are that role's KMS grants,
     in its IAM policy and in the created key's policy; the execution role gets no KMS access at all."""
-    if not (PKG / WORKER_PACKAGE).is_dir():
-        pytest.skip("ecs_executor/worker/ is not in this tree yet (issue 25 lands it)")
     worker_calls = _product_calls(worker=True)
     assert worker_calls == {"kms:Decrypt"}
     assert _policy_actions("TaskRoleWorkloadDecrypt") == worker_calls
@@ -667,11 +666,6 @@ def test_data_keys_and_decryption_are_allowed_for_the_workload_purpose_only() ->
         assert statement.get("Condition") == wanted, statement
         assert statement["Resource"] == ("*" if where == "key" else KEY_ARN), statement
     assert seen == {"kms:*", "kms:GenerateDataKey", "kms:DescribeKey", "kms:Decrypt"}
-
-
-def test_the_policies_context_is_the_one_the_engine_seals_with() -> None:
-    envelope = pytest.importorskip("ecs_executor.core.envelope", reason="core/envelope.py: issue 25")
-    assert dict(envelope.KMS_CONTEXT) == dict(KMS_CONTEXT)
 
 
 def test_the_workload_key_parameter_takes_none_create_or_a_key_arn() -> None:

@@ -11,7 +11,8 @@ import pytest
 from botocore.stub import Stubber
 
 from ecs_executor.check.rows import Probe
-from ecs_executor.check.workload_key import KMS_CONTEXT, check_workload_key, key_region
+from ecs_executor.check.workload_key import check_workload_key, key_region
+from ecs_executor.core.envelope import KMS_CONTEXT
 from tests.conftest import ACCOUNT, executor_settings
 
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
