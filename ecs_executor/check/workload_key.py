@@ -19,10 +19,11 @@ from ecs_executor.core.envelope import KMS_CONTEXT, PURPOSE, PURPOSE_KEY
 KEY_STATE, KEY_USAGE, KEY_SPEC = "Enabled", "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT"
 CONDITION = f"kms:EncryptionContext:{PURPOSE_KEY} = {PURPOSE}"
 DOCS = "docs/security.md"
+NOT_TRIED = skip("workload data keys", "not tried: the workload key is not usable (row above)")
 
 
 def key_region(key: str, default: str) -> str:
-    """A key or alias ARN names its Region, where KMS must be asked; ids and alias names use ``default``."""
+    """The Region a key or alias ARN names; ids and alias names are looked up in ``default``."""
     parts = key.split(":")
     return parts[3] if key.startswith("arn:") and len(parts) > 3 and parts[3] else default
 
@@ -38,12 +39,17 @@ def check_workload_key(p: Probe) -> list[CheckResult]:
                 f"CloudTrail's RunTask events and in task state change events; see {DOCS}",
             )
         ]
-    kms = p.clients.client("kms", key_region(key, p.settings.region_name))
+    region = p.settings.region_name
+    if key_region(key, region) != region:  # the engine and the tasks ask KMS in region_name
+        detail = (
+            f"{key} is in {key_region(key, region)}, but the scheduler and its tasks ask KMS in "
+            f"{region} ({p.opt('region_name')})"
+        )
+        fix = f"Use a key in {region} (a multi-Region key's replica there, for one in another Region)."
+        return [CheckResult("workload key", False, detail, fix), NOT_TRIED, _task_role_row(p, key)]
+    kms = p.clients.client("kms", region)
     key_row, usable = _key_row(p, kms, key)
-    if usable:
-        data_keys = _data_key_row(p, kms, key)
-    else:
-        data_keys = skip("workload data keys", "not tried: the workload key is not usable (row above)")
+    data_keys = _data_key_row(p, kms, key) if usable else NOT_TRIED
     return [key_row, data_keys, _task_role_row(p, key)]
 
 
