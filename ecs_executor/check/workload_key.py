@@ -66,14 +66,14 @@ def _key_row(p: Probe, kms: Any, key: str) -> tuple[CheckResult, bool]:
     try:
         meta = kms.describe_key(KeyId=key)["KeyMetadata"]
     except Exception as exc:
-        denied = error_code(exc)[0] in ACCESS_DENIED_CODES
-        fix = (
-            "Grant kms:DescribeKey on the key to the scheduler's identity (the stack's "
-            "SchedulerWorkloadKeyPolicy)."
-            if denied
-            else _key_fix(p)
-        )
-        return CheckResult("workload key", False, f"DescribeKey {key!r}: {describe_error(exc)}", fix), denied
+        detail = f"DescribeKey {key!r}: {describe_error(exc)}"
+        if error_code(exc)[0] in ACCESS_DENIED_CODES:  # sealing needs GenerateDataKey only: the next row
+            fix = (
+                "Grant kms:DescribeKey on the key to the scheduler's identity (the stack's "
+                "SchedulerWorkloadKeyPolicy): start-up and this check use it to see that the key is usable."
+            )
+            return warn("workload key", f"{detail}; whether the key is usable is not known", fix), True
+        return CheckResult("workload key", False, detail, _key_fix(p)), False
     arn = meta.get("Arn") or key
     state, usage, spec = meta.get("KeyState"), meta.get("KeyUsage"), meta.get("KeySpec")
     if state != KEY_STATE:

@@ -135,7 +135,7 @@ def test_a_key_that_cannot_make_data_keys_fails(aws, cluster):
     )
 
 
-def test_a_denied_describe_key_fails_but_data_keys_are_still_tried(aws, cluster):
+def test_a_denied_describe_key_is_a_warning_and_data_keys_are_still_tried(aws, cluster):
     deny = {
         "Version": "2012-10-17",
         "Statement": [
@@ -151,7 +151,7 @@ def test_a_denied_describe_key_fails_but_data_keys_are_still_tried(aws, cluster)
     meta = _key(aws, Policy=json.dumps(deny))
     rows = _rows(cluster, workload_kms_key=meta["Arn"])
     row = rows["workload key"]
-    assert row.status == "FAIL" and "AccessDeniedException" in row.detail
+    assert row.status == "WARN" and "AccessDeniedException" in row.detail  # the executor only warns too
     assert "kms:DescribeKey" in row.fix and "SchedulerWorkloadKeyPolicy" in row.fix
     assert rows["workload data keys"].status == "PASS"  # a separate permission, asked separately
 
