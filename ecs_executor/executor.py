@@ -27,6 +27,7 @@ from ecs_executor.facade.admission import AdmittingExecutor, to_launch
 from ecs_executor.facade.metrics import ExecutorMetrics
 from ecs_executor.facade.startup import (
     ExecutorStartupError,
+    check_workload_key,
     print_startup_errors_plainly,
     scheduler_versions,
     started_line,
@@ -115,6 +116,7 @@ class EcsExecutor(AdmittingExecutor):
             self.log.error("%s", exc)
             print_startup_errors_plainly()
             raise ExecutorStartupError(str(exc)) from None
+        check_workload_key(self.settings, self.team_name)  # one kms:DescribeKey when workloads are sealed
         self._builder = RunTaskBuilder(
             self.settings,
             team_name=self.team_name,

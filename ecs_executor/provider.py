@@ -47,6 +47,8 @@ EXAMPLES: dict[str, str] = {
     "derived_definition_keep": "1",
     "derived_definition_cleanup_interval": "3600",
     "orphan_sweep_interval": "60",
+    "workload_kms_key": "alias/airflow-workloads",
+    "workload_data_key_seconds": "300",
 }
 # Declared without a default so an explicit setting can be told apart from "not set"
 # (explicit options override run_task_kwargs; defaults do not).

@@ -5,7 +5,7 @@
 * ``client_config`` merges our client options with the connection's ``config_kwargs``, key by key
   (docs/configuration.md, "AWS connection and client options").
 * ``ecs_client`` builds the engine's one long-lived aiobotocore ECS client (``sqs_client`` its SQS
-  client in events mode); ``AwsClients`` the cached,
+  client in events mode, ``kms_client`` its KMS client when workloads are sealed); ``AwsClients`` the cached,
   synchronous boto3 clients of the check command and the CloudWatch log reader.
 * ``classify_exception`` and friends read botocore's exceptions into our own terms (``core.triage``), so no
   other module needs to know botocore's exception classes.
@@ -222,6 +222,14 @@ async def sqs_client(
 ) -> tuple[Any, contextlib.AsyncExitStack]:
     """The engine's SQS client (events mode), same connection and options as the ECS client."""
     return await _engine_client("sqs", settings, connection, None)
+
+
+async def kms_client(
+    settings: EcsExecutorSettings, connection: AwsConnection | None = None
+) -> tuple[Any, contextlib.AsyncExitStack]:
+    """The engine's KMS client (``workload_kms_key`` set), same connection and options as the ECS client;
+    its endpoint: the connection's for ``kms``, else ``AWS_ENDPOINT_URL_KMS`` or ``AWS_ENDPOINT_URL``."""
+    return await _engine_client("kms", settings, connection, None)
 
 
 async def _engine_client(

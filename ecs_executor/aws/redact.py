@@ -1,7 +1,8 @@
-"""Keep workload tokens out of logs, including botocore's DEBUG request/response dumps.
+"""Keep workload tokens and KMS data keys out of logs, including botocore's DEBUG request/response dumps.
 
-RunTask's parameters (and DescribeTasks' answers) carry the task command, which holds the workload JWT.
-botocore logs both at DEBUG; a filter on those loggers masks anything shaped like a JWT.
+RunTask's parameters (and DescribeTasks' answers) carry the task command, which holds the workload JWT
+(unless workloads are sealed); KMS's GenerateDataKey answer carries the plaintext data key. botocore logs
+both at DEBUG; a filter on those loggers masks anything shaped like a JWT and any ``Plaintext`` value.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 
 JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 MASK = "***"
+# KMS's "Plaintext" member, as JSON on the wire or in a parsed answer's repr (bytes or base64 text).
+PLAINTEXT_PATTERN = re.compile(r"""(["']Plaintext["']\s*:\s*b?)(["'])(?:\\.|(?!\2).)*\2""")
 # Loggers that echo request parameters or response bodies.
 NOISY_LOGGERS = (
     "botocore.endpoint",
@@ -25,7 +28,7 @@ NOISY_LOGGERS = (
 
 
 def redact(text: str) -> str:
-    return JWT_PATTERN.sub(MASK, text)
+    return PLAINTEXT_PATTERN.sub(rf"\1\2{MASK}\2", JWT_PATTERN.sub(MASK, text))
 
 
 class RedactTokens(logging.Filter):
@@ -36,7 +39,7 @@ class RedactTokens(logging.Filter):
             message = record.getMessage()
         except Exception:
             return True
-        if "eyJ" in message:
+        if "eyJ" in message or "Plaintext" in message:
             record.msg = redact(message)
             record.args = ()
         return True

@@ -23,6 +23,7 @@ from ecs_executor.config.values import (
     QueueProfile,
     TrackingMode,
     check_ids,
+    check_kms_key,
     check_queue,
     check_run_task_kwargs_keys,
     launch_type_value,
@@ -66,12 +67,17 @@ _CLEANUP = (
     "ListTaskDefinitions, DescribeTaskDefinition, ListTasks and DescribeTasks; deregistrations paced to a "
     "few a minute, leaving ECS's register/deregister budget to registration)."
 )
-_WORKLOAD_KMS_KEY = (
-    "KMS key (id, alias/..., or key or alias ARN) that seals each workload in the RunTask command: only the "
-    "envelope is readable in ECS, CloudTrail and events; the worker opens it with kms:Decrypt "
-    "(docs/security.md). Empty: the workload travels in clear."
+# The sealed workload (docs/security.md).
+_KMS_KEY = (
+    "KMS key (key ID, key ARN, alias/NAME or alias ARN; a symmetric ENCRYPT_DECRYPT customer managed key) "
+    "that seals every workload: the RunTask command then carries only the encrypted workload, and the "
+    "worker container decrypts it with kms:Decrypt under its task role. Unset: the workload travels in "
+    "clear, as with Airflow's own ECS executor."
 )
-_DATA_KEY_SECONDS = "Lifetime of one KMS data key (one GenerateDataKey serves every launch within it)."
+_DATA_KEY_SECONDS = (
+    "Lifetime of one KMS data key (one kms:GenerateDataKey call) while workload_kms_key is set: every "
+    "workload sealed within it uses that data key; none is sealed with it afterwards."
+)
 
 
 class EcsExecutorSettings(BaseSettings):
@@ -256,7 +262,7 @@ class EcsExecutorSettings(BaseSettings):
     derived_definition_retention: float = Field(default=604800.0, ge=60, le=31536000, description=_RETENTION)
     derived_definition_keep: int = Field(default=1, ge=0, le=100, description=_KEEP)
     derived_definition_cleanup_interval: float = Field(default=3600.0, ge=60, le=86400, description=_CLEANUP)
-    workload_kms_key: str | None = Field(default=None, description=_WORKLOAD_KMS_KEY)
+    workload_kms_key: str | None = Field(default=None, description=_KMS_KEY)
     workload_data_key_seconds: float = Field(default=300.0, ge=60, le=3600, description=_DATA_KEY_SECONDS)
 
     @classmethod
@@ -276,7 +282,7 @@ class EcsExecutorSettings(BaseSettings):
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("task_definition", "platform_version", "workload_kms_key", mode="before")
+    @field_validator("task_definition", "platform_version", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -316,6 +322,7 @@ class EcsExecutorSettings(BaseSettings):
     def _queue_value(cls, value: Any) -> Any:
         return check_queue(value)
 
+    _kms_key = field_validator("workload_kms_key", mode="before")(check_kms_key)
     _lower_mode = field_validator("tracking_mode", mode="before")(lower_or_none)
 
     @field_validator("subnets", "security_groups", mode="before")

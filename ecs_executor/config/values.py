@@ -199,3 +199,35 @@ def check_queue(value: Any) -> str | None:
             f"{text!r} is neither an SQS queue URL nor a queue name (up to 80 letters, digits, '-' or '_')"
         )
     return text
+
+
+# KMS key identifiers (KMS API reference, "KeyId"): a key ID (a UUID, or mrk- and 32 hex digits for a
+# multi-Region key), a key ARN, an alias name or an alias ARN.
+_HEX = "[0-9a-fA-F]"
+_KMS_KEY_ID = rf"(?:{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|mrk-{_HEX}{{32}})"
+_KMS_ALIAS = r"alias/[A-Za-z0-9/_-]{1,250}"
+_KMS_KEY = re.compile(
+    rf"^(?:{_KMS_KEY_ID}|{_KMS_ALIAS}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{{12}}:(?:key/{_KMS_KEY_ID}|{_KMS_ALIAS}))$"
+)
+KMS_KEY_ALLOWED = (
+    "a key ID (1234abcd-12ab-34cd-56ef-1234567890ab, or mrk-... for a multi-Region key), a key ARN "
+    "(arn:aws:kms:REGION:ACCOUNT:key/ID), an alias name (alias/NAME) or an alias ARN "
+    "(arn:aws:kms:REGION:ACCOUNT:alias/NAME)"
+)
+
+
+def check_kms_key(value: Any) -> str | None:
+    """``workload_kms_key``: blank means unset (plain workloads); otherwise one of KMS's key identifiers."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if not _KMS_KEY.match(text):
+        raise ValueError(f"is not a KMS key identifier; expected {KMS_KEY_ALLOWED}")
+    if re.search(r"(^|:)alias/aws/", text):
+        raise ValueError(
+            "names an AWS managed key (alias/aws/...), which only its own AWS service may use; name a "
+            "symmetric customer managed key"
+        )
+    return text

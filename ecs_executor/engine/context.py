@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,9 @@ COUNTERS: dict[str, str | None] = {
     # the clean-up of derived task definitions
     "definitions_deregistered": "task_definitions_deregistered",
     "definitions_deleted": "task_definitions_deleted",
+    # sealed workloads (workload_kms_key): GenerateDataKey calls, and those that failed
+    "kms_calls": "kms_calls",
+    "kms_failures": "kms_failures",
 }
 
 log = logging.getLogger(__name__)
@@ -198,6 +202,29 @@ class Context:
 
 
 CrashLines = Callable[[str, str], list[str]]
+# How often a try waiting (for its derived task definition, for a data key) looks whether it was revoked
+# or expired.
+DERIVE_CHECK_SECONDS = 0.2
+
+
+async def wait_while_live(
+    tracked: Tracked, waiting: asyncio.Future[Any], *, expire: Callable[[Tracked, bool], Awaitable[None]]
+) -> bool:
+    """Wait for ``waiting`` without holding up other launches; False once the try was revoked or its token
+    expired (then ``expire``). Cancels only this try's wait: the shared work (a registration, a data key)
+    is shielded."""
+    try:
+        while not waiting.done():
+            if tracked.stopping:
+                return False
+            if tracked.deadline is not None and time.monotonic() > tracked.deadline:
+                await expire(tracked, False)
+                return False
+            await asyncio.wait({waiting}, timeout=DERIVE_CHECK_SECONDS)
+        return True
+    finally:
+        if not waiting.done():
+            waiting.cancel()
 
 
 async def every(interval: float, work: Callable[[], Awaitable[Any]], what: str) -> None:

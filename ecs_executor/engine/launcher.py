@@ -23,18 +23,22 @@ from ecs_executor.core.relaunch import FailureKind, RelaunchDecision
 from ecs_executor.core.triage import Decision, Verdict, classify_run_task_failure
 from ecs_executor.engine.calls import EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
-from ecs_executor.engine.context import Context
+from ecs_executor.engine.context import Context, wait_while_live
+from ecs_executor.engine.data_keys import DataKeys
 from ecs_executor.engine.definitions import Definitions, DefinitionUnavailable
 from ecs_executor.engine.stopper import Stopper
 from ecs_executor.request.layering import LAUNCH_TYPE, STRATEGY, fill_launch_target
-from ecs_executor.request.run_task import InvalidTaskConfig, NoQueueProfile, RunTaskBuilder, workload_command
+from ecs_executor.request.run_task import (
+    InvalidTaskConfig,
+    NoQueueProfile,
+    RunTaskBuilder,
+    workload_command,
+)
 from ecs_executor.request.task_settings import Derivation
 
 log = logging.getLogger(__name__)
 
 Observe = Callable[[Tracked, Mapping[str, Any]], None]
-# How often a try waiting for its derived task definition looks whether it was revoked or expired.
-DERIVE_CHECK_SECONDS = 0.2
 
 
 class Launcher:
@@ -47,9 +51,11 @@ class Launcher:
         stopper: Stopper,
         *,
         definitions: Definitions | None = None,
+        data_keys: DataKeys | None = None,
     ):
         self.ctx = ctx
         self.definitions = definitions or Definitions(ctx, calls)
+        self.data_keys = data_keys  # workload_kms_key set: commands carry the sealed workload
         self.calls = calls
         self.clusters = clusters
         self.builder = builder
@@ -187,8 +193,10 @@ class Launcher:
         if source is None:
             self.ctx.fail_launch(tracked, "internal error: nothing to launch the task from", "internal")
             return False
+        command = await self._command(tracked, source.workload_json)
+        if command is None:
+            return False
         try:
-            command = workload_command(source.workload_json)
             kwargs = self.builder.build(
                 tracked.identity,
                 command,
@@ -227,21 +235,19 @@ class Launcher:
         registration, which others may wait on)."""
         resolving = asyncio.ensure_future(self.definitions.resolve(str(kwargs["taskDefinition"]), derivation))
         try:
-            while not resolving.done():
-                if tracked.stopping:
-                    return False
-                if tracked.deadline is not None and time.monotonic() > tracked.deadline:
-                    await self._expire(tracked, False)
-                    return False
-                await asyncio.wait({resolving}, timeout=DERIVE_CHECK_SECONDS)
+            if not await wait_while_live(tracked, resolving, expire=self._expire):
+                return False
             kwargs["taskDefinition"] = resolving.result()
         except DefinitionUnavailable as exc:
             self.ctx.fail_launch(tracked, str(exc), "task_definition")
             return False
-        finally:
-            if not resolving.done():
-                resolving.cancel()  # only this try's wait: resolve() shields the shared work
         return True
+
+    async def _command(self, tracked: Tracked, workload_json: str) -> list[str] | None:
+        """The workload, or (workload_kms_key) the workload sealed for this try (engine/data_keys.py)."""
+        if self.data_keys is None:
+            return workload_command(workload_json)
+        return await self.data_keys.command(tracked, workload_json, self._expire)
 
     async def wait_for_relaunch(self, tracked: Tracked, decision: Decision) -> bool:
         """Wait and prepare the next attempt; False (and the try failed) when none is allowed."""

@@ -23,6 +23,7 @@ from ecs_executor.engine.airflow_db import TryStateReader
 from ecs_executor.engine.calls import ClientFactory, EcsCalls
 from ecs_executor.engine.clusters import ClusterDefaults
 from ecs_executor.engine.context import Context
+from ecs_executor.engine.data_keys import DataKeys, KmsFactory
 from ecs_executor.engine.definition_cleanup import DefinitionCleaner
 from ecs_executor.engine.definitions import Definitions
 from ecs_executor.engine.event_feed import EventFeed, SqsFactory
@@ -50,6 +51,7 @@ class Engine:
         builder: RunTaskBuilder | None = None,
         client_factory: ClientFactory | None = None,
         sqs_factory: SqsFactory | None = None,
+        kms_factory: KmsFactory | None = None,
         name: str = "ecs-executor-engine",
         job_id: int | str | None = None,
     ):
@@ -58,6 +60,7 @@ class Engine:
         self.channel = channel
         self._client_factory = client_factory or _default_client_factory(settings)
         self._sqs_factory = sqs_factory or _default_sqs_factory(settings)
+        self._kms_factory = kms_factory or _default_kms_factory(settings)
         # The scheduler's job (Airflow sets executor.job_id before start()), for the orphan sweep.
         self.job_id = int(str(job_id)) if str(job_id).isdigit() else None
         self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
@@ -79,6 +82,7 @@ class Engine:
         self.event_feed: EventFeed | None = None  # events mode only
         self.orphan_sweeper: OrphanSweeper | None = None  # orphan_sweep only
         self.definition_cleaner: DefinitionCleaner
+        self.data_keys: DataKeys | None = None  # workload_kms_key only
         self._build_parts()
 
     def _build_parts(self) -> None:
@@ -87,8 +91,16 @@ class Engine:
         self.clusters = ClusterDefaults(self.calls)
         self.stopper = Stopper(ctx, self.calls)
         self.definitions = Definitions(ctx, self.calls)
+        if self.settings.workload_kms_key:
+            self.data_keys = DataKeys(ctx, self._kms_factory, team_name=self.builder.team_name)
         self.launcher = Launcher(
-            ctx, self.calls, self.clusters, self.builder, self.stopper, definitions=self.definitions
+            ctx,
+            self.calls,
+            self.clusters,
+            self.builder,
+            self.stopper,
+            definitions=self.definitions,
+            data_keys=self.data_keys,
         )
         self.tracker = Tracker(ctx, self.calls, self.launcher.relaunch_after_stop, self._last_log_lines)
         self.launcher.observe = self.tracker.observe
@@ -187,6 +199,8 @@ class Engine:
         if self.orphan_sweeper is not None:
             self.ctx.spawn(self.orphan_sweeper.run_forever())
         self.ctx.spawn(self.definition_cleaner.run_forever())
+        if self.data_keys is not None:
+            self.ctx.spawn(self.data_keys.prime())
         try:
             # Polled, not woken: see messages.Channel. At most COMMAND_POLL_SECONDS before a launch
             # starts, less than one RunTask token (25 ms at 40/s).
@@ -203,6 +217,8 @@ class Engine:
                 task.cancel()
             await asyncio.gather(poller, *self.ctx.background, return_exceptions=True)
             await self.calls.close()
+            if self.data_keys is not None:
+                await self.data_keys.close()
 
     async def _track_forever(self) -> None:
         """Polling: DescribeTasks sweeps. Events: the SQS feed, and reconciling what it did not settle."""
@@ -305,6 +321,15 @@ def _default_sqs_factory(settings: EcsExecutorSettings) -> SqsFactory:
         from ecs_executor.aws.clients import sqs_client
 
         return sqs_client(settings)
+
+    return factory
+
+
+def _default_kms_factory(settings: EcsExecutorSettings) -> KmsFactory:
+    def factory() -> Awaitable[Any]:
+        from ecs_executor.aws.clients import kms_client
+
+        return kms_client(settings)
 
     return factory
 

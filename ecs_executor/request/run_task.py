@@ -53,6 +53,9 @@ from ecs_executor.request.task_settings import SCHEDULER_PYTHON_ENV as SCHEDULER
 STARTED_BY = "airflow-ecs-executor"
 TAG_PREFIX = "airflow:"
 _STARTED_BY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_/-]")
+#: With workload_kms_key set: the worker's decrypting entry point (ecs_executor.worker), which then runs
+#: WORKLOAD_COMMAND with the opened workload (docs/security.md).
+SEALED_COMMAND = ["python", "-m", "ecs_executor.worker"]
 
 
 class InvalidTaskConfig(ValueError):
@@ -115,6 +118,12 @@ def identity_tags(identity: TryIdentity) -> list[dict[str, str]]:
 
 def workload_command(workload_json: str) -> list[str]:
     return [*WORKLOAD_COMMAND, workload_json]
+
+
+def sealed_command(envelope: str) -> list[str]:
+    """The command of a sealed workload (``core.envelope.seal``): the worker opens it, then runs
+    WORKLOAD_COMMAND with the workload."""
+    return [*SEALED_COMMAND, envelope]
 
 
 class NoQueueProfile(InvalidTaskConfig):

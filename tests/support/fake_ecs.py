@@ -339,13 +339,18 @@ OPTIONS = {
 
 
 @contextlib.contextmanager
-def running_engine(fake: FakeEcs, sqs_factory: Any = None, **options: Any) -> Iterator[Engine]:
+def running_engine(
+    fake: FakeEcs, sqs_factory: Any = None, kms_factory: Any = None, **options: Any
+) -> Iterator[Engine]:
     settings = settings_from_mapping({**OPTIONS, **options})
 
     async def factory() -> tuple[Any, contextlib.AsyncExitStack]:
         return fake, contextlib.AsyncExitStack()
 
-    with started(Engine(settings, m.Channel(), client_factory=factory, sqs_factory=sqs_factory)) as engine:
+    engine = Engine(
+        settings, m.Channel(), client_factory=factory, sqs_factory=sqs_factory, kms_factory=kms_factory
+    )
+    with started(engine):
         yield engine
 
 

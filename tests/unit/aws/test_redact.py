@@ -23,3 +23,17 @@ def test_a_token_in_a_noisy_logger_is_masked_and_the_record_kept(caplog) -> None
 def test_text_without_a_token_is_untouched() -> None:
     assert redact.redact("RunTask for dag.task try 1") == "RunTask for dag.task try 1"
     assert redact.redact(f"a {JWT} b") == f"a {redact.MASK} b"
+
+
+def test_a_kms_data_key_in_a_noisy_logger_is_masked(caplog) -> None:
+    """GenerateDataKey's answer holds the plaintext data key: on the wire (base64 JSON) and parsed (bytes)."""
+    redact.install()
+    wire = b'{"CiphertextBlob":"AQIDAHg=","KeyId":"arn:aws:kms:k","Plaintext":"c2VjcmV0LWRhdGEta2V5"}'
+    parsed = {"CiphertextBlob": b"\x01\x02", "Plaintext": b"secret-data-key\\'\x00", "KeyId": "k"}
+    for logger_name, args in (("botocore.parsers", wire), ("aiobotocore.endpoint", parsed)):
+        logger = logging.getLogger(logger_name)
+        with caplog.at_level(logging.DEBUG, logger=logger_name):
+            logger.debug("Response body:\n%s", args)
+        message = caplog.records[-1].getMessage()
+        assert "c2VjcmV0LWRhdGEta2V5" not in message and "secret-data-key" not in message, message
+        assert "Plaintext" in message and redact.MASK in message and "CiphertextBlob" in message

@@ -212,6 +212,19 @@ BAD_INPUTS: list[tuple[dict[str, Any], str, str]] = [
         "DERIVED_DEFINITION_CLEANUP_INTERVAL",
         "less than or equal to 86400",
     ),
+    ({"workload_kms_key": "my-key"}, "WORKLOAD_KMS_KEY", "is not a KMS key identifier; expected a key ID"),
+    ({"workload_kms_key": "alias/"}, "WORKLOAD_KMS_KEY", "an alias name (alias/NAME) or an alias ARN"),
+    ({"workload_kms_key": "alias/bad name"}, "WORKLOAD_KMS_KEY", "is not a KMS key identifier"),
+    (
+        {"workload_kms_key": "arn:aws:kms:eu-west-1:1234:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+        "WORKLOAD_KMS_KEY",
+        "a key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)",
+    ),
+    ({"workload_kms_key": "arn:aws:s3:::bucket"}, "WORKLOAD_KMS_KEY", "is not a KMS key identifier"),
+    ({"workload_kms_key": "alias/aws/ebs"}, "WORKLOAD_KMS_KEY", "names an AWS managed key"),
+    ({"workload_data_key_seconds": "59"}, "WORKLOAD_DATA_KEY_SECONDS", "greater than or equal to 60"),
+    ({"workload_data_key_seconds": "3601"}, "WORKLOAD_DATA_KEY_SECONDS", "less than or equal to 3600"),
+    ({"workload_data_key_seconds": "5 minutes"}, "WORKLOAD_DATA_KEY_SECONDS", "valid number"),
 ]
 
 
@@ -537,3 +550,34 @@ def test_the_definition_clean_up_has_defaults_and_reads_its_options() -> None:
         set_.derived_definition_keep,
         set_.derived_definition_cleanup_interval,
     ) == (60.0, 0, 86400.0)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "mrk-1234abcd12ab34cd56ef1234567890ab",
+        "alias/airflow-workloads",
+        "alias/team_a/workloads",
+        "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+        "arn:aws:kms:eu-west-1:111122223333:alias/airflow-workloads",
+        "arn:aws-us-gov:kms:us-gov-west-1:111122223333:alias/airflow-workloads",
+        "arn:aws-cn:kms:cn-north-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    ],
+)
+def test_every_kms_key_identifier_is_accepted(key: str) -> None:
+    assert settings(workload_kms_key=f"  {key} ").workload_kms_key == key
+
+
+def test_sealing_is_off_by_default_and_blank_means_off() -> None:
+    default = settings()
+    assert (default.workload_kms_key, default.workload_data_key_seconds) == (None, 300.0)
+    assert settings(workload_kms_key="  ").workload_kms_key is None
+    assert settings(workload_data_key_seconds="60").workload_data_key_seconds == 60.0
+
+
+def test_a_teams_bad_kms_key_names_the_teams_env_var() -> None:
+    with pytest.raises(EcsExecutorConfigError) as err:
+        settings_from_mapping({**BASE, "workload_kms_key": "nope"}, team_name="teamA")
+    assert "AIRFLOW__TEAMA___AWS_ECS_EXECUTOR__WORKLOAD_KMS_KEY" in str(err.value)
