@@ -6,7 +6,8 @@ finding is one table row with a fix, so an operator can go from a fresh configur
 without starting the scheduler. Checks are independent: one failure does not hide the others.
 
 Read-only: Describe*, Get* and List* calls, plus, in events mode, one receive and one delete probe that
-change nothing (check/event_wiring.py). ``collect_checks`` is the testable core (no printing, no
+change nothing (check/event_wiring.py), and with workload encryption one GenerateDataKey with DryRun
+(check/workload_key.py). ``collect_checks`` is the testable core (no printing, no
 argparse); rows for the network and launch target live in check/network.py, the output in check/report.py.
 """
 
@@ -33,6 +34,7 @@ from ecs_executor.check.rows import (
     first_cluster,
     warn,
 )
+from ecs_executor.check.workload_key import check_workload_key
 from ecs_executor.config.settings import EcsExecutorSettings
 from ecs_executor.request.ecs_rules import signing_key_variables
 from ecs_executor.request.log_location import awslogs_location, awslogs_problem
@@ -287,6 +289,7 @@ CHECKS: tuple[tuple[str, Callable[[Probe], list[CheckResult]]], ...] = (
     ("network", check_network),
     ("capacity providers", check_capacity_providers),
     ("events", check_events),
+    ("workload key", check_workload_key),
 )
 
 
