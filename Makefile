@@ -59,7 +59,8 @@ image-test: install
 test: lint typecheck docs pytest image-test
 
 # `make demo ARGS="--tracking events"` tracks tasks from ECS task state change events (SQS) instead;
-# `make demo ARGS=--ha` runs on PostgreSQL with two schedulers.
+# `make demo ARGS=--ha` runs on PostgreSQL with two schedulers; `make demo ARGS="--image A --other-image B"`
+# runs tasks in worker images with podman, two images in one DAG (docs/demo.md).
 demo: install $(if $(findstring --ha,$(ARGS)),postgres)
 	$(BIN)/python -m ecs_executor.demo $(ARGS)
 

@@ -11,6 +11,11 @@ at once, task ``i`` asking for image ``i % --images``:
 
 Each scheduler ends with ``end()``, leaving its tasks running: the endpoint holds the earlier ones.
 
+``--concurrent``: instead, two schedulers at the very same moment on a fresh endpoint (each a process with
+``schedulers_sharing_budget=2``, both released from one barrier after start-up), ``--n`` tasks split
+between them, each asking for every image: the figures are registrations and the distinct derived
+definitions registered and used (the issue's bound: no more than ``--images``).
+
 Figures per scheduler: RegisterTaskDefinition calls the endpoint answered, failed tasks, the time from
 queueing to the last RunTask the endpoint accepted against the bound of RunTask pacing plus registration
 pacing, ``(n - 100) / 40 + max(0, images - 20) / 1`` s, and heartbeat p99/max.
@@ -22,25 +27,37 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.run import ROOT, Instrumented
 from benchmarks.scenarios import BASE_KNOBS, EC2_OPTIONS, RUN_TASK_BURST, RUN_TASK_RATE
 from benchmarks.worker import _setup_environment, percentile
+from ecs_executor.request.derived_definition import FAMILY_MARK
 from ecs_executor.request.ecs_rules import TASK_DEFINITION_MODIFY_BURST, TASK_DEFINITION_MODIFY_RATE
 
 CAP_SECONDS = 300.0
 
 
-def child(url: str, n: int, images: int, run_id: str) -> dict[str, Any]:
-    """One scheduler: queue ``n`` tasks at once, heartbeat until each is RUNNING or failed."""
-    _setup_environment({"url": url, "options": EC2_OPTIONS})
+def child(
+    url: str, n: int, images: int, run_id: str, barrier: str | None = None, share: int = 1
+) -> dict[str, Any]:
+    """One scheduler: queue ``n`` tasks at once, heartbeat until each is RUNNING or failed.
+
+    With ``barrier`` (a folder), the scheduler says it is ready there and queues only once ``share``
+    schedulers are, so concurrent schedulers register at the same moment."""
+    _setup_environment({"url": url, "options": {**EC2_OPTIONS, "schedulers_sharing_budget": share}})
     from benchmarks.workloads import TOKEN, build_workload
     from ecs_executor import EcsExecutor
 
     executor = EcsExecutor(parallelism=n + 10)
     executor.start()
+    if barrier is not None:
+        Path(barrier, run_id).touch()
+        while len(list(Path(barrier).iterdir())) < share:
+            time.sleep(0.002)
     workloads = [
         build_workload(
             f"t{i}",
@@ -86,6 +103,7 @@ def child(url: str, n: int, images: int, run_id: str) -> dict[str, Any]:
                 "definitions_registered",
                 "definitions_reused",
                 "definition_retries",
+                "definitions_converged",
                 "run_task_calls",
                 "run_task_retries",
                 "throttled",
@@ -116,15 +134,65 @@ def scheduler(endpoint: Instrumented, name: str, n: int, images: int) -> dict[st
     return result
 
 
+def derived_definitions(endpoint: Instrumented) -> dict[str, int]:
+    """Derived families and revisions registered at the endpoint, and revisions tasks ran on."""
+    registry = endpoint.ecs.server.registry
+    revisions = [d.arn for (_, family), ds in registry.families.items() if FAMILY_MARK in family for d in ds]
+    used = {
+        r["taskDefinitionArn"] for r in endpoint.ecs.launch_records() if FAMILY_MARK in r["taskDefinitionArn"]
+    }
+    families = {family for (_, family) in registry.families if FAMILY_MARK in family}
+    return {"families": len(families), "revisions": len(revisions), "revisions_used": len(used)}
+
+
+def concurrent(endpoint: Instrumented, n: int, images: int, schedulers: int = 2) -> dict[str, Any]:
+    """``schedulers`` processes, released together, ``n`` tasks between them, each over every image."""
+    barrier = tempfile.mkdtemp(prefix="definitions-barrier-")
+    share = n // schedulers
+    processes = []
+    for index in range(schedulers):
+        command = [sys.executable, "-m", "benchmarks.definitions", "--child", endpoint.url, "--n", str(share)]
+        command += ["--images", str(images), "--run-id", f"s{index}", "--barrier", barrier]
+        command += ["--share", str(schedulers)]
+        processes.append(
+            subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=CAP_SECONDS + 180)
+        if process.returncode != 0:
+            raise RuntimeError(f"a concurrent scheduler failed:\n{err[-3000:]}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    queued_at = min(r.pop("queued_at") for r in results)
+    accepted = [t for t in endpoint.accepted if t >= queued_at]
+    stats = endpoint.ecs.stats()
+    return {
+        "schedulers": results,
+        "registrations": stats["calls"].get("RegisterTaskDefinition", 0),
+        "derived": derived_definitions(endpoint),
+        "failed": sum(r["failed"] for r in results),
+        "launch_wall_seconds": round(max(accepted) - queued_at, 1) if accepted else None,
+        "throttled_by_endpoint": dict(endpoint.throttled),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--child")
     parser.add_argument("--run-id", default="a")
+    parser.add_argument("--concurrent", action="store_true", help="two schedulers at the same moment")
+    parser.add_argument("--barrier", help=argparse.SUPPRESS)
+    parser.add_argument("--share", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.n, args.images, args.run_id)))
+        print(json.dumps(child(args.child, args.n, args.images, args.run_id, args.barrier, args.share)))
+        return 0
+    if args.concurrent:
+        with Instrumented({**BASE_KNOBS, "latency_ms": 50}) as endpoint:
+            figures = {"n": args.n, "images": args.images, **concurrent(endpoint, args.n, args.images)}
+        print(json.dumps(figures, indent=2))
         return 0
     run_bound = max(0.0, (args.n - RUN_TASK_BURST) / RUN_TASK_RATE)
     register_bound = max(0.0, (args.images - TASK_DEFINITION_MODIFY_BURST) / TASK_DEFINITION_MODIFY_RATE)

@@ -6,7 +6,8 @@ finding is one table row with a fix, so an operator can go from a fresh configur
 without starting the scheduler. Checks are independent: one failure does not hide the others.
 
 Read-only: Describe*, Get* and List* calls, plus, in events mode, one receive and one delete probe that
-change nothing (check/event_wiring.py). ``collect_checks`` is the testable core (no printing, no
+change nothing (check/event_wiring.py), and with workload encryption one GenerateDataKey with DryRun
+(check/workload_key.py). ``collect_checks`` is the testable core (no printing, no
 argparse); rows for the network and launch target live in check/network.py, the output in check/report.py.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ecs_executor.aws.clients import AwsClients, describe_error
+from ecs_executor.check.derived import check_derived_definitions
 from ecs_executor.check.event_wiring import check_events
 from ecs_executor.check.network import (
     check_capacity_providers,
@@ -30,9 +32,9 @@ from ecs_executor.check.rows import (
     Probe,
     create_cluster_fix,
     first_cluster,
-    skip,
     warn,
 )
+from ecs_executor.check.workload_key import check_workload_key
 from ecs_executor.config.settings import EcsExecutorSettings
 from ecs_executor.request.ecs_rules import signing_key_variables
 from ecs_executor.request.log_location import awslogs_location, awslogs_problem
@@ -165,27 +167,10 @@ def _check_task_definition(p: Probe, *, logs: bool = True) -> list[CheckResult]:
         results.append(_memory_result(p, td, container))
         results.extend(_signing_key_results(p, td))
         results.extend(_execution_api_results(container))
-        results.append(_derivation_result(td))
         if logs:
             results.append(_logging_result(p, td))
     results.extend(network_mode_results(p, td, network_mode))
     return results
-
-
-def _derivation_result(td: dict[str, Any]) -> CheckResult:
-    """Registering derived definitions (tasks' own image, runtime_platform, gpu) cannot be tried without
-    registering one (ECS has no dry run): the row says what it needs instead of pretending to know."""
-    roles = [str(td[key]) for key in ("taskRoleArn", "executionRoleArn") if td.get(key)]
-    pass_role = (
-        f"iam:PassRole on {', '.join(roles)}" if roles else "no iam:PassRole (the definition names no role)"
-    )
-    return skip(
-        "derived definitions",
-        "not verifiable without registering one (no dry run); tasks setting image, runtime_platform or gpu "
-        f"need ecs:RegisterTaskDefinition, ecs:TagResource on the derived families, {pass_role}; "
-        "their clean-up needs ecs:ListTaskDefinitionFamilies, ecs:ListTaskDefinitions, "
-        "ecs:DeregisterTaskDefinition and ecs:DeleteTaskDefinitions",
-    )
 
 
 def _signing_key_results(p: Probe, td: dict[str, Any]) -> list[CheckResult]:
@@ -300,9 +285,11 @@ CHECKS: tuple[tuple[str, Callable[[Probe], list[CheckResult]]], ...] = (
     ("cluster", _check_cluster),
     ("launch target", check_launch_target),
     ("task definition", _check_task_definition),
+    ("derived definitions", check_derived_definitions),
     ("network", check_network),
     ("capacity providers", check_capacity_providers),
     ("events", check_events),
+    ("workload key", check_workload_key),
 )
 
 

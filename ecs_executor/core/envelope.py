@@ -87,6 +87,9 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_KMS_CONTEXT_FIELD = _b64(_canonical(KMS_CONTEXT))  # the same in every envelope
+
+
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -94,11 +97,11 @@ def _unb64(text: str) -> bytes:
 def seal(workload_json: str, key: DataKey, context: Mapping[str, str], *, nonce: bytes | None = None) -> str:
     """Compress and encrypt one workload for one try; ``nonce`` is for tests (never reuse one)."""
     nonce = nonce if nonce is not None else os.urandom(NONCE_BYTES)
-    ciphertext = AESGCM(key.plaintext).encrypt(
-        nonce, zlib.compress(workload_json.encode(), 9), _canonical(context)
+    aad = _canonical(context)
+    ciphertext = AESGCM(key.plaintext).encrypt(nonce, zlib.compress(workload_json.encode(), 9), aad)
+    return ".".join(
+        (ENVELOPE_PREFIX, _KMS_CONTEXT_FIELD, _b64(aad), _b64(key.wrapped), _b64(nonce), _b64(ciphertext))
     )
-    parts = (_canonical(KMS_CONTEXT), _canonical(context), key.wrapped, nonce, ciphertext)
-    return ".".join([ENVELOPE_PREFIX, *map(_b64, parts)])
 
 
 def _json_map(data: bytes, what: str) -> dict[str, str]:

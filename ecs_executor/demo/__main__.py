@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ecs_executor.config.values import TRACKING_MODES
+from ecs_executor.demo import two_images
 from ecs_executor.demo.airflow_api import ADMIN_USER, AirflowApiError
 from ecs_executor.demo.deployment import DeploymentError, LocalDeployment, clean
 from ecs_executor.demo.ha import HaDeployment
@@ -41,12 +42,13 @@ def _fmt(value: float | None) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'task':<14} {'state':<8} {'ECS task ARN':<80} {'queued→run':>10} {'duration':>9}"]
+    names = [r["task_id"] + (f"[{r['map_index']}]" if r["map_index"] >= 0 else "") for r in rows]
+    w = max([14, *map(len, names)])
+    lines = [f"{'task':<{w}} {'state':<8} {'ECS task ARN':<80} {'queued→run':>10} {'duration':>9}"]
     lines.append("-" * len(lines[0]))
-    for r in rows:
-        name = r["task_id"] + (f"[{r['map_index']}]" if r["map_index"] >= 0 else "")
+    for name, r in zip(names, rows, strict=True):
         lines.append(
-            f"{name:<14} {r['state'] or '-':<8} {(r['external_executor_id'] or '-'):<80} "
+            f"{name:<{w}} {r['state'] or '-':<8} {(r['external_executor_id'] or '-'):<80} "
             f"{_fmt(_seconds(r['queued_dttm'], r['start_date'])):>10} "
             f"{_fmt(_seconds(r['start_date'], r['end_date'])):>9}"
         )
@@ -88,6 +90,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "which `make image-test` builds) instead of as a process on this host",
     )
     parser.add_argument(
+        "--other-image",
+        metavar="IMAGE",
+        help="with --image: run the DAG ecs_two_images_demo instead, whose tasks ask (executor_config) for "
+        "--image and for this image; each gets a derived task definition (docs/demo.md)",
+    )
+    parser.add_argument(
         "--timing",
         choices=TIMING_PROFILES,
         default=None,
@@ -104,6 +112,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "search DescribeTasks, the events queue and every log for the workload tokens",
     )
     args = parser.parse_args(argv)
+    if args.other_image and (not args.image or args.other_image == args.image):
+        parser.error("--other-image needs --image, and another image than --image's")
     if args.ha and args.tracking == "events":
         parser.error("--ha runs with polling: events tracking needs one queue per scheduler (docs/ha.md)")
     return args
@@ -133,26 +143,31 @@ def _start(deployment: LocalDeployment, args: argparse.Namespace) -> None:
 
 def _run_dag(deployment: LocalDeployment, args: argparse.Namespace, started: float) -> bool:
     """Steps 3 and 4: trigger the DAG, follow it, print the table; True if it went as expected."""
-    print(f"3/4 waiting for DAG {DAG_ID} to be parsed, then triggering it...", flush=True)
-    deployment.wait_for_dag(DAG_ID)
-    run_id = deployment.trigger(DAG_ID)
+    dag_id, expected = (
+        (two_images.DAG_ID, two_images.EXPECTED_TASKS) if args.other_image else (DAG_ID, EXPECTED_TASKS)
+    )
+    print(f"3/4 waiting for DAG {dag_id} to be parsed, then triggering it...", flush=True)
+    deployment.wait_for_dag(dag_id)
+    run_id = deployment.trigger(dag_id)
     run_started = time.monotonic()
     print(f"    run {run_id}")
-    state = deployment.wait_for_run(DAG_ID, run_id, timeout=args.timeout, on_tick=progress)
+    state = deployment.wait_for_run(dag_id, run_id, timeout=args.timeout, on_tick=progress)
     run_seconds = time.monotonic() - run_started
     print()
-    rows = deployment.task_rows(DAG_ID, run_id)
+    rows = deployment.task_rows(dag_id, run_id)
     print("4/4 result\n")
     print(table(rows))
     arns = [r["external_executor_id"] for r in rows if r["external_executor_id"]]
     succeeded = sum(1 for r in rows if r["state"] == "success")
     ok = (
         state == "success"
-        and len(rows) == EXPECTED_TASKS
-        and succeeded == EXPECTED_TASKS
-        and len(set(arns)) == EXPECTED_TASKS
+        and len(rows) == expected
+        and succeeded == expected
+        and len(set(arns)) == expected
         and all(":task/" in a for a in arns)
     )
+    if args.other_image:
+        ok = _images_shown(deployment, args, run_id, rows) and ok
     print(
         f"\nDAG run {state}: {succeeded}/{len(rows)} task instances succeeded, "
         f"{len(set(arns))} distinct ECS tasks; run took {run_seconds:.0f}s, "
@@ -177,16 +192,37 @@ def _audit(deployment: LocalDeployment, args: argparse.Namespace) -> bool:
     return not result.leaks and bool(result.tokens) and result.sealed == set(result.tokens)
 
 
+def _images_shown(
+    deployment: LocalDeployment, args: argparse.Namespace, run_id: str, rows: list[dict[str, Any]]
+) -> bool:
+    """The two-image DAG: which image and task definition each task ran; True if each ran its own."""
+    records = two_images.launch_records(deployment)
+    seen = {f"{r['task_id']}[{r['map_index']}]": two_images.returned(deployment, run_id, r) for r in rows}
+    print("\n" + two_images.image_table(rows, records, seen))
+    problems = two_images.ran_as_asked(rows, records, args.image, args.other_image)
+    for problem in problems:
+        print(f"  not as asked: {problem}")
+    return not problems
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     started = time.monotonic()
     workdir = args.workdir.resolve()
     clean(workdir)
+    dag_env = two_images.dag_environment(args.image, args.other_image) if args.other_image else {}
     deployment = (
-        HaDeployment(workdir, worker_image=args.image, timing=args.timing, encrypt=args.encrypt)
+        HaDeployment(
+            workdir, worker_image=args.image, timing=args.timing, extra_env=dag_env, encrypt=args.encrypt
+        )
         if args.ha
         else LocalDeployment(
-            workdir, tracking=args.tracking, worker_image=args.image, timing=args.timing, encrypt=args.encrypt
+            workdir,
+            tracking=args.tracking,
+            worker_image=args.image,
+            timing=args.timing,
+            extra_env=dag_env,
+            encrypt=args.encrypt,
         )
     )
     ok = False

@@ -45,6 +45,7 @@ COUNTERS: dict[str, str | None] = {
     "definitions_registered": "task_definitions.registered",
     "definitions_reused": "task_definitions.reused",
     "definition_retries": "task_definitions.retries",
+    "definitions_converged": None,  # a simultaneous registration of the same content, settled on the earliest
     # the orphan sweep
     "orphans_stopped": "orphans_stopped",
     # the clean-up of derived task definitions

@@ -2,10 +2,12 @@
 
 Many tasks asking for the same derivation wait on one registration (single flight per content hash);
 a definition this or another scheduler registered before is found again by its family and hash tag, so
-a restart registers nothing. Registration is paced under ECS's "task definition modify" bucket and
-retried on throttles and on "Too many concurrent attempts" (a ClientException botocore does not retry)
-without costing any task a launch attempt; a refusal that waiting cannot heal (a missing permission, an
-invalid role) fails every task waiting on that definition with the permission and the fix.
+a restart registers nothing. Schedulers that register the same content at the same moment each get a
+revision of one family, and all run its earliest one (so they share one definition). Registration is
+paced under ECS's "task definition modify" bucket and retried on throttles and on "Too many concurrent
+attempts" (a ClientException botocore does not retry) without costing any task a launch attempt; a
+refusal that waiting cannot heal (a missing permission, an invalid role) fails every task waiting on
+that definition with the permission and the fix.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ REFUSAL_MEMORY_SECONDS = 60.0
 #: Backoff between retried registrations: doubling from the first, capped.
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
+#: With several schedulers, each waits up to this long (at random) and looks again before registering, so
+#: that two finding nothing at the same moment rarely both register.
+REGISTER_SPREAD_SECONDS = 1.0
 #: Other errors (5xx, a lost connection) get this many attempts.
 MAX_OTHER_FAILURES = 5
 
@@ -72,6 +77,7 @@ class Definitions:
 
     def __init__(self, ctx: Context, calls: EcsCalls, clock: Callable[[], float] = time.monotonic):
         share = ctx.settings.schedulers_sharing_budget  # the account's buckets are shared by all of them
+        self._share = share
         self.ctx = ctx
         self.calls = calls
         self.container_name = ctx.settings.container_name
@@ -200,7 +206,14 @@ class Definitions:
         if found is not None:
             self.ctx.counters["definitions_reused"] += 1
             log.info("Reusing task definition %s (found by its hash tag)", found)
-            return found
+            return await self._earliest(family, digest, found)
+        if self._share > 1:  # other schedulers may be about to register it too: a random head start
+            await asyncio.sleep(self.ctx.rng.random() * REGISTER_SPREAD_SECONDS)
+            found = await self._find(family, digest)
+            if found is not None:
+                self.ctx.counters["definitions_reused"] += 1
+                log.info("Reusing task definition %s (another scheduler registered it)", found)
+                return await self._earliest(family, digest, found)
         await self.modify_bucket.acquire()
         tags = [*request["tags"], {"key": LAST_USED_TAG, "value": str(int(time.time()))}]
         answer = await self.calls.call("register_task_definition", **{**request, "tags": tags})
@@ -208,6 +221,34 @@ class Definitions:
         self._tagged[arn] = self._clock()
         self.ctx.counters["definitions_registered"] += 1
         log.info("Registered task definition %s", arn)
+        return await self._earliest(family, digest, arn)
+
+    async def _earliest(self, family: str, digest: str, arn: str) -> str:
+        """The lowest ACTIVE revision of ``family`` with hash tag ``digest`` (``arn`` if none is lower, or
+        the lookup fails). Schedulers that registered the same content at the same moment each got their
+        own revision (ECS has no idempotent registration); this way all of them run the same one, and the
+        spare revisions, unused, go with the clean-up."""
+        revision = _revision(arn)
+        if revision <= 1:
+            return arn
+        try:
+            listed = await self._read(
+                "list_task_definitions", familyPrefix=family, status="ACTIVE", sort="ASC", maxResults=10
+            )
+            for lower in listed.get("taskDefinitionArns") or []:
+                if _revision(lower) >= revision:
+                    break
+                answer = await self._read("describe_task_definition", taskDefinition=lower, include=["TAGS"])
+                active = (answer.get("taskDefinition") or {}).get("status") == "ACTIVE"
+                if active and tag_value(answer.get("tags"), HASH_TAG) == digest:
+                    self.ctx.counters["definitions_converged"] += 1
+                    log.info("Using %s, the earliest revision with the same content as %s", lower, arn)
+                    return str(lower)
+        except Exception as exc:
+            code, message, _ = error_code(exc)
+            log.warning(
+                "Could not look for earlier revisions of %s (%s: %s); using %s", family, code, message, arn
+            )
         return arn
 
     async def _find(self, family: str, digest: str) -> str | None:
@@ -277,6 +318,12 @@ class Definitions:
             log.warning(
                 "Could not tag %s as used (%s: %s); the clean-up may consider it unused", arn, code, message
             )
+
+
+def _revision(arn: str) -> int:
+    """The revision number at the end of a task definition ARN (0 if there is none)."""
+    tail = arn.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def _answered(bucket: TokenBucket, response: Any) -> None:

@@ -50,7 +50,7 @@ def scheduler_versions() -> dict[str, str]:
     return {SCHEDULER_PYTHON_ENV: platform.python_version(), SCHEDULER_AIRFLOW_ENV: airflow.__version__}
 
 
-def check_workload_key(s: EcsExecutorSettings, team_name: str | None = None, clients: Any = None) -> None:
+def check_workload_key(s: EcsExecutorSettings, team_name: str | None = None) -> None:
     """With ``workload_kms_key`` set: one DescribeKey with the executor's AWS connection. A key that does
     not exist, is disabled or pending deletion, or cannot make data keys stops the start; KMS unreachable,
     throttled or DescribeKey denied is only a warning (the first launches will tell)."""
@@ -61,8 +61,8 @@ def check_workload_key(s: EcsExecutorSettings, team_name: str | None = None, cli
     env = env_var_name("workload_kms_key", team_name)
     where = f"[{SECTION}] workload_kms_key ({env}) = {s.workload_kms_key!r}"
     try:
-        clients = clients or AwsClients.for_settings(s)
-        metadata = clients.client("kms").describe_key(KeyId=s.workload_kms_key)["KeyMetadata"]
+        kms = AwsClients.for_settings(s).client("kms")
+        metadata = kms.describe_key(KeyId=s.workload_kms_key)["KeyMetadata"]
     except Exception as exc:
         if not startup_refuses(error_code(exc)[0]):
             log.warning("Could not check %s with kms:DescribeKey: %s", where, describe_error(exc))

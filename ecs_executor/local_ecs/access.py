@@ -2,7 +2,9 @@
 
 RegisterTaskDefinition needs ecs:RegisterTaskDefinition, iam:PassRole on each role it names and, with
 tags, ecs:TagResource (tag on create); TagResource on a task definition needs ecs:TagResource; RunTask
-needs iam:PassRole on the roles its definition or overrides name. The message is ECS's wording
+needs iam:PassRole on the roles its definition or overrides name; the task definition listings
+(ListTaskDefinitionFamilies, ListTaskDefinitions) need their own action, on no resource ("*"). The
+message is ECS's wording
 ("... is not authorized to perform: <action> on resource: <arn> because no identity-based policy allows
 the <action> action").
 """
@@ -49,3 +51,12 @@ def check_tag(denied: list[str], arn: str) -> None:
 def check_run(denied: list[str], definition: TaskDefinition, params: dict[str, Any]) -> None:
     if "iam:PassRole" in denied and (roles := _roles(definition.spec, params.get("overrides"))):
         raise denial("iam:PassRole", roles[0])
+
+
+#: Operations IAM authorizes on no particular resource: denied as a whole, before anything is read.
+UNSCOPED_OPERATIONS = ("ListTaskDefinitionFamilies", "ListTaskDefinitions")
+
+
+def check_unscoped(denied: list[str], operation: str) -> None:
+    if operation in UNSCOPED_OPERATIONS and f"ecs:{operation}" in denied:
+        raise denial(f"ecs:{operation}", "*")

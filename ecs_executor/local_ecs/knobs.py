@@ -88,7 +88,13 @@ def _operations(value: Any) -> list[str]:
 
 
 #: IAM actions ``deny_actions`` can withhold from the caller (each answered as ECS does when denied).
-DENIABLE_ACTIONS = ("ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole")
+DENIABLE_ACTIONS = (
+    "ecs:RegisterTaskDefinition",
+    "ecs:TagResource",
+    "iam:PassRole",
+    "ecs:ListTaskDefinitionFamilies",
+    "ecs:ListTaskDefinitions",
+)
 
 
 def _actions(value: Any) -> list[str]:

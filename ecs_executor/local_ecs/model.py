@@ -351,6 +351,7 @@ class Task:
         return {
             "taskArn": self.arn,
             "taskDefinitionArn": self.definition.arn,
+            "launchType": self.launch_type,
             "containers": containers,
             "runtimePlatform": dict(spec.get("runtimePlatform") or {}),
             "cpu": overrides.get("cpu") or spec.get("cpu"),

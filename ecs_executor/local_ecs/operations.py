@@ -94,6 +94,7 @@ class EcsApi:
         handler = self.operations.get(operation)
         if handler is None:
             raise EcsError("UnknownOperationException", f"Operation {operation} is not supported.")
+        access.check_unscoped(self.faults.knobs.deny_actions, operation)
         problem = request_problems(operation, params)
         if problem is not None:
             # Like ECS: a value of the wrong JSON type fails to deserialize, anything else is invalid.

@@ -27,6 +27,8 @@ OPTION_OUTPUTS: dict[str, str] = {
     "assign_public_ip": "AssignPublicIp",
     "tracking_mode": "TrackingMode",
 }
+#: option -> the stack output holding its value, for options a stack may leave unset (no output then).
+OPTIONAL_OUTPUTS: dict[str, str] = {"workload_kms_key": "WorkloadKmsKey"}
 #: Event-driven tracking: one queue (and rule) per scheduler, ``EventsQueue1`` .. ``EventsQueue5``.
 MAX_EVENT_QUEUES = 5
 EXECUTOR_PATH = "ecs_executor.EcsExecutor"
@@ -67,6 +69,7 @@ def options_from_outputs(stack: str, outputs: Mapping[str, str], scheduler: int 
             "created from deploy/ecs-executor.yaml of this version?"
         )
     options = {option: outputs[key] for option, key in OPTION_OUTPUTS.items()}
+    options.update({option: outputs[key] for option, key in OPTIONAL_OUTPUTS.items() if outputs.get(key)})
     mode = options.pop("tracking_mode")
     if mode not in TRACKING_MODES:
         raise StackConfigError(

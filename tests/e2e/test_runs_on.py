@@ -3,9 +3,9 @@ bigger task run on exactly that (the local ECS endpoint's records of what each E
 derived task definition serves every task asking for the same, and the clean-up removes the derived
 definitions once unused for the (scaled-down) retention, never the base one.
 
-Ephemeral storage is Fargate-only and the local deployment runs tasks with launch type EC2: it is
-covered by the integration tests on the endpoint (tests/integration/local_ecs/test_task_definitions.py)
-and the unit tests of the request.
+Ephemeral storage is Fargate-only and the local deployment launches with EC2: the task asking for it is
+on the queue profile ``fargate`` (a Fargate-shaped base definition, launch type FARGATE, a subnet), which
+the local endpoint runs as it does any task, recording the storage its launch asked for.
 """
 
 from __future__ import annotations
@@ -21,11 +21,34 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ecs_executor.demo.deployment import LocalDeployment
-from ecs_executor.demo.task_definitions import CONTAINER, REGION, TASK_FAMILY
+from ecs_executor.demo.task_definitions import CONTAINER, REGION, TASK_FAMILY, task_definition
 
 DAGS = Path(__file__).parent / "dags" / "runs_on"
 OTHER_IMAGE = "registry.example.com/etl:2"
 CLEANUP_WAIT = 300.0  # retention 60 s, a sweep every 60 s: two sweeps after the run, with slack
+
+
+FARGATE_FAMILY = f"{TASK_FAMILY}-fargate"
+FARGATE_PROFILE = {
+    "fargate": {
+        "task_definition": FARGATE_FAMILY,
+        "launch_type": "FARGATE",
+        "subnets": "subnet-0local000000001",
+        "security_groups": "sg-0local000000001",
+    }
+}
+
+
+def fargate_definition() -> dict[str, Any]:
+    """The worker's definition shaped for Fargate: awsvpc, task-level cpu and memory."""
+    return {
+        **task_definition(),
+        "family": FARGATE_FAMILY,
+        "requiresCompatibilities": ["FARGATE"],
+        "networkMode": "awsvpc",
+        "cpu": "512",
+        "memory": "1024",
+    }
 
 
 @pytest.fixture
@@ -37,9 +60,11 @@ def deployment(tmp_path: Path):
             "derived_definition_retention": "60",
             "derived_definition_cleanup_interval": "60",
             "derived_definition_keep": "0",
+            "queue_profiles": json.dumps(FARGATE_PROFILE),
         },
     )
     try:
+        d.start_local_ecs("--bootstrap-task-definition", json.dumps(fargate_definition()))
         yield d
     finally:
         d.stop()
@@ -80,6 +105,10 @@ def test_each_task_runs_on_what_it_asked_for(deployment: LocalDeployment) -> Non
     big = ran["more_memory"]
     assert (big["cpu"], big["memory"]) == ("1024", "4096")
     assert big["taskDefinitionArn"] == base["taskDefinitionArn"]  # RunTask overrides, no derivation
+    stored = ran["more_storage"]
+    assert stored["taskDefinitionArn"].endswith(f":task-definition/{FARGATE_FAMILY}:1")
+    assert stored["launchType"] == "FARGATE" and stored["ephemeralStorageGiB"] == 30
+    assert base["ephemeralStorageGiB"] is None  # EC2: no Fargate storage
 
     ecs = boto3.client(
         "ecs",

@@ -125,7 +125,9 @@ def test_all_pass_fargate_with_network(aws, network, configure):
     ]
     assert {name: rows.get(name) for name in expected} == dict.fromkeys(expected, "PASS"), text
     assert rows["capacity providers"] == "SKIP"
-    # Registration rights cannot be checked without registering: said, not pretended.
+    # The clean-up's listings are probed; registration rights cannot be checked without registering:
+    # said, not pretended.
+    assert rows["definition clean-up"] == "PASS" and "ecs:ListTaskDefinitionFamilies" in text
     assert rows["derived definitions"] == "SKIP" and "not verifiable without registering" in text
     assert "ecs:DeregisterTaskDefinition and ecs:DeleteTaskDefinitions" in text  # the clean-up's rights
     assert "account 123456789012" in text

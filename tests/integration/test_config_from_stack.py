@@ -217,6 +217,30 @@ def test_an_existing_cluster_is_used_as_it_is_and_the_scheduler_role_gets_the_po
     assert launch["Condition"]["ArnEquals"]["ecs:cluster"].endswith(f":cluster/{existing}")
 
 
+def test_workload_encryption_from_the_stack_to_a_passing_check(moto_url, aws_default, capsys):
+    """WorkloadKmsKey=create: config-from-stack names the stack's key, and check's rows pass on it (the
+    task role's Decrypt, which the scheduler cannot try, is named); without it the option is not printed."""
+    stack = _stack()
+    out = outputs(deploy(moto_url, stack, network(moto_url), WorkloadKmsKey="create"))
+    parser = configparser.ConfigParser()
+    parser.read_string(_config(capsys, stack))
+    section = parser["aws_ecs_executor"]
+    assert section["workload_kms_key"] == out["WorkloadKmsKey"]
+    assert section["workload_kms_key"].startswith(f"arn:aws:kms:{REGION}:{ACCOUNT}:key/")
+    env = _config(capsys, stack, "--format", "env")
+    assert f"AIRFLOW__AWS_ECS_EXECUTOR__WORKLOAD_KMS_KEY={out['WorkloadKmsKey']}" in env.splitlines()
+
+    rows = {row.name: row for row in collect_checks(settings_from_mapping(dict(section)))}
+    assert rows["workload key"].status == PASS, rows["workload key"]
+    assert rows["workload data keys"].status == PASS, rows["workload data keys"]
+    assert rows["workload decrypt"].status == SKIP
+    assert out["TaskRoleArn"] in rows["workload decrypt"].detail
+
+    plain = _stack()
+    deploy(moto_url, plain, network(moto_url))
+    assert "workload_kms_key" not in _config(capsys, plain)
+
+
 # ---- one clear message for each bad input ---------------------------------------------------------
 
 

@@ -18,9 +18,11 @@ import botocore.session
 import pytest
 from cfnlint.decode import cfn_yaml
 
+from ecs_executor.check.workload_key import KEY_SPEC, KEY_USAGE
+from ecs_executor.core.envelope import KMS_CONTEXT
 from ecs_executor.request.ecs_rules import FARGATE_SIZES
 from ecs_executor.request.run_task import STARTED_BY
-from ecs_executor.stack.options import MAX_EVENT_QUEUES, OPTION_OUTPUTS
+from ecs_executor.stack.options import MAX_EVENT_QUEUES, OPTION_OUTPUTS, OPTIONAL_OUTPUTS
 from tests.support.moto_cloudformation import (  # noqa: F401  (fixture)
     TEMPLATE,
     aws_clients,
@@ -28,6 +30,7 @@ from tests.support.moto_cloudformation import (  # noqa: F401  (fixture)
     deploy,
     network,
     outputs,
+    without_no_value,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,8 +62,9 @@ def test_rules_refuse_the_cpu_memory_pairs_fargate_refuses() -> None:
 
 def test_option_outputs_match_the_config_command() -> None:
     outs = T["Outputs"]
-    for option, key in OPTION_OUTPUTS.items():
+    for option, key in {**OPTION_OUTPUTS, **OPTIONAL_OUTPUTS}.items():
         assert outs[key]["Description"].split(" ")[0] == option, key
+    assert outs["WorkloadKmsKey"]["Condition"] == "EncryptWorkload"  # no output: the option stays unset
     queues = {k for k in outs if k.startswith("EventsQueue")}
     assert queues == {f"EventsQueue{n}" for n in range(1, MAX_EVENT_QUEUES + 1)}
     for n in range(1, MAX_EVENT_QUEUES + 1):
@@ -109,6 +113,7 @@ NAME_LIMITS = {
     ("AWS::IAM::ManagedPolicy", "ManagedPolicyName"): 128,
     ("AWS::IAM::Policy", "PolicyName"): 128,
     ("AWS::CloudWatch::Alarm", "AlarmName"): 255,
+    ("AWS::KMS::Alias", "AliasName"): 256,
 }
 
 
@@ -136,7 +141,7 @@ def test_every_name_fits_aws_limits_for_any_stack_name() -> None:
                 checked += 1
         if resource["Type"] in ("AWS::SQS::Queue", "AWS::Events::Rule"):
             assert not {"QueueName", "Name"} & set(resource["Properties"]), logical_id
-    assert checked >= 4  # cluster, family, log group, policy name
+    assert checked >= 5  # cluster, family, log group, policy name, key alias
     assert _longest({"Fn::Sub": "${AWS::StackName}-ecs-events-1"}) > 64  # what the test exists for
 
 
@@ -320,7 +325,7 @@ def test_the_deployed_worker_has_no_signing_key_and_reads_only_its_dag_prefix(mo
 
 # ---- the scheduler policy: exactly the calls the product makes -------------------------------------
 
-SERVICES = ("ecs", "ec2", "logs", "sts", "cloudformation", "sqs", "events")
+SERVICES = ("ecs", "ec2", "logs", "sts", "cloudformation", "sqs", "events", "kms")
 # Authorised with another call, not called by name: tags and roles ride on RunTask.
 IMPLIED = {"ecs:TagResource", "iam:PassRole"}
 # Calls that need no scheduler permission: STS needs none; config-from-stack runs as whoever deploys.
@@ -331,6 +336,10 @@ AUTHORISED_AS = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage", "sqs:SendMessage
 # Methods several of these clients have, and the one client the product calls them on (engine/definitions.py
 # tags ECS task definitions).
 CALLED_ON = {"tag_resource": "ecs"}
+# Code that runs in the worker container, as the task role (the workload's KMS Decrypt), not in the scheduler.
+WORKER_PACKAGE = "worker"
+# The scheduler's policies: the base one, event tracking's, workload encryption's.
+SCHEDULER_POLICIES = ("SchedulerPolicy", "SchedulerEventsPolicy", "SchedulerWorkloadKeyPolicy")
 
 
 def _operations() -> dict[str, set[str]]:
@@ -345,15 +354,49 @@ def _operations() -> dict[str, set[str]]:
     return methods
 
 
-def _product_calls() -> set[str]:
+def _one_word_operations() -> dict[str, tuple[str, frozenset[str]]]:
+    """Methods named by one word (KMS's decrypt, encrypt, sign, verify) -> action and request members."""
+    session = botocore.session.get_session()
+    found = {}
+    for service in SERVICES:
+        model = session.get_service_model(service)
+        for op in model.operation_names:
+            if "_" not in botocore.xform_name(op):
+                members = frozenset(model.operation_model(op).input_shape.members)
+                found[botocore.xform_name(op)] = (f"{model.signing_name}:{op}", members)
+    return found
+
+
+def _product_files(worker: bool) -> list[Path]:
+    """The product's modules (not the development tools): the worker's, or the scheduler side's."""
+    files = [p for p in PKG.rglob("*.py") if not {"local_ecs", "demo"} & set(p.relative_to(PKG).parts)]
+    return [p for p in files if (p.relative_to(PKG).parts[0] == WORKER_PACKAGE) == worker]
+
+
+def _one_word_calls(sources: list[str]) -> set[str]:
+    """Calls of one-word operations. The word alone is no evidence ("decrypt" is AES-GCM's too, in
+    core/envelope.py): a call counts when it passes one of the operation's own request members by name
+    (``kms.decrypt(CiphertextBlob=...)``) or ``**`` keywords."""
+    operations = _one_word_operations()
+    calls = set()
+    for text in sources:
+        for node in ast.walk(ast.parse(text)):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr in operations:
+                action, members = operations[node.func.attr]
+                if any(kw.arg is None or kw.arg in members for kw in node.keywords):
+                    calls.add(action)
+    return calls
+
+
+def _product_calls(worker: bool = False) -> set[str]:
     """Every AWS operation named in product code (our own functions of the same name left out)."""
-    sources = [
-        p.read_text() for p in PKG.rglob("*.py") if not {"local_ecs", "demo"} & set(p.relative_to(PKG).parts)
-    ]
+    sources = [p.read_text() for p in _product_files(worker)]
     ours = {name for text in sources for name in re.findall(r"\bdef ([a-z_]+)\(", text)}
     words = {word for text in sources for word in re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", text)}
     methods = _operations()
-    return {
+    return _one_word_calls(sources) | {
         action
         for word in words - ours
         for action in methods.get(word, ())
@@ -361,9 +404,17 @@ def _product_calls() -> set[str]:
     }
 
 
+def _statements(resource: str) -> list[dict[str, Any]]:
+    properties = T["Resources"][resource]["Properties"]
+    statements: list[dict[str, Any]] = properties.get("PolicyDocument", properties.get("KeyPolicy"))[
+        "Statement"
+    ]
+    return statements
+
+
 def _policy_actions(resource: str) -> set[str]:
     actions: set[str] = set()
-    for statement in T["Resources"][resource]["Properties"]["PolicyDocument"]["Statement"]:
+    for statement in _statements(resource):
         action = statement["Action"]
         actions |= {action} if isinstance(action, str) else set(action)
     return actions
@@ -371,9 +422,37 @@ def _policy_actions(resource: str) -> set[str]:
 
 def test_the_scheduler_policies_allow_exactly_what_the_product_calls() -> None:
     calls = {AUTHORISED_AS.get(call, call) for call in _product_calls() - NOT_THE_SCHEDULERS}
-    base, events = _policy_actions("SchedulerPolicy"), _policy_actions("SchedulerEventsPolicy")
-    assert calls | IMPLIED == base | events
-    assert all(action.startswith(("sqs:", "events:")) for action in events)  # polling needs only the base
+    assert calls | IMPLIED == set().union(*(_policy_actions(p) for p in SCHEDULER_POLICIES))
+    assert all(action.startswith(("sqs:", "events:")) for action in _policy_actions("SchedulerEventsPolicy"))
+    # polling in clear needs only the base policy; KMS only with workload encryption
+    assert not any(action.startswith("kms:") for action in _policy_actions("SchedulerPolicy"))
+    assert _policy_actions("SchedulerWorkloadKeyPolicy") == {"kms:GenerateDataKey", "kms:DescribeKey"}
+
+
+def test_the_policy_scan_sees_one_word_calls_by_their_request_members() -> None:
+    """How the worker's KMS Decrypt is found, and AES-GCM's decrypt is not taken for it."""
+    kms_call = "import boto3\nboto3.client('kms').decrypt(CiphertextBlob=b'x', EncryptionContext={})\n"
+    splat = "def f(kms, request):\n    return kms.decrypt(**request)\n"
+    aes_gcm = "def f(aead, nonce, data, aad):\n    return aead.decrypt(nonce, data, aad)\n"
+    aes_gcm_named = "def f(aead, n, d, a):\n    return aead.decrypt(nonce=n, data=d, associated_data=a)\n"
+    assert _one_word_calls([kms_call]) == _one_word_calls([splat]) == {"kms:Decrypt"}
+    assert _one_word_calls([aes_gcm, aes_gcm_named]) == set()
+
+
+def test_the_task_role_may_decrypt_exactly_as_the_worker_calls() -> None:
+    """The worker (ecs_executor/worker/) runs as the task role: its KMS calls are that role's KMS grants,
+    in its IAM policy and in the created key's policy; the execution role gets no KMS access at all."""
+    worker_calls = _product_calls(worker=True)
+    assert worker_calls == {"kms:Decrypt"}
+    assert _policy_actions("TaskRoleWorkloadDecrypt") == worker_calls
+    assert _key_policy_grants()["TaskRole"] == worker_calls
+
+
+def test_the_execution_role_gets_no_kms_access() -> None:
+    assert "kms" not in json.dumps(T["Resources"]["TaskExecutionRole"]).lower()
+    assert all(
+        "TaskExecutionRole" not in json.dumps(st.get("Principal")) for st in _statements("WorkloadKey")
+    )
 
 
 def test_the_events_policy_has_the_queue_and_rule_actions_of_event_tracking() -> None:
@@ -396,15 +475,7 @@ DOC_TASK_ROLE = f"arn:aws:iam::{DOC_ACCOUNT}:role/airflow-worker-task"
 DOC_EXECUTION_ROLE = f"arn:aws:iam::{DOC_ACCOUNT}:role/airflow-worker-execution"
 DOC_QUEUE = f"arn:aws:sqs:{DOC_REGION}:{DOC_ACCOUNT}:airflow-ecs-events-1"
 DOC_RULE = f"arn:aws:events:{DOC_REGION}:{DOC_ACCOUNT}:rule/airflow-ecs-events-1"
-
-
-def _without_no_value(value: Any) -> Any:
-    """moto leaves ``!Ref AWS::NoValue`` in a list as null; CloudFormation drops the entry."""
-    if isinstance(value, list):
-        return [_without_no_value(v) for v in value if v is not None]
-    if isinstance(value, dict):
-        return {k: _without_no_value(v) for k, v in value.items()}
-    return value
+DOC_KEY = f"arn:aws:kms:{DOC_REGION}:{DOC_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def _documented_policy(first_sid: str) -> dict[str, Any]:
@@ -419,7 +490,11 @@ def _documented_policy(first_sid: str) -> dict[str, Any]:
 @pytest.mark.usefixtures("complete_moto_cloudformation")
 @pytest.mark.parametrize(
     ("output", "first_sid"),
-    [("SchedulerPolicyArn", "Launch"), ("SchedulerEventsPolicyArn", "ReadTaskEvents")],
+    [
+        ("SchedulerPolicyArn", "Launch"),
+        ("SchedulerEventsPolicyArn", "ReadTaskEvents"),
+        ("SchedulerWorkloadKeyPolicyArn", "MakeWorkloadDataKeys"),
+    ],
 )
 def test_the_setup_guides_policy_is_the_deployed_templates(
     moto_url: str, output: str, first_sid: str
@@ -427,11 +502,11 @@ def test_the_setup_guides_policy_is_the_deployed_templates(
     from tests.conftest import ACCOUNT, REGION
 
     stack = f"doc{uuid.uuid4().hex[:8]}"
-    out = outputs(deploy(moto_url, stack, network(moto_url), EventQueues="1"))
+    out = outputs(deploy(moto_url, stack, network(moto_url), EventQueues="1", WorkloadKmsKey="create"))
     iam = aws_clients(moto_url, "iam")["iam"]
     version = iam.get_policy(PolicyArn=out[output])["Policy"]["DefaultVersionId"]
     deployed = iam.get_policy_version(PolicyArn=out[output], VersionId=version)["PolicyVersion"]["Document"]
-    text = json.dumps(_without_no_value(deployed))
+    text = json.dumps(without_no_value(deployed))
     c = aws_clients(moto_url, "sqs", "events")
     queue = c["sqs"].get_queue_attributes(QueueUrl=out["EventsQueue1"], AttributeNames=["QueueArn"])
     queue_arn = queue["Attributes"]["QueueArn"]
@@ -441,6 +516,7 @@ def test_the_setup_guides_policy_is_the_deployed_templates(
         (out["TaskExecutionRoleArn"], DOC_EXECUTION_ROLE),
         (queue_arn, DOC_QUEUE),
         (c["events"].describe_rule(Name=rule)["Arn"], DOC_RULE),
+        (out["WorkloadKmsKey"], DOC_KEY),
         (f":{ACCOUNT}:", f":{DOC_ACCOUNT}:"),
         (f":{REGION}:", f":{DOC_REGION}:"),
         (stack, DOC_STACK),
@@ -459,16 +535,33 @@ def _documented_block(predicate: Any) -> dict[str, Any]:
 @pytest.mark.usefixtures("complete_moto_cloudformation")
 def test_the_setup_guides_role_policies_are_the_deployed_templates(moto_url: str) -> None:
     """The hand-made roles of the guide trust and allow what the stack's roles do: the trust policy
-    (confused-deputy conditions), the execution role's policy, the task role's DAG-prefix policy."""
+    (confused-deputy conditions), the execution role's policy, the task role's DAG-prefix and workload
+    policies; and the hand-made workload key's policy is the stack's key's (without SchedulerRoleName)."""
     from tests.conftest import ACCOUNT, REGION
 
     stack = f"rp{uuid.uuid4().hex[:8]}"
-    out = outputs(deploy(moto_url, stack, network(moto_url), DagsBucket="my-dag-bucket", DagsPrefix="dags"))
-    iam = aws_clients(moto_url, "iam")["iam"]
+    out = outputs(
+        deploy(
+            moto_url,
+            stack,
+            network(moto_url),
+            DagsBucket="my-dag-bucket",
+            DagsPrefix="dags",
+            WorkloadKmsKey="create",
+        )
+    )
+    c = aws_clients(moto_url, "iam", "kms")
+    iam = c["iam"]
 
     def as_documented(document: Any) -> Any:
-        text = json.dumps(_without_no_value(document))
-        for ours, theirs in ((ACCOUNT, DOC_ACCOUNT), (REGION, DOC_REGION), (stack, DOC_STACK)):
+        text = json.dumps(without_no_value(document))
+        for ours, theirs in (
+            (out["WorkloadKmsKey"], DOC_KEY),
+            (out["TaskRoleArn"], DOC_TASK_ROLE),
+            (ACCOUNT, DOC_ACCOUNT),
+            (REGION, DOC_REGION),
+            (stack, DOC_STACK),
+        ):
             text = text.replace(ours, theirs)
         return json.loads(text)
 
@@ -476,14 +569,26 @@ def test_the_setup_guides_role_policies_are_the_deployed_templates(moto_url: str
         return lambda b: b.get("Statement", [{}])[0].get("Sid") == sid
 
     trust = _documented_block(lambda b: "sts:AssumeRole" in json.dumps(b))
-    for output, policy_sid in (("TaskExecutionRoleArn", "PullImage"), ("TaskRoleArn", "ListDagPrefix")):
+    inline = {
+        "TaskExecutionRoleArn": {"PullImage"},
+        "TaskRoleArn": {"ListDagPrefix", "OpenWorkloads"},
+    }
+    for output, policy_sids in inline.items():
         role = iam.get_role(RoleName=out[output].rsplit("/", 1)[1])["Role"]
         assert as_documented(role["AssumeRolePolicyDocument"]) == trust, output
-        (name,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
-        document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
-        # moto keeps a role's inline policy (AWS::IAM::Role Policies) as the repr of a dict.
-        document = ast.literal_eval(document) if isinstance(document, str) else document
-        assert as_documented(document) == _documented_block(first_sid(policy_sid)), output
+        found = set()
+        for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+            # moto keeps a role's inline policy (AWS::IAM::Role Policies) as the repr of a dict.
+            document = ast.literal_eval(document) if isinstance(document, str) else document
+            sid = document["Statement"][0]["Sid"]
+            assert as_documented(document) == _documented_block(first_sid(sid)), (output, name)
+            found.add(sid)
+        assert found == policy_sids, output
+    key_policy = json.loads(
+        c["kms"].get_key_policy(KeyId=out["WorkloadKmsKey"], PolicyName="default")["Policy"]
+    )
+    assert as_documented(key_policy) == _documented_block(first_sid("AccountAdministersTheKey"))
 
 
 def test_the_policy_lets_the_scheduler_register_tag_and_run_derived_definitions_only() -> None:
@@ -500,3 +605,177 @@ def test_the_policy_lets_the_scheduler_register_tag_and_run_derived_definitions_
     assert _allows(statements, "ecs:RegisterTaskDefinition", derived, {})
     assert not _allows(statements, "ecs:TagResource", f"{prefix}someone-else:1", {})
     assert not _allows(statements, "ecs:RunTask", f"{prefix}someone-else:1", cluster)
+
+
+# ---- workload encryption: the key, who may do what with it, and for which purpose -------------------
+
+PURPOSE_CONDITION = {"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in KMS_CONTEXT.items()}}
+KEY_ARN = {"Fn::If": ["CreateWorkloadKey", {"Fn::GetAtt": ["WorkloadKey", "Arn"]}, {"Ref": "WorkloadKmsKey"}]}
+
+
+def _key_statements() -> list[dict[str, Any]]:
+    """The created key's policy; a statement naming the scheduler's role exists only when it is given."""
+    statements = []
+    for statement in _statements("WorkloadKey"):
+        if "Fn::If" in statement:
+            condition, statement, otherwise = statement["Fn::If"]
+            assert (condition, otherwise) == ("HasSchedulerRole", {"Ref": "AWS::NoValue"})
+            assert statement["Principal"]["AWS"]["Fn::Sub"].endswith(":role/${SchedulerRoleName}")
+        statements.append(statement)
+    return statements
+
+
+def _principal(statement: dict[str, Any]) -> str:
+    principal = statement["Principal"]["AWS"]
+    if principal == {"Fn::GetAtt": ["TaskRole", "Arn"]}:
+        return "TaskRole"
+    text = principal["Fn::Sub"]
+    return {":root": "account", ":role/${SchedulerRoleName}": "scheduler"}[text[text.rindex(":") :]]
+
+
+def _key_policy_grants() -> dict[str, set[str]]:
+    grants: dict[str, set[str]] = {}
+    for statement in _key_statements():
+        grants.setdefault(_principal(statement), set()).add(statement["Action"])
+    return grants
+
+
+def test_the_key_policy_lets_the_account_administer_and_each_role_do_its_part() -> None:
+    assert _key_policy_grants() == {
+        "account": {"kms:*"},  # AWS's default statement: without it IAM policies grant nothing on the key
+        "scheduler": _policy_actions("SchedulerWorkloadKeyPolicy"),
+        "TaskRole": _policy_actions("TaskRoleWorkloadDecrypt"),
+    }
+    key = T["Resources"]["WorkloadKey"]["Properties"]
+    assert (key["KeySpec"], key["KeyUsage"]) == (KEY_SPEC, KEY_USAGE)  # what check's key row requires
+
+
+def test_data_keys_and_decryption_are_allowed_for_the_workload_purpose_only() -> None:
+    """Each statement allows one action. GenerateDataKey and Decrypt only with the purpose's encryption
+    context; DescribeKey without it (its request has no encryption context: the condition would never hold).
+    IAM policies name the key by its ARN, the only form IAM takes for a KMS key."""
+    statements = [(s, "key") for s in _key_statements()] + [
+        (s, "iam") for r in ("SchedulerWorkloadKeyPolicy", "TaskRoleWorkloadDecrypt") for s in _statements(r)
+    ]
+    seen = set()
+    for statement, where in statements:
+        action = statement["Action"]
+        assert isinstance(action, str), statement
+        seen.add(action)
+        wanted = PURPOSE_CONDITION if action in ("kms:GenerateDataKey", "kms:Decrypt") else None
+        assert statement.get("Condition") == wanted, statement
+        assert statement["Resource"] == ("*" if where == "key" else KEY_ARN), statement
+    assert seen == {"kms:*", "kms:GenerateDataKey", "kms:DescribeKey", "kms:Decrypt"}
+
+
+def test_the_workload_key_parameter_takes_none_create_or_a_key_arn() -> None:
+    ok = {"ExecutionApiServerUrl": HTTPS}
+    assert PARAMETER_DEFAULTS["WorkloadKmsKey"] == "none"  # without it, behaviour is as before
+    for value in ("none", "create", f"arn:aws:kms:{DOC_REGION}:{DOC_ACCOUNT}:key/{uuid.uuid4()}"):
+        assert refusals(**ok, WorkloadKmsKey=value) == [], value
+    multi_region = f"arn:aws:kms:{DOC_REGION}:{DOC_ACCOUNT}:key/mrk-{uuid.uuid4().hex}"
+    assert refusals(**ok, WorkloadKmsKey=multi_region) == []
+    # IAM policies take a key ARN only: an alias, a key id or an alias ARN is refused before deploying.
+    for value in (
+        "",
+        "alias/airflow",
+        str(uuid.uuid4()),
+        f"arn:aws:kms:{DOC_REGION}:{DOC_ACCOUNT}:alias/airflow",
+    ):
+        assert refusals(**ok, WorkloadKmsKey=value) == ["WorkloadKmsKey does not match its AllowedPattern"], (
+            value
+        )
+
+
+def _key_allows(
+    statements: list[dict[str, Any]], principal: str, action: str, context: dict[str, str]
+) -> bool:
+    """A key policy's answer for one principal: its own statements (Resource "*" is the key itself)."""
+    own = [s for s in statements if s["Principal"]["AWS"] == principal]
+    return _allows([{**s, "Action": [s["Action"]]} for s in own], action, "*", context)
+
+
+PURPOSE = {f"kms:EncryptionContext:{k}": v for k, v in KMS_CONTEXT.items()}
+OTHER_PURPOSE = {f"kms:EncryptionContext:{k}": "something-else" for k in KMS_CONTEXT}
+
+
+@pytest.mark.usefixtures("complete_moto_cloudformation")
+def test_the_deployed_workload_key_lets_each_role_do_its_part_only(moto_url: str) -> None:
+    c = aws_clients(moto_url, "iam", "kms")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    name = f"scheduler-{uuid.uuid4().hex[:8]}"
+    scheduler = c["iam"].create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    stack = f"wk{uuid.uuid4().hex[:8]}"
+    out = outputs(deploy(moto_url, stack, network(moto_url), WorkloadKmsKey="create", SchedulerRoleName=name))
+    key = out["WorkloadKmsKey"]
+    meta = c["kms"].describe_key(KeyId=f"alias/{stack}-workload")["KeyMetadata"]
+    assert out["WorkloadKeyAlias"] == f"alias/{stack}-workload" and meta["Arn"] == key
+    assert (meta["KeyState"], meta["KeySpec"], meta["KeyUsage"]) == ("Enabled", KEY_SPEC, KEY_USAGE)
+    assert c["kms"].get_key_rotation_status(KeyId=key)["KeyRotationEnabled"] is True
+
+    policy = c["kms"].get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+    statements = without_no_value(json.loads(policy) if isinstance(policy, str) else policy)["Statement"]
+    task_role, execution_role = out["TaskRoleArn"], out["TaskExecutionRoleArn"]
+    assert _key_allows(statements, scheduler, "kms:GenerateDataKey", PURPOSE)
+    assert not _key_allows(statements, scheduler, "kms:GenerateDataKey", OTHER_PURPOSE)
+    assert not _key_allows(statements, scheduler, "kms:GenerateDataKey", {})
+    assert _key_allows(statements, scheduler, "kms:DescribeKey", {})
+    assert not _key_allows(statements, scheduler, "kms:Decrypt", PURPOSE)
+    assert _key_allows(statements, task_role, "kms:Decrypt", PURPOSE)
+    assert not _key_allows(statements, task_role, "kms:Decrypt", OTHER_PURPOSE)
+    assert not _key_allows(statements, task_role, "kms:GenerateDataKey", PURPOSE)
+    assert execution_role not in json.dumps(statements)
+
+    attached = c["iam"].list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+    assert out["SchedulerWorkloadKeyPolicyArn"] in {p["PolicyArn"] for p in attached}
+    arn = out["SchedulerWorkloadKeyPolicyArn"]
+    version = c["iam"].get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    iam_statements = c["iam"].get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"][
+        "Document"
+    ]
+    iam_statements = iam_statements["Statement"]
+    other_key = key.rsplit("/", 1)[0] + f"/{uuid.uuid4()}"
+    assert _allows(iam_statements, "kms:GenerateDataKey", key, PURPOSE)
+    assert not _allows(iam_statements, "kms:GenerateDataKey", key, OTHER_PURPOSE)
+    assert not _allows(iam_statements, "kms:GenerateDataKey", other_key, PURPOSE)
+    assert _allows(iam_statements, "kms:DescribeKey", key, {})
+    role = task_role.rsplit("/", 1)[1]
+    assert "open-workload" in c["iam"].list_role_policies(RoleName=role)["PolicyNames"]
+    document = c["iam"].get_role_policy(RoleName=role, PolicyName="open-workload")["PolicyDocument"]
+    assert _allows(document["Statement"], "kms:Decrypt", key, PURPOSE)
+    assert not _allows(document["Statement"], "kms:Decrypt", key, {})
+    execution = execution_role.rsplit("/", 1)[1]
+    for policy_name in c["iam"].list_role_policies(RoleName=execution)["PolicyNames"]:
+        assert "kms:" not in json.dumps(c["iam"].get_role_policy(RoleName=execution, PolicyName=policy_name))
+
+    # The key works for the envelope's KMS half; moto binds the encryption context as KMS does.
+    data_key = c["kms"].generate_data_key(KeyId=key, KeySpec="AES_256", EncryptionContext=dict(KMS_CONTEXT))
+    opened = c["kms"].decrypt(CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext=dict(KMS_CONTEXT))
+    assert opened["Plaintext"] == data_key["Plaintext"]
+    with pytest.raises(c["kms"].exceptions.ClientError):
+        c["kms"].decrypt(CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext={"other": "context"})
+
+
+@pytest.mark.usefixtures("complete_moto_cloudformation")
+def test_an_existing_key_is_granted_by_arn_and_none_grants_nothing(moto_url: str) -> None:
+    c = aws_clients(moto_url, "iam", "kms", "cloudformation")
+    existing = c["kms"].create_key(KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["Arn"]
+    stack = f"kmx{uuid.uuid4().hex[:8]}"
+    out = outputs(deploy(moto_url, stack, network(moto_url), WorkloadKmsKey=existing))
+    assert out["WorkloadKmsKey"] == existing and "WorkloadKeyAlias" not in out
+    resources = c["cloudformation"].list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    assert not any(r["ResourceType"].startswith("AWS::KMS::") for r in resources)
+    arn = out["SchedulerWorkloadKeyPolicyArn"]
+    version = c["iam"].get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = c["iam"].get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    assert _allows(document["Statement"], "kms:GenerateDataKey", existing, PURPOSE)
+
+    plain = outputs(deploy(moto_url, f"kmn{uuid.uuid4().hex[:8]}", network(moto_url)))
+    assert not {"WorkloadKmsKey", "SchedulerWorkloadKeyPolicyArn", "WorkloadKeyAlias"} & set(plain)
+    role = plain["TaskRoleArn"].rsplit("/", 1)[1]
+    assert c["iam"].list_role_policies(RoleName=role)["PolicyNames"] == []

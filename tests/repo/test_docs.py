@@ -146,6 +146,11 @@ def _created_by_the_guide() -> dict[str, str]:
             created[f"arn:aws:sqs:{region}:{account}:{_option(words, '--queue-name')}"] = "queue"
         elif verb == ("events", "put-rule"):
             created[f"arn:aws:events:{region}:{account}:rule/{_option(words, '--name')}"] = "rule"
+        elif verb == (
+            "kms",
+            "create-alias",
+        ):  # KMS chooses the key's id; the guide's example is the alias's target
+            created[f"arn:aws:kms:{region}:{account}:key/{_option(words, '--target-key-id')}"] = "KMS key"
     spec = _documented_task_definition()
     created[f"arn:aws:ecs:{region}:{account}:task-definition/{spec['family']}:1"] = "task definition"
     # The executor registers task definitions derived from it (tasks' own image, runtime_platform, gpu).
@@ -245,6 +250,9 @@ def _uncovered_needs(paths: tuple[str, ...], created: dict[str, str]) -> list[st
         "ReadDags": of_kind["a DAG"],
         "ReadTaskEvents": targets,
         "CheckEventRule": of_kind["rule"],
+        "MakeWorkloadDataKeys": of_kind["KMS key"],
+        "DescribeWorkloadKey": of_kind["KMS key"],
+        "OpenWorkloads": of_kind["KMS key"],
     }
     problems = []
     seen = set()

@@ -6,7 +6,10 @@ properties of two:
 * ``AWS::ECS::Cluster``: only the name is kept (no capacity providers, no default strategy);
 * ``AWS::ECS::TaskDefinition``: family, containers and memory are kept; cpu, network mode,
   compatibilities, runtime platform and both roles are dropped;
-* ``AWS::SQS::QueuePolicy`` is not supported at all (skipped with a warning).
+* ``AWS::SQS::QueuePolicy`` is not supported at all (skipped with a warning);
+* ``AWS::KMS::Key``: the key policy is stored as the template's object rather than the JSON text KMS
+  keeps, with a ``!Ref AWS::NoValue`` statement left as null (moto's own DescribeKey then fails with
+  HTTP 500), and key spec and usage are fixed, not read.
 
 moto's RunTask also fails (HTTP 500) on a container without container-level memory, which ECS accepts
 when the task sets memory (the template's worker container has none, so that a task-level memory override
@@ -16,11 +19,12 @@ Two more moto differences the template is written around or checked elsewhere: t
 form inside ``Fn::Or`` evaluates to false in moto (the template uses ``{Condition: Name}``, valid in
 both), and the ``Rules`` section is not evaluated (test_deploy_template.py reads it against ecs_rules).
 
-``complete_moto_cloudformation`` registers, for those three types only, handlers that do what
+``complete_moto_cloudformation`` registers, for those four types only, handlers that do what
 CloudFormation does: the resource's properties, with intrinsics already resolved by moto, become the
-API request (PascalCase names matched to the ECS service model's members, values coerced to its types)
-sent to moto's own backend. So what lands in moto is what the template asks for, and a wrong property
-name or type in the template fails here as it would in CloudFormation.
+API request (PascalCase names matched to the ECS service model's members, values coerced to its types;
+for the KMS key, CreateKey's own parameters) sent to moto's own backend. So what lands in moto is what
+the template asks for, and a wrong property name or type in the template fails here as it would in
+CloudFormation.
 """
 
 from __future__ import annotations
@@ -65,6 +69,15 @@ def _convert(shape: Any, value: Any) -> Any:
     if shape.type_name == "boolean":
         return value if isinstance(value, bool) else str(value).lower() == "true"
     return value if shape.type_name != "string" else str(value)
+
+
+def without_no_value(value: Any) -> Any:
+    """moto leaves ``!Ref AWS::NoValue`` in a list as null; CloudFormation drops the entry."""
+    if isinstance(value, list):
+        return [without_no_value(v) for v in value if v is not None]
+    if isinstance(value, dict):
+        return {k: without_no_value(v) for k, v in value.items()}
+    return value
 
 
 def _snake(name: str) -> str:
@@ -145,12 +158,32 @@ def _handlers() -> dict[str, Any]:
                 )
             return cls(resource_name)
 
-    return {handler.TYPE: handler for handler in (Cluster, TaskDefinition, QueuePolicy)}
+    class KmsKey(Handler):
+        TYPE = "AWS::KMS::Key"
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kw: Any
+        ) -> Any:
+            from moto.kms.models import kms_backends
+
+            properties = cloudformation_json["Properties"]
+            key = kms_backends[account_id][region_name].create_key(
+                policy=json.dumps(without_no_value(properties["KeyPolicy"])),
+                key_usage=properties.get("KeyUsage", "ENCRYPT_DECRYPT"),
+                key_spec=properties.get("KeySpec", "SYMMETRIC_DEFAULT"),
+                description=properties.get("Description", ""),
+                tags=properties.get("Tags", []),
+            )
+            key.key_rotation_status = str(properties.get("EnableKeyRotation", False)).lower() == "true"
+            return key
+
+    return {handler.TYPE: handler for handler in (Cluster, TaskDefinition, QueuePolicy, KmsKey)}
 
 
 @pytest.fixture
 def complete_moto_cloudformation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto's CloudFormation with the three handlers above, for one test."""
+    """moto's CloudFormation with the four handlers above, for one test."""
     from moto.cloudformation import parsing
     from moto.ecs.models import EC2ContainerServiceBackend
 

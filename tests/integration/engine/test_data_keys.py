@@ -4,7 +4,9 @@ client (tests/support/fake_ecs.py); KMS is reached through the Airflow connectio
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,9 +16,11 @@ import boto3
 import pytest
 
 from ecs_executor import messages as m
-from ecs_executor.core.envelope import KMS_CONTEXT, identity_matches, open_sealed, parse
+from ecs_executor.core.envelope import KMS_CONTEXT, WORKLOAD_COMMAND, identity_matches, parse
 from ecs_executor.facade.admission import to_launch
 from ecs_executor.request.run_task import SEALED_COMMAND
+from ecs_executor.worker.unseal import main as worker_main
+from ecs_executor.worker.unseal import unseal
 from tests.conftest import REGION, SECRET_TOKEN, make_workload
 from tests.support.fake_ecs import FakeEcs, of, results_until, running_engine
 from tests.support.kms_proxy import StrictKmsProxy
@@ -94,14 +98,14 @@ def test_one_data_key_per_lifetime_and_the_command_opens_only_with_kms(kms, kms_
     assert not any(SECRET_TOKEN in json.dumps(r) for r in ecs.requests("run_task"))
     wrapped = [parse(c[-1]).wrapped for c in sent]
     assert len(set(wrapped[:20])) == 1 and len(set(wrapped[20:])) == 1 and wrapped[0] != wrapped[20]
-    # The worker's way back: KMS Decrypt with the purpose context (moto binds it), then the envelope.
+    # The worker's way back (ecs_executor.worker, with moto's KMS): Decrypt with the purpose context, open,
+    # check the try, exec Airflow's command with the workload.
     for command, (_, workload_json) in zip(sent, first + second, strict=True):
-        sealed = parse(command[-1])
-        plaintext = kms.decrypt(CiphertextBlob=sealed.wrapped, EncryptionContext=sealed.kms_context)[
-            "Plaintext"
-        ]
-        opened = open_sealed(sealed, plaintext)
-        assert opened == workload_json and identity_matches(opened, sealed.context)
+        assert unseal(command[-1], make_client=lambda: kms) == workload_json
+        assert identity_matches(workload_json, parse(command[-1]).context)
+    execs: list[list[str]] = []
+    assert worker_main(sent[0][3:], make_client=lambda: kms, execvp=lambda _, argv: execs.append(argv)) == 0
+    assert execs == [[*WORKLOAD_COMMAND, first[0][1]]]
     with pytest.raises(kms.exceptions.InvalidCiphertextException):
         kms.decrypt(CiphertextBlob=wrapped[0])  # without the purpose context KMS does not unwrap it
     assert parse(sent[0][-1]).kms_context == dict(KMS_CONTEXT)
@@ -158,3 +162,21 @@ def test_the_kms_client_honours_aws_endpoint_url_kms(kms_key, moto_url, monkeypa
         assert proxy.seen["GenerateDataKey"] == 1
     finally:
         proxy.stop()
+
+
+def test_no_data_key_or_token_reaches_the_logs_even_at_debug(kms_key, kms_proxy, caplog) -> None:
+    """botocore's DEBUG dumps hold GenerateDataKey's answer (the plaintext key) and RunTask's parameters."""
+    ecs = FakeEcs()
+    loggers = ("botocore", "aiobotocore", "ecs_executor")
+    for name in loggers:
+        caplog.set_level(logging.DEBUG, logger=name)
+    with sealed_engine(ecs, kms_key) as engine:
+        key, _ = send(engine, "a")
+        launched(engine, [key])
+        data_key = engine.data_keys.held()
+    assert data_key is not None
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "GenerateDataKey" in text and "Response body" in text  # botocore did dump the answer
+    for secret in (base64.b64encode(data_key.plaintext).decode(), repr(data_key.plaintext), SECRET_TOKEN):
+        assert secret not in text
+    assert repr(data_key.plaintext) not in repr(data_key)

@@ -152,3 +152,22 @@ def test_the_delete_and_read_buckets(lecs: LocalEcs, client: Any) -> None:
         client.list_task_definitions()
     assert error_code(err) == "ThrottlingException"
     lecs.configure(throttle=False, throttle_overrides={})
+
+
+@pytest.mark.parametrize(
+    ("action", "listing"),
+    [
+        ("ecs:ListTaskDefinitionFamilies", lambda c: c.list_task_definition_families(maxResults=1)),
+        ("ecs:ListTaskDefinitions", lambda c: c.list_task_definitions(familyPrefix="x", maxResults=1)),
+    ],
+)
+def test_a_denied_listing_answers_as_ecs_on_no_resource(
+    lecs: LocalEcs, client: Any, action: str, listing: Any
+) -> None:
+    lecs.configure(deny_actions=action)
+    with pytest.raises(client.exceptions.ClientError) as excinfo:
+        listing(client)
+    assert error_code(excinfo) == "AccessDeniedException"
+    assert f"is not authorized to perform: {action} on resource: * because" in str(excinfo.value)
+    lecs.configure(deny_actions="")
+    listing(client)

@@ -81,7 +81,7 @@ def test_launch_records_hold_what_each_task_ran_with(lecs: LocalEcs, client: Any
     assert record["containers"] == {CONTAINER: {"image": "repo/arm:1", "gpu": "2"}}
     assert record["runtimePlatform"] == {"cpuArchitecture": "ARM64"}
     assert (record["cpu"], record["memory"]) == ("512", "1024")
-    assert record["taskDefinitionArn"] == definition
+    assert record["taskDefinitionArn"] == definition and record["launchType"] == "EC2"
     described = client.describe_tasks(cluster="local", tasks=[task])["tasks"][0]
     assert {"name": "ecs.cpu-architecture", "value": "arm64"} in described["attributes"]
 
@@ -146,5 +146,6 @@ def test_launch_records_hold_ephemeral_storage(lecs: LocalEcs, client: Any) -> N
     )
     records = {r["taskArn"]: r for r in lecs.launch_records()}
     assert records[plain]["ephemeralStorageGiB"] == 30 and records[bigger]["ephemeralStorageGiB"] == 50
+    assert records[bigger]["launchType"] == "FARGATE"
     described = client.describe_tasks(cluster="local", tasks=[bigger])["tasks"][0]
     assert described["ephemeralStorage"] == {"sizeInGiB": 50}

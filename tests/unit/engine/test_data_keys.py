@@ -173,6 +173,7 @@ def test_the_command_carries_only_the_sealed_workload_and_opens_for_its_try() ->
     command, _ = sealed_request(ecs)
     assert command[:-1] == SEALED_COMMAND and "secret" not in command[-1] and "token" not in command[-1]
     assert key is not None and kms.generated() == 1
+    assert (kms.clients_built, kms.closed) == (1, 1)  # built on the engine's loop, closed at its end
     sealed = parse(command[-1])
     assert sealed.wrapped == key.wrapped and sealed.kms_context == dict(KMS_CONTEXT)
     assert (sealed.context["dag_id"], sealed.context["task_id"], sealed.context["try_number"]) == (
@@ -253,3 +254,16 @@ def test_a_sealed_workload_over_ecss_limit_fails_only_that_launch() -> None:
     (failed,) = [r for r in seen if isinstance(r, m.LaunchFailed)]
     assert failed.kind == "invalid_config" and "over ECS's limit of 8192" in failed.reason
     assert len(ecs.requests("run_task")) == 1
+
+
+async def test_a_teams_refusal_names_the_teams_env_var() -> None:
+    fake, clock = FakeKms(), Clock()
+    settings = settings_from_mapping({**OPTIONS, "workload_kms_key": KEY})
+    keys = DataKeys(
+        Context(settings, m.Channel(), RelaunchPolicy(3, 600)), fake.factory, team_name="teamA", clock=clock
+    )
+    fake.script = [kms_error("NotFoundException", f"Alias {KEY} is not found.")]
+    with pytest.raises(DataKeyUnavailable) as err:
+        await keys.current()
+    assert "AIRFLOW__TEAMA___AWS_ECS_EXECUTOR__WORKLOAD_KMS_KEY" in str(err.value)
+    assert "no such key or alias" in str(err.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -105,6 +106,81 @@ def test_throttles_and_concurrent_attempts_are_retried_without_costing_an_attemp
         assert engine.counters["definitions_reused"] == 1  # described again: the other one registered it
     assert len(fake.requests("register_task_definition")) == 2
     assert fake.requests("run_task")[0]["taskDefinition"].endswith(":1")
+
+
+def test_schedulers_registering_the_same_content_at_once_all_run_the_earliest_revision() -> None:
+    """Another scheduler registered the same content a moment before this one's registration (both found
+    nothing): each got its own revision; both run the earliest, found by its hash tag."""
+    fake = FakeEcs()
+    other: list[str] = []
+
+    def other_scheduler_first(request: dict) -> None:
+        other.append(fake.store(request))  # revision 1; this scheduler's becomes revision 2
+
+    fake.register_script = [other_scheduler_first]
+    with running_engine(fake) as engine:
+        launch(engine, "a", {"image": "x:1"})
+        launch(engine, "b", {"image": "x:1"})
+        results_until(engine, ended(2))
+        assert engine.counters["definitions_registered"] == 1
+        assert engine.counters["definitions_converged"] == 1
+    (earliest,) = other
+    family = earliest.rsplit("/", 1)[-1].split(":")[0]
+    assert [d["revision"] for d in fake.revisions(family)] == [1, 2]
+    assert {r["taskDefinition"] for r in fake.requests("run_task")} == {earliest}
+    (listed,) = fake.requests("list_task_definitions")
+    assert listed["familyPrefix"] == family and listed["sort"] == "ASC"
+
+
+def test_with_several_schedulers_one_looks_again_after_a_random_wait_before_registering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """schedulers_sharing_budget > 1: between finding nothing and registering, another scheduler's
+    registration of the same content shows up; it is used and nothing is registered."""
+    monkeypatch.setattr("ecs_executor.engine.definitions.REGISTER_SPREAD_SECONDS", 0.05)
+    probe = FakeEcs()
+    with running_engine(probe) as engine:
+        launch(engine, "a", {"image": "x:1"})
+        results_until(engine, of(m.Launched, "a"))
+    (content,) = probe.requests("register_task_definition")
+
+    class OtherSchedulerMeanwhile(FakeEcs):
+        def _describe_task_definition(self, taskDefinition: str, include: Any = None, **kw: Any) -> Any:
+            if taskDefinition == content["family"] and not self.revisions(content["family"]):
+                self.store(content)  # registered by the other scheduler while this one looks
+                raise client_error("ClientException", "Unable to describe task definition.")
+            return super()._describe_task_definition(taskDefinition, include, **kw)
+
+    fake = OtherSchedulerMeanwhile()
+    with running_engine(fake, schedulers_sharing_budget="2") as engine:
+        launch(engine, "b", {"image": "x:1"})
+        results_until(engine, of(m.Launched, "b"))
+        assert engine.counters["definitions_reused"] == 1 and engine.counters["definitions_registered"] == 0
+    assert not fake.requests("register_task_definition")
+    assert fake.requests("run_task")[0]["taskDefinition"].endswith(f"/{content['family']}:1")
+
+
+def test_a_restarted_scheduler_finding_a_later_duplicate_runs_the_earliest_and_one_without_rights_its_own(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeEcs()
+    with running_engine(fake) as engine:
+        launch(engine, "a", {"image": "x:1"})
+        results_until(engine, of(m.Launched, "a"))
+    first = fake.requests("run_task")[0]["taskDefinition"]
+    (registered,) = fake.requests("register_task_definition")
+    duplicate = fake.store(registered)  # revision 2, registered at the same moment by another scheduler
+    with running_engine(fake) as engine:
+        launch(engine, "b", {"image": "x:1"})
+        results_until(engine, of(m.Launched, "b"))
+        assert engine.counters["definitions_reused"] == 1 and engine.counters["definitions_converged"] == 1
+    assert fake.requests("run_task")[-1]["taskDefinition"] == first
+    fake.errors["list_task_definitions"] = client_error("AccessDeniedException", "not authorized")
+    with running_engine(fake) as engine:
+        launch(engine, "c", {"image": "x:1"})
+        results_until(engine, of(m.Launched, "c"))
+    assert fake.requests("run_task")[-1]["taskDefinition"] == duplicate  # launched all the same
+    assert "Could not look for earlier revisions" in caplog.text
 
 
 def test_pass_role_denied_fails_every_waiting_task_naming_the_permission() -> None:

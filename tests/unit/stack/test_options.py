@@ -120,3 +120,16 @@ def test_the_setup_guides_example_is_what_the_command_prints() -> None:
     guide = (Path(__file__).resolve().parents[3] / "docs" / "setup-guide.md").read_text()
     (example,) = [b for b in re.findall(r"```ini\n(.*?)```", guide, flags=re.S) if "CloudFormation" in b]
     assert example == render(options_from_outputs("airflow", POLLING), "ini", "airflow")
+
+
+KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def test_a_stack_with_workload_encryption_sets_the_key_and_one_without_leaves_it_unset() -> None:
+    assert (
+        options_from_outputs("airflow", {**POLLING, "WorkloadKmsKey": KEY_ARN})["workload_kms_key"] == KEY_ARN
+    )
+    assert "workload_kms_key" not in options_from_outputs("airflow", POLLING)
+    assert "workload_kms_key" not in options_from_outputs("airflow", {**POLLING, "WorkloadKmsKey": ""})
+    text = render(options_from_outputs("airflow", {**POLLING, "WorkloadKmsKey": KEY_ARN}), "env", "airflow")
+    assert f"AIRFLOW__AWS_ECS_EXECUTOR__WORKLOAD_KMS_KEY={KEY_ARN}" in text.splitlines()

@@ -1,4 +1,5 @@
-"""Tasks that ask for what they run on (issue 24): another image, ARM, a bigger task."""
+"""Tasks that ask for what they run on (issue 24): another image, ARM, a bigger task, more storage on
+Fargate (through the queue profile ``fargate``)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,16 @@ def runs_on() -> None:
     def more_memory() -> str:
         return "the base task definition, a bigger task"
 
+    @task(queue="fargate", executor_config={"ephemeral_storage": 30})
+    def more_storage() -> str:
+        return "the fargate profile's task definition, on Fargate with 30 GiB of storage"
+
     base_image()
     other_image()
     same_other_image()
     on_arm()
     more_memory()
+    more_storage()
 
 
 runs_on()
