@@ -255,7 +255,8 @@ def test_every_rule_has_the_executors_pattern_and_a_dead_letter_queue() -> None:
 
 
 def _allows(statements: list[dict[str, Any]], action: str, resource: str, context: dict[str, str]) -> bool:
-    """IAM's answer for Allow statements alone: action, resource (wildcards) and every condition."""
+    """IAM's answer for Allow statements alone: action (case-insensitive), resource (both with wildcards)
+    and every condition."""
     from ecs_executor.check.event_wiring import condition_matches, iam_glob
 
     for st in statements:
@@ -263,7 +264,7 @@ def _allows(statements: list[dict[str, Any]], action: str, resource: str, contex
         resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
         if (
             st["Effect"] != "Allow"
-            or action not in actions
+            or not any(iam_glob(a.lower(), action.lower()) for a in actions)
             or not any(iam_glob(r, resource) for r in resources)
         ):
             continue
@@ -441,18 +442,15 @@ def test_the_policy_scan_sees_one_word_calls_by_their_request_members() -> None:
 
 def test_the_task_role_may_decrypt_exactly_as_the_worker_calls() -> None:
     """The worker (ecs_executor/worker/) runs as the task role: its KMS calls are that role's KMS grants,
-    in its IAM policy and in the created key's policy; the execution role gets no KMS access at all."""
+    all in its IAM policy (the created key's policy names no role); the execution role gets no KMS access."""
     worker_calls = _product_calls(worker=True)
     assert worker_calls == {"kms:Decrypt"}
     assert _policy_actions("TaskRoleWorkloadDecrypt") == worker_calls
-    assert _key_policy_grants()["TaskRole"] == worker_calls
 
 
 def test_the_execution_role_gets_no_kms_access() -> None:
     assert "kms" not in json.dumps(T["Resources"]["TaskExecutionRole"]).lower()
-    assert all(
-        "TaskExecutionRole" not in json.dumps(st.get("Principal")) for st in _statements("WorkloadKey")
-    )
+    assert "TaskExecutionRole" not in json.dumps(T["Resources"]["WorkloadKey"])
 
 
 def test_the_events_policy_has_the_queue_and_rule_actions_of_event_tracking() -> None:
@@ -613,39 +611,20 @@ PURPOSE_CONDITION = {"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v i
 KEY_ARN = {"Fn::If": ["CreateWorkloadKey", {"Fn::GetAtt": ["WorkloadKey", "Arn"]}, {"Ref": "WorkloadKmsKey"}]}
 
 
-def _key_statements() -> list[dict[str, Any]]:
-    """The created key's policy; a statement naming the scheduler's role exists only when it is given."""
-    statements = []
-    for statement in _statements("WorkloadKey"):
-        if "Fn::If" in statement:
-            condition, statement, otherwise = statement["Fn::If"]
-            assert (condition, otherwise) == ("HasSchedulerRole", {"Ref": "AWS::NoValue"})
-            assert statement["Principal"]["AWS"]["Fn::Sub"].endswith(":role/${SchedulerRoleName}")
-        statements.append(statement)
-    return statements
+ACCOUNT_STATEMENT = {
+    "Sid": "AccountAdministersTheKey",
+    "Effect": "Allow",
+    "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+    "Action": "kms:*",
+    "Resource": "*",
+}
 
 
-def _principal(statement: dict[str, Any]) -> str:
-    principal = statement["Principal"]["AWS"]
-    if principal == {"Fn::GetAtt": ["TaskRole", "Arn"]}:
-        return "TaskRole"
-    text = principal["Fn::Sub"]
-    return {":root": "account", ":role/${SchedulerRoleName}": "scheduler"}[text[text.rindex(":") :]]
-
-
-def _key_policy_grants() -> dict[str, set[str]]:
-    grants: dict[str, set[str]] = {}
-    for statement in _key_statements():
-        grants.setdefault(_principal(statement), set()).add(statement["Action"])
-    return grants
-
-
-def test_the_key_policy_lets_the_account_administer_and_each_role_do_its_part() -> None:
-    assert _key_policy_grants() == {
-        "account": {"kms:*"},  # AWS's default statement: without it IAM policies grant nothing on the key
-        "scheduler": _policy_actions("SchedulerWorkloadKeyPolicy"),
-        "TaskRole": _policy_actions("TaskRoleWorkloadDecrypt"),
-    }
+def test_the_key_policy_is_the_account_statement_alone_and_names_no_role() -> None:
+    """The account administers the key and IAM policies grant its use (AWS's default statement: without it
+    IAM policies grant nothing on the key). No role is named: KMS refuses a key policy naming a principal
+    it cannot see yet, and the roles' IAM policies are the one place that grants, for the purpose only."""
+    assert _statements("WorkloadKey") == [ACCOUNT_STATEMENT]
     key = T["Resources"]["WorkloadKey"]["Properties"]
     assert (key["KeySpec"], key["KeyUsage"]) == (KEY_SPEC, KEY_USAGE)  # what check's key row requires
 
@@ -654,7 +633,7 @@ def test_data_keys_and_decryption_are_allowed_for_the_workload_purpose_only() ->
     """Each statement allows one action. GenerateDataKey and Decrypt only with the purpose's encryption
     context; DescribeKey without it (its request has no encryption context: the condition would never hold).
     IAM policies name the key by its ARN, the only form IAM takes for a KMS key."""
-    statements = [(s, "key") for s in _key_statements()] + [
+    statements = [(s, "key") for s in _statements("WorkloadKey")] + [
         (s, "iam") for r in ("SchedulerWorkloadKeyPolicy", "TaskRoleWorkloadDecrypt") for s in _statements(r)
     ]
     seen = set()
@@ -687,12 +666,53 @@ def test_the_workload_key_parameter_takes_none_create_or_a_key_arn() -> None:
         )
 
 
-def _key_allows(
-    statements: list[dict[str, Any]], principal: str, action: str, context: dict[str, str]
+def _kms_allows(
+    key_policy: list[dict[str, Any]],
+    identity: list[dict[str, Any]],
+    principal: str,
+    action: str,
+    key: str,
+    context: dict[str, str],
 ) -> bool:
-    """A key policy's answer for one principal: its own statements (Resource "*" is the key itself)."""
-    own = [s for s in statements if s["Principal"]["AWS"] == principal]
-    return _allows([{**s, "Action": [s["Action"]]} for s in own], action, "*", context)
+    """KMS's answer for Allow statements, as its key-policy documentation puts it: the key policy allows the
+    principal itself, or it allows the principal's account (which is what lets IAM policies grant) and one of
+    the principal's own IAM policies allows the call on that key."""
+    partition, account = principal.split(":", 5)[1:5:3]
+
+    def key_policy_allows(who: set[str]) -> bool:
+        return _allows([s for s in key_policy if _named(s) & who], action, key, context)
+
+    return key_policy_allows({principal, "*"}) or (
+        key_policy_allows({f"arn:{partition}:iam::{account}:root", account})
+        and _allows(identity, action, key, context)
+    )
+
+
+def _named(statement: dict[str, Any]) -> set[str]:
+    """The AWS principals a key policy statement names ("*" for anyone)."""
+    principal = statement["Principal"]
+    aws = principal.get("AWS", []) if isinstance(principal, dict) else principal
+    return set(aws if isinstance(aws, list) else [aws])
+
+
+def _role_statements(iam: Any, role: str) -> list[dict[str, Any]]:
+    """Every statement of a role's IAM policies, inline and attached, as moto stores them."""
+    documents = []
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        # moto keeps a role's inline policy (AWS::IAM::Role Policies) as the repr of a dict.
+        documents.append(ast.literal_eval(document) if isinstance(document, str) else document)
+    for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+        arn = attached["PolicyArn"]
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        documents.append(
+            iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        )
+    statements: list[dict[str, Any]] = []
+    for document in documents:
+        found = without_no_value(document)["Statement"]
+        statements += found if isinstance(found, list) else [found]
+    return statements
 
 
 PURPOSE = {f"kms:EncryptionContext:{k}": v for k, v in KMS_CONTEXT.items()}
@@ -701,6 +721,8 @@ OTHER_PURPOSE = {f"kms:EncryptionContext:{k}": "something-else" for k in KMS_CON
 
 @pytest.mark.usefixtures("complete_moto_cloudformation")
 def test_the_deployed_workload_key_lets_each_role_do_its_part_only(moto_url: str) -> None:
+    """The deployed key's policy names the account alone, so each role's KMS access is what its own IAM
+    policies (all of them, read back from IAM) grant: its one call, on this key, for the purpose only."""
     c = aws_clients(moto_url, "iam", "kms")
     trust = {
         "Version": "2012-10-17",
@@ -719,39 +741,40 @@ def test_the_deployed_workload_key_lets_each_role_do_its_part_only(moto_url: str
     assert c["kms"].get_key_rotation_status(KeyId=key)["KeyRotationEnabled"] is True
 
     policy = c["kms"].get_key_policy(KeyId=key, PolicyName="default")["Policy"]
-    statements = without_no_value(json.loads(policy) if isinstance(policy, str) else policy)["Statement"]
+    key_policy = without_no_value(json.loads(policy) if isinstance(policy, str) else policy)["Statement"]
+    account = key.split(":")[4]
+    assert {json.dumps(s["Principal"]) for s in key_policy} == {
+        json.dumps({"AWS": f"arn:aws:iam::{account}:root"})
+    }
+    other_key = key.rsplit("/", 1)[0] + f"/{uuid.uuid4()}"
     task_role, execution_role = out["TaskRoleArn"], out["TaskExecutionRoleArn"]
-    assert _key_allows(statements, scheduler, "kms:GenerateDataKey", PURPOSE)
-    assert not _key_allows(statements, scheduler, "kms:GenerateDataKey", OTHER_PURPOSE)
-    assert not _key_allows(statements, scheduler, "kms:GenerateDataKey", {})
-    assert _key_allows(statements, scheduler, "kms:DescribeKey", {})
-    assert not _key_allows(statements, scheduler, "kms:Decrypt", PURPOSE)
-    assert _key_allows(statements, task_role, "kms:Decrypt", PURPOSE)
-    assert not _key_allows(statements, task_role, "kms:Decrypt", OTHER_PURPOSE)
-    assert not _key_allows(statements, task_role, "kms:GenerateDataKey", PURPOSE)
-    assert execution_role not in json.dumps(statements)
+    identities = {
+        arn: _role_statements(c["iam"], arn.rsplit("/", 1)[1])
+        for arn in (scheduler, task_role, execution_role)
+    }
 
+    def may(role: str, action: str, key_arn: str, context: dict[str, str]) -> bool:
+        return _kms_allows(key_policy, identities[role], role, action, key_arn, context)
+
+    assert may(scheduler, "kms:GenerateDataKey", key, PURPOSE)
+    assert may(scheduler, "kms:DescribeKey", key, {})
+    assert not may(scheduler, "kms:GenerateDataKey", key, OTHER_PURPOSE)
+    assert not may(scheduler, "kms:GenerateDataKey", key, {})
+    assert not may(scheduler, "kms:GenerateDataKey", other_key, PURPOSE)
+    assert not may(scheduler, "kms:Decrypt", key, PURPOSE)
+    assert may(task_role, "kms:Decrypt", key, PURPOSE)
+    assert not may(task_role, "kms:Decrypt", key, OTHER_PURPOSE)
+    assert not may(task_role, "kms:Decrypt", key, {})
+    assert not may(task_role, "kms:Decrypt", other_key, PURPOSE)
+    assert not may(task_role, "kms:GenerateDataKey", key, PURPOSE)
+    assert not may(task_role, "kms:DescribeKey", key, {})
+    for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"):
+        assert not may(execution_role, action, key, PURPOSE), action
+    # The account statement is what lets those IAM policies grant: without it they grant nothing.
+    assert not _kms_allows([], identities[task_role], task_role, "kms:Decrypt", key, PURPOSE)
+    assert "open-workload" in c["iam"].list_role_policies(RoleName=task_role.rsplit("/", 1)[1])["PolicyNames"]
     attached = c["iam"].list_attached_role_policies(RoleName=name)["AttachedPolicies"]
     assert out["SchedulerWorkloadKeyPolicyArn"] in {p["PolicyArn"] for p in attached}
-    arn = out["SchedulerWorkloadKeyPolicyArn"]
-    version = c["iam"].get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-    iam_statements = c["iam"].get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"][
-        "Document"
-    ]
-    iam_statements = iam_statements["Statement"]
-    other_key = key.rsplit("/", 1)[0] + f"/{uuid.uuid4()}"
-    assert _allows(iam_statements, "kms:GenerateDataKey", key, PURPOSE)
-    assert not _allows(iam_statements, "kms:GenerateDataKey", key, OTHER_PURPOSE)
-    assert not _allows(iam_statements, "kms:GenerateDataKey", other_key, PURPOSE)
-    assert _allows(iam_statements, "kms:DescribeKey", key, {})
-    role = task_role.rsplit("/", 1)[1]
-    assert "open-workload" in c["iam"].list_role_policies(RoleName=role)["PolicyNames"]
-    document = c["iam"].get_role_policy(RoleName=role, PolicyName="open-workload")["PolicyDocument"]
-    assert _allows(document["Statement"], "kms:Decrypt", key, PURPOSE)
-    assert not _allows(document["Statement"], "kms:Decrypt", key, {})
-    execution = execution_role.rsplit("/", 1)[1]
-    for policy_name in c["iam"].list_role_policies(RoleName=execution)["PolicyNames"]:
-        assert "kms:" not in json.dumps(c["iam"].get_role_policy(RoleName=execution, PolicyName=policy_name))
 
     # The key works for the envelope's KMS half; moto binds the encryption context as KMS does.
     data_key = c["kms"].generate_data_key(KeyId=key, KeySpec="AES_256", EncryptionContext=dict(KMS_CONTEXT))
