@@ -31,7 +31,8 @@ EXIT_MEANINGS = {
     EXIT_NO_COMMAND: "entrypoint.sh was started without a command",
     EXIT_VERSION_UNREADABLE: "entrypoint.sh could not read the image's Python/Airflow version",
     EXIT_KMS_KEY_UNUSABLE: "the worker could not unwrap the workload's data key: the KMS key "
-    "(workload_kms_key) is disabled, pending deletion or not found; enable it or set another key",
+    "(workload_kms_key) is disabled, pending deletion, not found or unavailable (custom key store); enable "
+    "it or set another key",
     EXIT_KMS_ACCESS_DENIED: "the task role may not decrypt with the KMS key (workload_kms_key): grant it "
     "kms:Decrypt conditioned on ecs-executor:purpose=airflow-workload (docs/security.md)",
     EXIT_CONTEXT_MISMATCH: "the sealed workload does not authenticate for this try (made for another "

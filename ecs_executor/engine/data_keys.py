@@ -70,6 +70,7 @@ class DataKeys:
         self._key: DataKey | None = None
         self._flight: asyncio.Task[DataKey] | None = None
         self._refused: tuple[float, str] | None = None  # (when, reason)
+        self.last_failure: str | None = None  # why the last GenerateDataKey gave no key (None: it did)
 
     def held(self) -> DataKey | None:
         """The data key to seal with now without waiting; None when there is none or it expired."""
@@ -100,16 +101,36 @@ class DataKeys:
         hand the try waits for one while it lives: None once revoked, or its token expired (``expire``), or
         KMS refused the key (the try failed, kind "kms")."""
         key = self.held()
-        if key is None:
+        while key is None:
             getting = asyncio.ensure_future(self.current())
             try:
-                if not await wait_while_live(tracked, getting, expire=expire):
+                if not await wait_while_live(tracked, getting, expire=self._naming_kms(expire)):
                     return None
                 key = getting.result()
             except DataKeyUnavailable as exc:
                 self.ctx.fail_launch(tracked, str(exc), "kms")
                 return None
+            if key_use(key.expires_at, self.lifetime, self.clock()) is KeyUse.WAIT:
+                key = None  # expired on its way here: it never seals
         return sealed_command(seal(workload_json, key, try_context(tracked.identity.to_dict())))
+
+    def _naming_kms(
+        self, expire: Callable[[Tracked, bool], Awaitable[None]]
+    ) -> Callable[[Tracked, bool], Awaitable[None]]:
+        """A try whose token expired while KMS gave no key fails saying so (not a bare "expired")."""
+
+        async def expired(tracked: Tracked, outcome_unknown: bool) -> None:
+            if self.last_failure is None:
+                await expire(tracked, outcome_unknown)
+                return
+            reason = (
+                "the task was not started before its Airflow token expired "
+                "([scheduler] task_queued_timeout): "
+                f"no KMS data key for {self.option} = {self.key_id!r} ({self.last_failure})"
+            )
+            self.ctx.fail_launch(tracked, reason, "kms")
+
+        return expired
 
     async def prime(self) -> None:
         """At engine start: the first key before the first launch needs it (a refusal is only logged)."""
@@ -154,7 +175,14 @@ class DataKeys:
                     key_arn=str(answer.get("KeyId") or self.key_id),
                     expires_at=started + self.lifetime,  # from the request: never later than KMS's key
                 )
-                self._key, self._refused = key, None
+                if self.clock() >= key.expires_at:  # the answer took longer than a key lives
+                    failures += 1
+                    self.last_failure = (
+                        f"GenerateDataKey answered after the key's {self.lifetime:.0f}s lifetime"
+                    )
+                    log.warning("%s; asking again", self.last_failure)
+                    continue
+                self._key, self._refused, self.last_failure = key, None, None
                 if failures:
                     log.info("KMS gave a data key for %s after %d failed attempts", self.option, failures)
                 return key
@@ -176,6 +204,7 @@ class DataKeys:
         if verdict is KmsVerdict.REFRESH_CLIENT:
             await self.close()  # the next attempt builds a client with fresh credentials
         said = f"{code}: {message}" if code else message
+        self.last_failure = said
         if failures in NOTE_AFTER_FAILURES or failures % 50 == 0:
             self.ctx.emit(
                 m.EngineNote(

@@ -25,10 +25,12 @@ from botocore.exceptions import (
     ClientError,
     NoCredentialsError,
     NoRegionError,
+    ParamValidationError,
     PartialCredentialsError,
 )
 
 from ecs_executor.core.envelope import (
+    KMS_CONTEXT,
     WORKLOAD_COMMAND,
     ContextMismatch,
     CorruptEnvelope,
@@ -123,6 +125,10 @@ def exit_for_kms_error(code: str) -> int:
 
 def refusal_for(exc: Exception) -> Refused:
     """What a botocore exception from creating the client or calling Decrypt means for the try."""
+    if isinstance(exc, ParamValidationError):  # e.g. a wrapped key longer than KMS accepts: not KMS's fault
+        return Refused(
+            EXIT_ENVELOPE_CORRUPT, f"the envelope's wrapped data key is not a valid KMS ciphertext ({exc})"
+        )
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code") or "Unknown")
@@ -170,6 +176,10 @@ def unseal(envelope: str, make_client: Callable[[], Any] = kms_client) -> str:
         raise Refused(EXIT_ENVELOPE_CORRUPT, str(exc)) from None
     if not sealed.wrapped:
         raise Refused(EXIT_ENVELOPE_CORRUPT, "the wrapped data key is empty")
+    if sealed.kms_context != KMS_CONTEXT:  # only the executor's purpose; never decrypt for another
+        raise Refused(
+            EXIT_CONTEXT_MISMATCH, "the envelope names another KMS encryption context than the executor's"
+        )
     try:
         answer = make_client().decrypt(CiphertextBlob=sealed.wrapped, EncryptionContext=sealed.kms_context)
     except (BotoCoreError, ClientError, ValueError) as exc:  # ValueError: a malformed endpoint URL

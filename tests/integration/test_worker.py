@@ -245,9 +245,9 @@ def test_no_credentials_exits_82(run_worker: Any, workload: Any, data_key: DataK
 
 
 def test_an_altered_kms_context_exits_83(run_worker: Any, workload: Any, data_key: DataKey) -> None:
-    """KMS authenticates the wrapped key's context: moto answers InvalidCiphertextException as KMS does."""
+    """The worker decrypts for the executor's purpose only: another KMS context is refused before KMS."""
     envelope = replace_field(seal_workload(workload, data_key), 1, b64({"ecs-executor:purpose": "other"}))
-    refused(run_worker(envelope), EXIT_CONTEXT_MISMATCH, "InvalidCiphertextException")
+    refused(run_worker(envelope), EXIT_CONTEXT_MISMATCH, "another KMS encryption context")
 
 
 def test_a_try_context_moved_from_another_envelope_exits_83(

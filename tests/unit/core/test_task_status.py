@@ -118,7 +118,7 @@ def test_a_stopped_task_is_judged_stopped() -> None:
 @pytest.mark.parametrize(
     ("code", "meaning"),
     [
-        (81, "disabled, pending deletion or not found"),
+        (81, "disabled, pending deletion, not found or unavailable"),
         (82, "task role may not decrypt"),
         (83, "does not authenticate for this try"),
         (84, "not a readable sealed workload"),

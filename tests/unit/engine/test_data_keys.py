@@ -88,6 +88,20 @@ async def test_an_expired_key_never_seals_launches_wait_for_the_next() -> None:
     assert (await waiting) is not old
 
 
+async def test_a_key_that_arrives_after_its_lifetime_never_seals_kms_is_asked_again() -> None:
+    fake, clock = FakeKms(), Clock()
+    keys, ctx = data_keys(fake, clock, workload_data_key_seconds="60")
+
+    def slow(request: dict[str, Any]) -> Any:  # KMS answers after 70 s: the key is expired on arrival
+        clock.now += 70
+        return {"Plaintext": os.urandom(32), "CiphertextBlob": b"late", "KeyId": "arn:aws:kms:late"}
+
+    fake.script = [slow]
+    key = await keys.current()
+    assert fake.generated() == 2 and key.expires_at > clock.now
+    assert ctx.counters["kms_calls"] == 2 and keys.last_failure is None
+
+
 async def test_throttling_5xx_and_lost_connections_are_waited_out() -> None:
     fake, clock = FakeKms(), Clock()
     keys, ctx = data_keys(fake, clock)
@@ -222,7 +236,7 @@ def test_a_try_revoked_while_waiting_for_a_key_never_launches() -> None:
     assert [r["tags"][1]["value"] for r in ecs.requests("run_task")] == ["b"]
 
 
-def test_a_try_whose_token_expires_while_waiting_for_a_key_fails_expired() -> None:
+def test_a_try_whose_token_expires_while_kms_gives_no_key_fails_naming_kms() -> None:
     ecs, kms = FakeEcs(), FakeKms()
     kms.script = [kms_error("ThrottlingException", "Rate exceeded")] * 100_000
     with running_engine(ecs, kms_factory=kms.factory, workload_kms_key=KEY) as engine:
@@ -238,7 +252,9 @@ def test_a_try_whose_token_expires_while_waiting_for_a_key_fails_expired() -> No
         )
         seen = results_until(engine, of(m.LaunchFailed, "a"))
     (failed,) = [r for r in seen if isinstance(r, m.LaunchFailed)]
-    assert failed.kind == "expired" and ecs.requests("run_task") == []
+    assert failed.kind == "kms" and ecs.requests("run_task") == []
+    assert "token expired" in failed.reason and "ThrottlingException: Rate exceeded" in failed.reason
+    assert ENV in failed.reason or "workload_kms_key" in failed.reason
 
 
 def test_a_sealed_workload_over_ecss_limit_fails_only_that_launch() -> None:

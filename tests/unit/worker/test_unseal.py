@@ -16,6 +16,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ParamValidationError,
 )
 from botocore.stub import Stubber
 
@@ -80,6 +81,7 @@ def test_errors_any_aws_api_answers(code: str, exit_code: int) -> None:
         (EndpointConnectionError(endpoint_url="https://kms.eu-west-1.amazonaws.com/"), 85, "kms.eu-west-1"),
         (ConnectTimeoutError(endpoint_url="https://kms"), 85, "ConnectTimeoutError"),
         (CredentialRetrievalError(provider="container-role", error_msg="timed out"), 85, "container-role"),
+        (ParamValidationError(report="CiphertextBlob too long"), 84, "not a valid KMS ciphertext"),
     ],
 )
 def test_botocore_errors_without_an_answer(exc: Exception, exit_code: int, fragment: str) -> None:
