@@ -23,7 +23,9 @@ from ecs_executor.demo.postgres import LocalPostgres
 
 HA_AIRFLOW_CONFIG = {
     # Airflow's defaults are 30 s and 300 s: a dead scheduler's tasks would wait minutes to be adopted.
-    ("scheduler", "scheduler_health_check_threshold"): "10",
+    # The threshold stays Airflow's 30 s: with 10 s, a loaded 2-core machine (scheduling loops of 8-9 s)
+    # had a live scheduler declared dead, and its queued tries without an ARN yet reset to a new try.
+    ("scheduler", "scheduler_health_check_threshold"): "30",
     ("scheduler", "orphaned_tasks_check_interval"): "5",
     # Tasks wait for the one API server at most 5 s by default; on a loaded 2-core machine running a
     # whole HA deployment a task's request can take longer, and the task then fails (ReadTimeout).

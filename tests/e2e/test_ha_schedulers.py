@@ -43,7 +43,7 @@ TIS = int(os.environ.get("ECS_HA_TIS", "60"))
 RUNNING = int(os.environ.get("ECS_HA_RUNNING", "20"))
 # Tasks each scheduler runs at once: every task is a Python process of ~150 MB here.
 PARALLELISM = os.environ.get("ECS_HA_PARALLELISM", "16")
-SLEEP_SECONDS = 60  # long enough to outlive detection (10 s) + the orphan check (every 5 s) on a busy machine
+SLEEP_SECONDS = 90  # outlives detection (30 s) + the orphan check (every 5 s) + a busy machine's heartbeats
 RUN_TIMEOUT = 60.0 + 6.0 * TIS
 # The orphan sweep runs in every scenario; its grace period is scaled down from 600 s to the minimum.
 ORPHAN_GRACE = 60
