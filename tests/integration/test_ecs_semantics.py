@@ -250,7 +250,8 @@ def test_queue_profiles_route_tasks_and_an_unknown_queue_fails_with_the_choices(
 
 
 def test_capacity_shortage_is_waited_out_past_max_attempts(local_ecs, point_at, executors):
-    point_at(local_ecs.url, max_run_task_attempts="2", capacity_wait_seconds="6")
+    # Relaunches come 1-2 s, then 2-4 s apart: a 6 s wait could end before the third on a busy machine.
+    point_at(local_ecs.url, max_run_task_attempts="2", capacity_wait_seconds="40")
     executor = executors()
     driver = Driver(executor)
     local_ecs.configure(run_task_failure_rate=1.0, run_task_failure_reason="RESOURCE:MEMORY")
