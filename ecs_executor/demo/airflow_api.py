@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 ADMIN_USER = "admin"
+#: How long one REST call may take before it counts as timed out.
+API_TIMEOUT_SECONDS = 30.0
 
 
 class AirflowApiError(RuntimeError):
@@ -69,15 +71,23 @@ class AirflowApi:
         return self._token
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One REST call; a GET that times out is asked again (twice): on a loaded machine the one API
+        server, busy with every task's Execution API calls, can take longer than 30 s to answer."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            f"{self.api_url}/api/v2{path}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token()}"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
+        for attempt in range(3):
+            req = urllib.request.Request(
+                f"{self.api_url}/api/v2{path}",
+                data=data,
+                method=method,
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token()}"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=API_TIMEOUT_SECONDS) as resp:
+                    return json.loads(resp.read() or b"null")
+            except TimeoutError:
+                if method != "GET" or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
