@@ -163,9 +163,7 @@ class LocalDeployment(AirflowApi):
                 "AIRFLOW__API__PORT": str(self.api_port),
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
-                # One API server process answers every task's Execution API calls: on a loaded 2-core
-                # machine a call can take longer than Airflow's 5 s, and the task then dies (ReadTimeout).
-                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",  # one API server; 5 s fails on a busy host
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
