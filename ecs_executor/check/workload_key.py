@@ -14,9 +14,10 @@ from typing import Any
 
 from ecs_executor.aws.clients import describe_error, error_code
 from ecs_executor.check.rows import ACCESS_DENIED_CODES, CheckResult, Probe, skip, warn
+from ecs_executor.core.data_key_policy import KEY_SPEC, KEY_USAGE
 from ecs_executor.core.envelope import KMS_CONTEXT, PURPOSE, PURPOSE_KEY
 
-KEY_STATE, KEY_USAGE, KEY_SPEC = "Enabled", "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT"
+KEY_STATE = "Enabled"
 CONDITION = f"kms:EncryptionContext:{PURPOSE_KEY} = {PURPOSE}"
 DOCS = "docs/security.md"
 NOT_TRIED = skip("workload data keys", "not tried: the workload key is not usable (row above)")

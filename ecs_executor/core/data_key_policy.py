@@ -44,6 +44,8 @@ KMS_TRANSIENT_CODES = frozenset(
     {"KMSInternalException", "DependencyTimeoutException", "KeyUnavailableException"}
 )
 #: Key states (DescribeKey KeyMetadata.KeyState) that make the key unusable for sealing for good.
+#: The only key a data key for sealing comes from: symmetric, for encryption (DescribeKey's KeyMetadata).
+KEY_USAGE, KEY_SPEC = "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT"
 UNUSABLE_STATES = frozenset({"Disabled", "PendingDeletion", "PendingReplicaDeletion", "PendingImport"})
 
 _HINTS = {
@@ -120,10 +122,10 @@ def key_metadata_problem(metadata: Mapping[str, Any]) -> str | None:
             "the key is an AWS managed key, usable only by its own AWS service; name a customer managed key"
         )
     usage, spec = metadata.get("KeyUsage"), metadata.get("KeySpec") or metadata.get("CustomerMasterKeySpec")
-    if usage not in (None, "ENCRYPT_DECRYPT") or spec not in (None, "SYMMETRIC_DEFAULT"):
+    if usage not in (None, KEY_USAGE) or spec not in (None, KEY_SPEC):
         return (
-            f"the key is a {spec} key for {usage}; GenerateDataKey needs a symmetric (SYMMETRIC_DEFAULT) "
-            "key with key usage ENCRYPT_DECRYPT"
+            f"the key is a {spec} key for {usage}; GenerateDataKey needs a symmetric ({KEY_SPEC}) "
+            f"key with key usage {KEY_USAGE}"
         )
     return None
 

@@ -12,15 +12,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
-from botocore.session import get_session
-from botocore.validate import ParamValidator
 
 from ecs_executor import messages as m
 from ecs_executor.config.settings import settings_from_mapping
 from ecs_executor.engine import Engine
 from ecs_executor.request.run_task import TryIdentity, new_launch_id
+from tests.support.service_model import assert_valid_request, service_model
 
-_MODEL = get_session().get_service_model("ecs")
+_MODEL = service_model("ecs")
 _METHODS = {
     "run_task": "RunTask",
     "describe_tasks": "DescribeTasks",
@@ -68,8 +67,7 @@ class FakeEcs:
             raise AttributeError(method)
 
         async def call(**kwargs: Any) -> Any:
-            report = ParamValidator().validate(kwargs, _MODEL.operation_model(_METHODS[method]).input_shape)
-            assert not report.has_errors(), report.generate_report()
+            assert_valid_request(_MODEL, _METHODS[method], kwargs)
             self.calls.append((method, kwargs))
             if method in self.errors:
                 raise self.errors[method]

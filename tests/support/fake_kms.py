@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
-from botocore.session import get_session
-from botocore.validate import ParamValidator
 
-_MODEL = get_session().get_service_model("kms")
+from tests.support.service_model import assert_valid_request, service_model
+
+_MODEL = service_model("kms")
 _METHODS = {"generate_data_key": "GenerateDataKey", "describe_key": "DescribeKey"}
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
@@ -42,8 +42,7 @@ class FakeKms:
             raise AttributeError(method)
 
         async def call(**kwargs: Any) -> Any:
-            report = ParamValidator().validate(kwargs, _MODEL.operation_model(_METHODS[method]).input_shape)
-            assert not report.has_errors(), report.generate_report()
+            assert_valid_request(_MODEL, _METHODS[method], kwargs)
             self.calls.append((method, kwargs))
             if self.gate is not None:
                 await self.gate.wait()
